@@ -1,0 +1,54 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let package = Package(
+    name: "planrun",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "planrun", targets: ["planrun"]),
+        .library(name: "PlanRunCore", targets: ["PlanRunCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
+        .target(
+            name: "PlanRunCore",
+            dependencies: [
+                "CYAML",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Collections", package: "swift-collections"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ]
+        ),
+        .target(
+            name: "PlanRunCLI",
+            dependencies: [
+                "PlanRunCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "planrun",
+            dependencies: ["PlanRunCLI"]
+        ),
+        .testTarget(
+            name: "PlanRunCoreTests",
+            dependencies: ["PlanRunCore"]
+        ),
+        .testTarget(
+            name: "PlanRunCLITests",
+            dependencies: ["PlanRunCLI", "PlanRunCore"]
+        ),
+    ]
+)

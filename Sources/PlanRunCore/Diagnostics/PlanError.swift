@@ -1,0 +1,90 @@
+/// Every semantic problem a plan (or its files) can have. All message text
+/// lives in `description`; a `Diagnostic` adds the location.
+/// Style: lowercase, no trailing period, names in backticks (DESIGN §2).
+package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
+    // Files
+    case fileNotFound(path: String)
+    case isDirectory(path: String)
+    case unreadable(path: String, reason: String)
+    case notUTF8
+    case emptyFile
+    // YAML
+    case yamlSyntax(String)
+    case duplicateKey(key: String, firstLine: Int)
+    case aliasNotQuoted(text: String)
+    case unknownAlias(name: String)
+    case aliasExpansionLimit(limit: Int)
+    case nestingTooDeep(limit: Int)
+    case multipleDocuments
+    case invalidMergeKey
+    // Shape
+    case wrongType(key: String, expected: String, found: String)
+    case unknownKey(key: String, context: String, suggestion: String?)
+    case missingKey(key: String, context: String)
+    case unsupportedVersion(found: String)
+    case invalidValue(key: String, value: String, expected: String)
+    case invalidDuration(key: String, value: String)
+    case emptySubtasks
+    // Semantics
+    case invalidID(id: String)
+    case duplicateID(id: String, firstLine: Int)
+    case unknownDependency(subtask: String, dependency: String, suggestion: String?)
+    case selfDependency(id: String)
+    case duplicateDependency(subtask: String, dependency: String)
+    case unknownAgent(name: String, suggestion: String?)
+    case missingRun(subtask: String)
+    case missingCommand(agent: String)
+    case outputEscapes(path: String)
+    case duplicateOutput(path: String, first: String, second: String)
+    case cycle(path: [String])
+    case unknownTarget(name: String, suggestion: String?)
+
+    package var description: String {
+        switch self {
+        case .fileNotFound(let path): "no such file: \(path)"
+        case .isDirectory(let path): "\(path) is a directory, not a plan file"
+        case .unreadable(let path, let reason): "cannot read \(path): \(reason)"
+        case .notUTF8: "the file is not valid UTF-8 text"
+        case .emptyFile: "the plan file is empty; expected a mapping with `version` and `subtasks`"
+        case .yamlSyntax(let message): "invalid YAML: \(message)"
+        case .duplicateKey(let key, let firstLine): "duplicate key `\(key)` (first defined on line \(firstLine))"
+        case .aliasNotQuoted(let text):
+            "`\(text)` is read as a YAML alias; quote the pattern: \"\(text)\""
+        case .unknownAlias(let name): "unknown YAML alias `*\(name)`"
+        case .aliasExpansionLimit(let limit): "YAML aliases expand to more than \(limit) nodes; refusing to expand further"
+        case .nestingTooDeep(let limit): "YAML nesting is deeper than \(limit) levels"
+        case .multipleDocuments: "the file holds more than one YAML document; a plan is one document"
+        case .invalidMergeKey: "the merge key `<<` needs a mapping or a list of mappings"
+        case .wrongType(let key, let expected, let found): "`\(key)` must be \(expected), not \(found)"
+        case .unknownKey(let key, let context, let suggestion):
+            "unknown key `\(key)` in \(context)" + Self.didYouMean(suggestion)
+        case .missingKey(let key, let context): "missing required key `\(key)` in \(context)"
+        case .unsupportedVersion(let found): "unsupported plan version \(found); only version 1 is accepted"
+        case .invalidValue(let key, let value, let expected): "invalid value `\(value)` for `\(key)`; expected \(expected)"
+        case .invalidDuration(let key, let value):
+            "invalid duration `\(value)` for `\(key)`; use forms like 500ms, 10s, 5m, 2h or 1m30s"
+        case .emptySubtasks: "`subtasks` must list at least one subtask"
+        case .invalidID(let id): "invalid subtask id `\(id)`; use letters, digits, `_`, `.` and `-`"
+        case .duplicateID(let id, let firstLine): "duplicate subtask id `\(id)` (first defined on line \(firstLine))"
+        case .unknownDependency(let subtask, let dependency, let suggestion):
+            "subtask `\(subtask)` depends on unknown subtask `\(dependency)`" + Self.didYouMean(suggestion)
+        case .selfDependency(let id): "subtask `\(id)` depends on itself"
+        case .duplicateDependency(let subtask, let dependency):
+            "subtask `\(subtask)` lists dependency `\(dependency)` more than once"
+        case .unknownAgent(let name, let suggestion):
+            "agent `\(name)` is not defined" + Self.didYouMean(suggestion)
+        case .missingRun(let subtask): "subtask `\(subtask)` uses a shell agent but has no `run`"
+        case .missingCommand(let agent): "agent `\(agent)` of kind `command` needs a non-empty `command`"
+        case .outputEscapes(let path): "output `\(path)` leaves the plan's folder; use a relative path inside it"
+        case .duplicateOutput(let path, let first, let second):
+            "output `\(path)` of subtask `\(second)` is already declared by subtask `\(first)`"
+        case .cycle(let path): "cycle: " + path.joined(separator: " -> ")
+        case .unknownTarget(let name, let suggestion):
+            "no subtask named `\(name)`" + Self.didYouMean(suggestion)
+        }
+    }
+
+    private static func didYouMean(_ suggestion: String?) -> String {
+        suggestion.map { "; did you mean `\($0)`?" } ?? ""
+    }
+}

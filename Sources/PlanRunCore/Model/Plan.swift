@@ -1,0 +1,223 @@
+import Foundation
+
+/// The plan format version this build of planrun reads (DESIGN §1).
+package let planFormatVersion = 1
+
+/// Whether `build` needs a recorded approval of the plan's content (DESIGN §6).
+package enum ApprovalMode: String, Sendable, Hashable, CaseIterable {
+    case none
+    case required
+}
+
+/// How an agent runs a subtask (DESIGN §4).
+package enum AgentKind: String, Sendable, Hashable, CaseIterable {
+    /// Runs the subtask's `run` text with the agent's `shell` command.
+    case shell
+    /// Runs the agent's program with the context JSON on standard input.
+    case command
+}
+
+/// An agent as declared under `agents:` (or the built-in `shell`).
+package struct AgentDefinition: Sendable, Hashable {
+    package var name: String
+    package var kind: AgentKind
+    /// For `shell` agents: the shell and its flags; `run` is appended.
+    package var shell: [String]
+    /// For `command` agents: the program and its arguments.
+    package var command: [String]
+    /// The agent's own concurrency pool; nil = only the plan's limit applies.
+    package var maxParallel: Int?
+    package var retries: Int?
+    package var retryBackoff: Duration?
+    package var timeout: Duration?
+    package var env: [String: String]
+    /// Where it was declared; nil for the built-in `shell`.
+    package var location: SourceLocation?
+
+    package static let defaultShell = ["/bin/sh", "-c"]
+
+    package init(
+        name: String, kind: AgentKind, shell: [String] = AgentDefinition.defaultShell,
+        command: [String] = [], maxParallel: Int? = nil, retries: Int? = nil,
+        retryBackoff: Duration? = nil, timeout: Duration? = nil,
+        env: [String: String] = [:], location: SourceLocation? = nil
+    ) {
+        self.name = name
+        self.kind = kind
+        self.shell = shell
+        self.command = command
+        self.maxParallel = maxParallel
+        self.retries = retries
+        self.retryBackoff = retryBackoff
+        self.timeout = timeout
+        self.env = env
+        self.location = location
+    }
+
+    /// The agent that always exists, even when `agents:` does not name it.
+    package static let builtinShell = AgentDefinition(name: "shell", kind: .shell)
+}
+
+/// Per-subtask defaults (`defaults:`). Precedence, lowest first:
+/// built-in, plan defaults, agent, subtask.
+package struct SubtaskDefaults: Sendable, Hashable {
+    package var agent: String?
+    package var retries: Int?
+    package var retryBackoff: Duration?
+    package var timeout: Duration?
+
+    package init(agent: String? = nil, retries: Int? = nil, retryBackoff: Duration? = nil, timeout: Duration? = nil) {
+        self.agent = agent
+        self.retries = retries
+        self.retryBackoff = retryBackoff
+        self.timeout = timeout
+    }
+}
+
+/// Locations of a subtask's fields, for diagnostics that point inside it.
+package struct SubtaskLocations: Sendable, Hashable {
+    /// The start of the subtask's mapping (the `- ` item).
+    package var item: SourceLocation
+    /// The `id` value.
+    package var id: SourceLocation?
+    package var agent: SourceLocation?
+    /// One per `depends_on` entry, in order.
+    package var dependsOn: [SourceLocation] = []
+    /// One per `outputs` entry, in order.
+    package var outputs: [SourceLocation] = []
+    /// One per `inputs` entry, in order.
+    package var inputs: [SourceLocation] = []
+
+    package init(item: SourceLocation) { self.item = item }
+}
+
+/// One unit of work in a plan. Invariant after loading: `id` is unique and
+/// well-formed, `agent` names a defined agent, `dependsOn` names existing
+/// subtasks (no self-dependency), and the dependency graph has no cycle.
+package struct Subtask: Sendable, Hashable, Identifiable {
+    package var id: String
+    package var description: String?
+    /// The resolved agent name (explicit, else `defaults.agent`, else `shell`).
+    package var agent: String
+    package var run: String?
+    package var inputs: [String]
+    package var outputs: [String]
+    package var dependsOn: [String]
+    /// Free-form metadata given to the agent (`with:`).
+    package var with: JSONValue?
+    /// false = always run (like make's `.PHONY`).
+    package var cache: Bool
+    package var env: [String: String]
+    /// Names of caller environment variables whose values enter the cache key.
+    package var envInputs: [String]
+    /// Explicit per-subtask settings; use `Plan.retries(for:)` etc. for effective values.
+    package var retries: Int?
+    package var retryBackoff: Duration?
+    package var timeout: Duration?
+    package var locations: SubtaskLocations
+
+    package init(
+        id: String, description: String? = nil, agent: String = "shell", run: String? = nil,
+        inputs: [String] = [], outputs: [String] = [], dependsOn: [String] = [],
+        with: JSONValue? = nil, cache: Bool = true, env: [String: String] = [:],
+        envInputs: [String] = [], retries: Int? = nil, retryBackoff: Duration? = nil,
+        timeout: Duration? = nil,
+        locations: SubtaskLocations = SubtaskLocations(item: SourceLocation(file: "<memory>", line: 1, column: 1))
+    ) {
+        self.id = id
+        self.description = description
+        self.agent = agent
+        self.run = run
+        self.inputs = inputs
+        self.outputs = outputs
+        self.dependsOn = dependsOn
+        self.with = with
+        self.cache = cache
+        self.env = env
+        self.envInputs = envInputs
+        self.retries = retries
+        self.retryBackoff = retryBackoff
+        self.timeout = timeout
+        self.locations = locations
+    }
+}
+
+/// A loaded, validated plan (DESIGN §1). Immutable once built.
+package struct Plan: Sendable {
+    /// The plan file's path as given by the user.
+    package var file: String
+    /// The folder holding the plan file: subtasks run here, and paths are
+    /// relative to it. Absolute and standardized.
+    package var directory: String
+    package var version: Int
+    package var name: String
+    package var goal: String?
+    /// nil = the number of CPUs (the CLI resolves it; `-j` overrides).
+    package var maxParallel: Int?
+    package var approval: ApprovalMode
+    package var env: [String: String]
+    package var defaults: SubtaskDefaults
+    /// Every agent, including the built-in `shell` unless the plan redefines it.
+    package var agents: [String: AgentDefinition]
+    /// In plan order.
+    package var subtasks: [Subtask]
+    /// id -> position in `subtasks`.
+    package var index: [String: Int]
+
+    package init(
+        file: String, directory: String, version: Int = planFormatVersion, name: String,
+        goal: String? = nil, maxParallel: Int? = nil, approval: ApprovalMode = .none,
+        env: [String: String] = [:], defaults: SubtaskDefaults = SubtaskDefaults(),
+        agents: [String: AgentDefinition] = [:], subtasks: [Subtask]
+    ) {
+        self.file = file
+        self.directory = directory
+        self.version = version
+        self.name = name
+        self.goal = goal
+        self.maxParallel = maxParallel
+        self.approval = approval
+        self.env = env
+        self.defaults = defaults
+        var agents = agents
+        if agents["shell"] == nil { agents["shell"] = .builtinShell }
+        self.agents = agents
+        self.subtasks = subtasks
+        var index: [String: Int] = [:]
+        index.reserveCapacity(subtasks.count)
+        for (i, s) in subtasks.enumerated() where index[s.id] == nil { index[s.id] = i }
+        self.index = index
+    }
+
+    package subscript(id: String) -> Subtask? {
+        index[id].map { subtasks[$0] }
+    }
+
+    package func agent(for subtask: Subtask) -> AgentDefinition {
+        agents[subtask.agent] ?? .builtinShell
+    }
+
+    /// Extra attempts after the first: subtask, else agent, else defaults, else 0.
+    package func retries(for subtask: Subtask) -> Int {
+        subtask.retries ?? agent(for: subtask).retries ?? defaults.retries ?? 0
+    }
+
+    /// First delay between attempts (doubles each time): default 1s.
+    package func retryBackoff(for subtask: Subtask) -> Duration {
+        subtask.retryBackoff ?? agent(for: subtask).retryBackoff ?? defaults.retryBackoff ?? .seconds(1)
+    }
+
+    /// Per-attempt time limit; nil = none.
+    package func timeout(for subtask: Subtask) -> Duration? {
+        subtask.timeout ?? agent(for: subtask).timeout ?? defaults.timeout
+    }
+
+    /// The environment planrun adds for a subtask: plan, then agent, then
+    /// subtask `env` (later wins). The caller's environment is not included.
+    package func environment(for subtask: Subtask) -> [String: String] {
+        var env = self.env
+        env.merge(agent(for: subtask).env) { _, new in new }
+        env.merge(subtask.env) { _, new in new }
+        return env
+    }
+}

@@ -1,0 +1,3 @@
+import PlanRunCLI
+
+await PlanRunCommand.main()
