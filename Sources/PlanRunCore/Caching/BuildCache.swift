@@ -1,0 +1,56 @@
+/// The seam between the scheduler (Execution) and caching (Caching).
+///
+/// The executor's loop calls `decide` for each subtask once its dependencies
+/// are done, and `record` after a successful, complete attempt. Failed,
+/// timed-out, cancelled or killed attempts are never recorded (DESIGN §5).
+package protocol BuildCache: Sendable {
+    /// Whether `subtask` must run. `dependencyDigests` maps each dependency
+    /// id to its result digest (result content plus output files) from this
+    /// run, whether the dependency ran or was cached.
+    func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision
+
+    /// Records a successful attempt: stores outputs and result under `key`
+    /// and returns the subtask's result digest. `key` is the one `decide`
+    /// returned (nil when caching is disabled for the subtask).
+    func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String
+}
+
+/// What the cache says about a subtask that is ready.
+package enum CacheDecision: Sendable {
+    /// Skip it: its recorded result stands (reason `.cached` or `.restored`).
+    case upToDate(CachedOutcome)
+    /// Run it, and why. `key` is nil when the subtask is not cacheable.
+    case run(reason: RunReason, key: String?)
+}
+
+/// A subtask result taken from history or the cache store instead of running.
+package struct CachedOutcome: Sendable, Hashable {
+    package var key: String
+    package var resultDigest: String
+    /// The result text given to dependents and shown in summaries.
+    package var result: [UInt8]
+    /// `.cached` (outputs intact) or `.restored` (outputs put back from the store).
+    package var reason: RunReason
+
+    package init(key: String, resultDigest: String, result: [UInt8], reason: RunReason) {
+        self.key = key
+        self.resultDigest = resultDigest
+        self.result = result
+        self.reason = reason
+    }
+}
+
+/// A cache that never skips: every subtask runs ("never ran", or "forced" /
+/// "cache disabled"). Result digests are SHA-256 of the result bytes.
+package struct NoBuildCache: BuildCache {
+    package init() {}
+
+    package func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
+        if forced { return .run(reason: .forced, key: nil) }
+        return .run(reason: subtask.cache ? .neverRan : .cacheDisabled, key: nil)
+    }
+
+    package func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String {
+        Digest.sha256Hex(result)
+    }
+}
