@@ -67,24 +67,34 @@ package enum JSONValue: Sendable, Hashable {
         out += "\""
     }
 
-    /// Converts a value produced by `JSONSerialization` into a `JSONValue`.
-    package init(foundation value: Any) {
-        switch value {
-        case is NSNull: self = .null
-        case let n as NSNumber:
-            if CFGetTypeID(n) == CFBooleanGetTypeID() { self = .bool(n.boolValue) }
-            else if let i = Int(exactly: n.doubleValue), !"\(n)".contains(".") { self = .int(i) }
-            else { self = .double(n.doubleValue) }
-        case let s as String: self = .string(s)
-        case let a as [Any]: self = .array(a.map(JSONValue.init(foundation:)))
-        case let d as [String: Any]: self = .object(d.mapValues(JSONValue.init(foundation:)))
-        default: self = .string("\(value)")
-        }
-    }
-
     /// Parses JSON text; nil when it is not valid JSON.
     package static func parse(_ data: Data) -> JSONValue? {
-        guard let any = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
-        return JSONValue(foundation: any)
+        try? JSONDecoder().decode(JSONValue.self, from: data)
+    }
+}
+
+extension JSONValue: Codable {
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let b = try? container.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? container.decode(Int.self) { self = .int(i) }
+        else if let d = try? container.decode(Double.self) { self = .double(d) }
+        else if let s = try? container.decode(String.self) { self = .string(s) }
+        else if let a = try? container.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let b): try container.encode(b)
+        case .int(let i): try container.encode(i)
+        case .double(let d): try container.encode(d)
+        case .string(let s): try container.encode(s)
+        case .array(let a): try container.encode(a)
+        case .object(let o): try container.encode(o)
+        }
     }
 }
