@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import PlanRunCore
+
+/// The plan file and target subtasks, shared by the commands that take them.
+/// `planrun build [PLAN] [TARGET...]`, like make's optional Makefile.
+struct PlanArguments: ParsableArguments {
+    @Option(name: [.customShort("f"), .customLong("file")], help: "The plan file (default: plan.yaml).")
+    var file: String?
+
+    @Argument(help: "The plan file, then subtask ids.")
+    var arguments: [String] = []
+
+    /// The plan path and the target ids.
+    var resolved: (plan: String, targets: [String]) {
+        if let file { return (file, arguments) }
+        if let first = arguments.first, Self.looksLikePlan(first) {
+            return (first, Array(arguments.dropFirst()))
+        }
+        return ("plan.yaml", arguments)
+    }
+
+    var planPath: String { resolved.plan }
+    var targets: [String] { resolved.targets }
+
+    static func looksLikePlan(_ argument: String) -> Bool {
+        if argument.hasSuffix(".yaml") || argument.hasSuffix(".yml") || argument.contains("/") { return true }
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory) && !isDirectory.boolValue
+    }
+}
+
+/// `-j N`: how many subtasks run at once.
+struct JobsOption: ParsableArguments {
+    @Option(name: [.customShort("j"), .customLong("jobs")], help: "Run at most N subtasks at once (default: the plan's max_parallel, else the number of CPUs).")
+    var jobs: Int?
+
+    func validate() throws {
+        if let jobs, jobs < 1 { throw ValidationError("-j must be at least 1") }
+    }
+
+    /// `-j`, else the plan's `max_parallel`, else the number of CPUs.
+    func effective(for plan: Plan) -> Int {
+        jobs ?? plan.maxParallel ?? ProcessInfo.processInfo.activeProcessorCount
+    }
+}
+
+/// When to colour diagnostics.
+enum ColorChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, always, never
+
+    func enabled(for fd: Int32) -> Bool {
+        switch self {
+        case .always: true
+        case .never: false
+        case .auto: isatty(fd) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        }
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Option(help: "Colour diagnostics: auto, always or never.")
+    var color: ColorChoice = .auto
+}
+
+/// Writes text to standard error.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data(text.utf8))
+}
+
+/// Writes text to standard output without buffering surprises.
+func printOut(_ text: String) {
+    FileHandle.standardOutput.write(Data(text.utf8))
+}
+
+/// Loading a plan for a command: diagnostics go to standard error and the
+/// command exits 2 (invalid plan).
+enum PlanLoading {
+    static func load(_ path: String, color: ColorChoice = .auto) throws -> Plan {
+        do {
+            return try PlanLoader.load(path: path)
+        } catch {
+            report(error.diagnostics, color: color)
+            throw ExitCode(2)
+        }
+    }
+
+    static func report(_ diagnostics: [Diagnostic], color: ColorChoice) {
+        var renderer = DiagnosticRenderer(useColor: color.enabled(for: STDERR_FILENO))
+        printError(renderer.render(diagnostics))
+        let errors = diagnostics.filter { $0.severity == .error }.count
+        if errors > 1 { printError("\(errors) errors\n") }
+    }
+
+    /// The targets' selection, or exit 2 with "no subtask named ...".
+    static func select(_ targets: [String], in graph: TaskGraph, color: ColorChoice) throws -> [Bool] {
+        do {
+            return try graph.selection(targets: targets)
+        } catch {
+            report(error.diagnostics, color: color)
+            throw ExitCode(2)
+        }
+    }
+}

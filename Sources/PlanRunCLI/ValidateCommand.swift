@@ -1,0 +1,31 @@
+import ArgumentParser
+import PlanRunCore
+
+/// `planrun validate [PLAN...]`: checks plans and reports every problem;
+/// never runs anything or writes state. Exit 0 valid, 2 invalid.
+struct ValidateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Check plan files and report every problem found."
+    )
+
+    @Argument(help: "Plan files (default: plan.yaml).")
+    var plans: [String] = []
+
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        var invalid = 0
+        for path in plans.isEmpty ? ["plan.yaml"] : plans {
+            do {
+                let plan = try PlanLoader.load(path: path)
+                let agents = Set(plan.subtasks.map(\.agent)).count
+                printOut("\(path): valid (\(plan.subtasks.count) subtask\(plan.subtasks.count == 1 ? "" : "s"), \(agents) agent\(agents == 1 ? "" : "s"))\n")
+            } catch {
+                invalid += 1
+                PlanLoading.report(error.diagnostics, color: output.color)
+            }
+        }
+        if invalid > 0 { throw ExitCode(2) }
+    }
+}

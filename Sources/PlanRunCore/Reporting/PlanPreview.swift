@@ -1,0 +1,121 @@
+import Foundation
+
+/// The dry run of DESIGN §3: the batches a plan would run in, with each
+/// subtask's action (`run` or `skip`) and the reason. Computing it never
+/// runs anything and never writes state.
+package struct PlanPreview: Sendable {
+    /// One subtask in a batch.
+    package struct Entry: Sendable, Hashable {
+        package var id: String
+        package var agent: String
+        package var reason: RunReason
+        package var action: String { reason.skips ? "skip" : "run" }
+    }
+
+    package var planName: String
+    package var maxParallel: Int
+    package var batches: [[Entry]]
+    /// The selected subtasks' dependency edges (dependency, dependent), plan order.
+    package var edges: [(String, String)]
+
+    package var total: Int { batches.reduce(0) { $0 + $1.count } }
+
+    /// Computes the preview. `reason` gives a subtask's own verdict assuming
+    /// its dependencies are unchanged; a subtask that would be skipped still
+    /// runs when one of its dependencies runs (`dependency ID changed`).
+    package init(graph: TaskGraph, selected: [Bool], maxParallel: Int, reason: (Subtask) -> RunReason) {
+        planName = graph.plan.name
+        self.maxParallel = maxParallel
+        var runs = [Bool](repeating: false, count: graph.count)
+        var batches: [[Entry]] = []
+        for batch in graph.batches(maxParallel: maxParallel, selected: selected) {
+            var entries: [Entry] = []
+            for node in batch {
+                let subtask = graph.plan.subtasks[node]
+                var why = reason(subtask)
+                if why.skips, let dep = graph.dependencies[node].first(where: { runs[$0] }) {
+                    why = .dependencyChanged(id: graph.id(dep))
+                }
+                runs[node] = !why.skips
+                entries.append(Entry(id: subtask.id, agent: subtask.agent, reason: why))
+            }
+            batches.append(entries)
+        }
+        self.batches = batches
+        var edges: [(String, String)] = []
+        for node in 0..<graph.count where selected[node] {
+            for dep in graph.dependencies[node] { edges.append((graph.id(dep), graph.id(node))) }
+        }
+        self.edges = edges.sorted { a, b in
+            (graph.plan.index[a.1]!, graph.plan.index[a.0]!) < (graph.plan.index[b.1]!, graph.plan.index[b.0]!)
+        }
+    }
+
+    /// The stable JSON document of DESIGN §3.
+    package var json: JSONText {
+        .object([
+            ("plan", .string(planName)),
+            ("max_parallel", .int(maxParallel)),
+            ("total", .int(total)),
+            ("batches", .array(batches.map { batch in
+                .array(batch.map { entry in
+                    .object([
+                        ("id", .string(entry.id)),
+                        ("agent", .string(entry.agent)),
+                        ("action", .string(entry.action)),
+                        ("reason", .string(entry.reason.description)),
+                    ])
+                })
+            })),
+        ])
+    }
+
+    /// Human-readable batches, one subtask per line.
+    package var text: String {
+        let runCount = batches.joined().filter { !$0.reason.skips }.count
+        var out = "plan `\(planName)`: \(total) subtask\(total == 1 ? "" : "s") in \(batches.count) batch\(batches.count == 1 ? "" : "es") (max_parallel \(maxParallel)); \(runCount) to run, \(total - runCount) to skip\n"
+        let idWidth = min(40, batches.joined().map(\.id.count).max() ?? 0)
+        let agentWidth = min(20, batches.joined().map(\.agent.count).max() ?? 0)
+        for (i, batch) in batches.enumerated() {
+            out += "batch \(i + 1):\n"
+            for entry in batch {
+                out += "  " + pad(entry.action, 4) + "  " + pad(entry.id, idWidth) + "  " + pad(entry.agent, agentWidth)
+                    + "  " + entry.reason.description + "\n"
+            }
+        }
+        return out
+    }
+
+    /// Graphviz: an edge goes from a dependency to its dependent.
+    package var dot: String {
+        var out = "digraph \(quoteDot(planName)) {\n  rankdir=LR;\n  node [shape=box];\n"
+        for entry in batches.joined() {
+            out += "  \(quoteDot(entry.id))\(entry.reason.skips ? " [style=dashed]" : "");\n"
+        }
+        for (from, to) in edges { out += "  \(quoteDot(from)) -> \(quoteDot(to));\n" }
+        return out + "}\n"
+    }
+
+    /// Mermaid flowchart: nodes get safe ids (`n1`...) and their id as label.
+    package var mermaid: String {
+        var out = "flowchart LR\n"
+        var nodeID: [String: String] = [:]
+        for (i, entry) in batches.joined().enumerated() {
+            let name = "n\(i + 1)"
+            nodeID[entry.id] = name
+            out += "  \(name)[\"\(entry.id)\"]\n"
+        }
+        for (from, to) in edges {
+            if let a = nodeID[from], let b = nodeID[to] { out += "  \(a) --> \(b)\n" }
+        }
+        return out
+    }
+
+    private func pad(_ s: String, _ width: Int) -> String {
+        s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+    }
+
+    private func quoteDot(_ s: String) -> String {
+        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+
+/// Runs the built `planrun` binary as a real process, for end-to-end tests.
+enum PlanRunBinary {
+    /// The package root, found from this file's path.
+    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// `.build/debug/planrun` (or the build folder of the running tests).
+    static let url: URL = {
+        // The test bundle lives in the same products folder as the binary.
+        let candidates = [
+            Bundle.main.bundleURL.appendingPathComponent("planrun"),
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("planrun"),
+            packageRoot.appendingPathComponent(".build/debug/planrun"),
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates.last!
+    }()
+
+    static let fixtures = packageRoot.appendingPathComponent("Tests/Fixtures")
+    static let examples = packageRoot.appendingPathComponent("examples")
+
+    struct Result: Sendable {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `planrun ARGS` in `directory` and waits for it.
+    @discardableResult
+    static func run(_ arguments: [String], in directory: URL, environment: [String: String] = [:], stdin: String? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = url
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "GITHUB_ACTIONS")
+        env["NO_COLOR"] = "1"
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let outPipe = Pipe(), errPipe = Pipe()
+        process.standardOutput = outPipe
+        process.standardError = errPipe
+        let inPipe = Pipe()
+        process.standardInput = inPipe
+        try process.run()
+        if let stdin { inPipe.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try? inPipe.fileHandleForWriting.close()
+        // Read both pipes concurrently so a full pipe cannot block the child.
+        let errData = ReadBox()
+        let reader = Thread { errData.data = errPipe.fileHandleForReading.readDataToEndOfFile() }
+        reader.start()
+        let out = outPipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while !errData.done { usleep(1000) }
+        return Result(status: process.terminationStatus,
+                      stdout: String(decoding: out, as: UTF8.self),
+                      stderr: String(decoding: errData.data, as: UTF8.self))
+    }
+
+    /// A fresh temporary folder, removed by the caller when done.
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url.resolvingSymlinksInPath()
+    }
+}
+
+/// Holds what the stderr reader thread read.
+/// `@unchecked Sendable`: written once by the reader thread before `done`
+/// is set, read by the test thread only after `done` is observed.
+final class ReadBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _data = Data()
+    private var _done = false
+    var data: Data {
+        get { lock.lock(); defer { lock.unlock() }; return _data }
+        set { lock.lock(); _data = newValue; _done = true; lock.unlock() }
+    }
+    var done: Bool { lock.lock(); defer { lock.unlock() }; return _done }
+}
