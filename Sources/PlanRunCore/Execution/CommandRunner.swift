@@ -1,0 +1,88 @@
+import Foundation
+
+/// Runs one attempt of one subtask (ninja's `CommandRunner`). The executor
+/// calls it from a child task; it must return when the attempt ends, and
+/// when its task is cancelled it must stop the work (for processes: the
+/// whole process group) and return `.cancelled`.
+package protocol CommandRunner: Sendable {
+    func run(_ request: AttemptRequest) async -> AttemptOutcome
+}
+
+/// What one attempt needs. The executor builds it; runners do not consult
+/// the plan or the state.
+package struct AttemptRequest: Sendable {
+    package var subtask: Subtask
+    package var agent: AgentDefinition
+    package var attempt: Int
+    package var runID: String
+    /// Folder the subtask runs in (the plan's folder).
+    package var workingDirectory: String
+    /// The complete environment: caller, plan, agent, subtask, `PLANRUN_*`.
+    package var environment: [String: String]
+    /// The context JSON of DESIGN §4.
+    package var context: JSONValue
+    /// Where to write the context (`PLANRUN_CONTEXT`), where the subtask may
+    /// write its result (`PLANRUN_RESULT`), and the attempt's log; nil when
+    /// the runner does not use files.
+    package var contextPath: String?
+    package var resultPath: String?
+    package var logPath: String?
+    package var timeout: Duration?
+
+    package init(
+        subtask: Subtask, agent: AgentDefinition, attempt: Int, runID: String,
+        workingDirectory: String, environment: [String: String], context: JSONValue,
+        contextPath: String? = nil, resultPath: String? = nil, logPath: String? = nil,
+        timeout: Duration? = nil
+    ) {
+        self.subtask = subtask
+        self.agent = agent
+        self.attempt = attempt
+        self.runID = runID
+        self.workingDirectory = workingDirectory
+        self.environment = environment
+        self.context = context
+        self.contextPath = contextPath
+        self.resultPath = resultPath
+        self.logPath = logPath
+        self.timeout = timeout
+    }
+}
+
+/// How one attempt ended.
+package struct AttemptOutcome: Sendable {
+    package enum Status: String, Sendable, Hashable {
+        case succeeded = "done"
+        case failed
+        case timedOut = "timed_out"
+        case cancelled
+    }
+
+    package var status: Status
+    /// Why it did not succeed (lowercase, names in backticks).
+    package var error: String?
+    /// The result (DESIGN §4), at most `AttemptOutcome.resultLimit` bytes.
+    package var result: [UInt8]
+    /// Captured standard output and error, interleaved, for display; may be
+    /// shortened (the log file has everything).
+    package var output: [UInt8]
+    package var exitCode: Int?
+    package var startedAt: Date
+    package var completedAt: Date
+
+    /// Results are capped at 1 MiB (DESIGN §4).
+    package static let resultLimit = 1 << 20
+
+    package init(
+        status: Status, error: String? = nil, result: [UInt8] = [], output: [UInt8] = [],
+        exitCode: Int? = nil, startedAt: Date, completedAt: Date
+    ) {
+        self.status = status
+        self.error = error
+        self.result = result
+        self.output = output
+        self.exitCode = exitCode
+        self.startedAt = startedAt
+        self.completedAt = completedAt
+    }
+}

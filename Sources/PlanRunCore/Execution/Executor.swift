@@ -1,0 +1,437 @@
+import Collections
+import Foundation
+
+/// Runs the selected subtasks of a plan (DESIGN §4).
+///
+/// One `withTaskGroup` loop owns all scheduling state: the ready queues,
+/// the remaining-dependency counts, statuses and results. A child task runs
+/// one attempt of one subtask through the `CommandRunner` (after its retry
+/// delay, if any) and returns the outcome; the loop records it, decides on a
+/// retry, releases dependents and starts whatever is ready. The reporter and
+/// the state store are called only from the loop, so events and rows are
+/// written in order, as they happen, without locks.
+///
+/// Scheduling is eager: a subtask starts as soon as its dependencies are
+/// done and a slot is free (at most `jobs` at once, and at most an agent's
+/// `max_parallel` for that agent); among ready subtasks, plan order wins.
+/// A subtask keeps its slot between attempts.
+package struct Executor {
+    package let graph: TaskGraph
+    package let configuration: RunConfiguration
+    package let runner: any CommandRunner
+    package let cache: any BuildCache
+    package let store: StateStore?
+    package let runID: String
+    /// Where per-subtask logs, context and result files go; nil = none.
+    package let logDirectory: String?
+    package let canceller: RunCanceller
+
+    package init(
+        graph: TaskGraph, configuration: RunConfiguration, runner: any CommandRunner,
+        cache: any BuildCache = NoBuildCache(), store: StateStore? = nil, runID: String = "run",
+        logDirectory: String? = nil, canceller: RunCanceller = RunCanceller()
+    ) {
+        self.graph = graph
+        self.configuration = configuration
+        self.runner = runner
+        self.cache = cache
+        self.store = store
+        self.runID = runID
+        self.logDirectory = logDirectory
+        self.canceller = canceller
+    }
+
+    /// Runs the subtasks marked in `selected` (all when nil) and returns the
+    /// summary. Cancelling the calling task cancels the run: nothing new
+    /// starts, running attempts are stopped, and the run ends `cancelled`.
+    package func run(selected: [Bool]? = nil, reporter: some ProgressReporter) async -> RunSummary {
+        var loop = ExecutorLoop(executor: self, selected: selected ?? [Bool](repeating: true, count: graph.count),
+                                reporter: reporter)
+        return await loop.run()
+    }
+}
+
+/// One attempt to start: the request and how long to wait first.
+private struct Launch: Sendable {
+    var node: Int
+    var request: AttemptRequest
+    var delay: Duration
+}
+
+/// What a child task returns.
+private struct AttemptDone: Sendable {
+    var node: Int
+    var attempt: Int
+    var outcome: AttemptOutcome
+}
+
+/// The scheduling state of one run; lives inside `Executor.run` only.
+private struct ExecutorLoop {
+    let executor: Executor
+    let graph: TaskGraph
+    let plan: Plan
+    let selected: [Bool]
+    let reporter: any ProgressReporter
+    let startedAt = Date()
+
+    var reports: [SubtaskReport]
+    var remaining: [Int]
+    var digests: [String?]
+    var cacheKeys: [String?]
+    /// Ready subtasks per agent, smallest plan position first.
+    var ready: [String: Heap<Int>] = [:]
+    var runningPerAgent: [String: Int] = [:]
+    var running: [Int] = []
+    var total: Int
+    var finished = 0
+    /// No new subtask starts (a failure without `--keep-going`, or cancellation).
+    var stopping = false
+    var cancelled = false
+    var cancelReason: String?
+    var firstFailure: String?
+
+    init(executor: Executor, selected: [Bool], reporter: some ProgressReporter) {
+        self.executor = executor
+        graph = executor.graph
+        plan = executor.graph.plan
+        self.selected = selected
+        self.reporter = reporter
+        reports = plan.subtasks.map { SubtaskReport(id: $0.id, agent: $0.agent) }
+        remaining = graph.dependencies.map(\.count)
+        digests = [String?](repeating: nil, count: graph.count)
+        cacheKeys = [String?](repeating: nil, count: graph.count)
+        total = selected.count { $0 }
+    }
+
+    var progress: RunProgress {
+        RunProgress(total: total, finished: finished,
+                    cached: reports.indices.count { selected[$0] && reports[$0].status == .cached },
+                    failed: reports.indices.count { selected[$0] && reports[$0].status == .failed },
+                    running: running.map { plan.subtasks[$0].id })
+    }
+
+    mutating func run() async -> RunSummary {
+        let store = executor.store
+        let runID = executor.runID
+        reporter.report(.runStarted(runID: runID, total: total), progress: progress)
+
+        // Subtasks without (selected) dependencies are ready first, in plan order.
+        var initial: [Int] = []
+        for node in 0..<graph.count where selected[node] && remaining[node] == 0 { initial.append(node) }
+        await becomeReady(initial)
+
+        await withTaskGroup(of: AttemptDone.self) { group in
+            while true {
+                checkCancellation()
+                if !stopping {
+                    for launch in nextLaunches() {
+                        let runner = executor.runner
+                        group.addTask {
+                            if launch.delay > .zero {
+                                do { try await Task.sleep(for: launch.delay) } catch {
+                                    return AttemptDone(node: launch.node, attempt: launch.request.attempt,
+                                                       outcome: AttemptOutcome(status: .cancelled, error: "cancelled",
+                                                                               startedAt: Date(), completedAt: Date()))
+                                }
+                            }
+                            let outcome = await runner.run(launch.request)
+                            return AttemptDone(node: launch.node, attempt: launch.request.attempt, outcome: outcome)
+                        }
+                    }
+                }
+                guard !running.isEmpty, let done = await group.next() else { break }
+                checkCancellation()
+                if let retry = await handle(done) {
+                    let runner = executor.runner
+                    group.addTask {
+                        do { try await Task.sleep(for: retry.delay) } catch {
+                            return AttemptDone(node: retry.node, attempt: retry.request.attempt,
+                                               outcome: AttemptOutcome(status: .cancelled, error: "cancelled",
+                                                                       startedAt: Date(), completedAt: Date()))
+                        }
+                        let outcome = await runner.run(retry.request)
+                        return AttemptDone(node: retry.node, attempt: retry.request.attempt, outcome: outcome)
+                    }
+                }
+            }
+        }
+
+        // Whatever never started.
+        let now = Date()
+        var leftovers: [(id: String, status: String, error: String?)] = []
+        for node in 0..<graph.count where selected[node] && reports[node].status == .pending {
+            let status: SubtaskStatus = cancelled ? .cancelled : .blocked
+            let error = cancelled
+                ? "not started: the run was cancelled"
+                : "not started: the build stopped after \(firstFailure.map { "`\($0)`" } ?? "a subtask") failed (use --keep-going to continue independent work)"
+            reports[node].status = status
+            reports[node].error = error
+            reports[node].completedAt = now
+            finished += 1
+            leftovers.append((reports[node].id, status.rawValue, error))
+            reporter.report(.skipped(reports[node]), progress: progress)
+        }
+        try? store?.subtasksEnded(runID: runID, leftovers, at: now)
+
+        let chosen = reports.indices.filter { selected[$0] }.map { reports[$0] }
+        let status: RunStatus = cancelled ? .cancelled
+            : chosen.contains { !$0.status.isSuccess } ? .failed : .completed
+        let reason: String? = cancelled ? cancelReason : nil
+        let completedAt = Date()
+        try? store?.finishRun(id: runID, status: status.rawValue, reason: reason, at: completedAt)
+        let summary = RunSummary(plan: plan.name, runID: runID, status: status, reason: reason, reports: chosen,
+                                 startedAt: startedAt, completedAt: completedAt)
+        reporter.report(.runFinished(summary), progress: progress)
+        return summary
+    }
+
+    mutating func checkCancellation() {
+        guard Task.isCancelled, !cancelled else { return }
+        cancelled = true
+        stopping = true
+        let requested = try? executor.store?.cancelRequest(runID: executor.runID)
+        cancelReason = requested ?? executor.canceller.reason ?? "cancelled"
+    }
+
+    /// Asks the cache about each newly ready subtask; up-to-date ones finish
+    /// at once (releasing their dependents), the others join the ready queues.
+    mutating func becomeReady(_ nodes: [Int]) async {
+        var work = Deque(nodes)
+        while let node = work.popFirst() {
+            if stopping { continue } // left pending; labelled at the end
+            let subtask = plan.subtasks[node]
+            var depDigests: [String: String] = [:]
+            for dep in graph.dependencies[node] { depDigests[plan.subtasks[dep].id] = digests[dep] ?? "" }
+            do {
+                switch try await executor.cache.decide(subtask, dependencyDigests: depDigests, forced: executor.configuration.forced) {
+                case .upToDate(let cached):
+                    let now = Date()
+                    reports[node].status = .cached
+                    reports[node].result = cached.result
+                    reports[node].reason = cached.reason
+                    reports[node].startedAt = now
+                    reports[node].completedAt = now
+                    digests[node] = cached.resultDigest
+                    cacheKeys[node] = cached.key
+                    finished += 1
+                    try? executor.store?.subtaskFinished(
+                        runID: executor.runID, subtask: subtask.id, status: SubtaskStatus.cached.rawValue, attempts: 0,
+                        startedAt: now, completedAt: now, error: nil, result: cached.result,
+                        resultDigest: cached.resultDigest, cacheKey: cached.key, reason: cached.reason.description)
+                    reporter.report(.skipped(reports[node]), progress: progress)
+                    work.append(contentsOf: release(node))
+                case .run(let reason, let key):
+                    reports[node].reason = reason
+                    cacheKeys[node] = key
+                    ready[subtask.agent, default: Heap()].insert(node)
+                }
+            } catch {
+                fail(node, "cannot check the cache: \(error)", attempts: 0)
+            }
+        }
+    }
+
+    /// Dependents of `node` whose last dependency just finished.
+    mutating func release(_ node: Int) -> [Int] {
+        var out: [Int] = []
+        for dependent in graph.dependents[node] where selected[dependent] {
+            remaining[dependent] -= 1
+            if remaining[dependent] == 0 { out.append(dependent) }
+        }
+        return out
+    }
+
+    /// Ready subtasks that fit in free slots, plan order first.
+    mutating func nextLaunches() -> [Launch] {
+        var launches: [Launch] = []
+        while running.count < executor.configuration.jobs {
+            var best: (agent: String, node: Int)?
+            for (agent, heap) in ready {
+                guard let top = heap.min else { continue }
+                if let limit = plan.agents[agent]?.maxParallel, runningPerAgent[agent, default: 0] >= limit { continue }
+                if best == nil || top < best!.node { best = (agent, top) }
+            }
+            guard let best else { break }
+            _ = ready[best.agent]!.popMin()
+            running.append(best.node)
+            runningPerAgent[best.agent, default: 0] += 1
+            let now = Date()
+            reports[best.node].status = .running
+            reports[best.node].startedAt = now
+            reports[best.node].attempts = 1
+            let request = makeRequest(best.node, attempt: 1)
+            try? executor.store?.attemptStarted(runID: executor.runID, subtask: plan.subtasks[best.node].id,
+                                                attempt: 1, at: now, reason: reports[best.node].reason?.description)
+            reporter.report(.started(id: plan.subtasks[best.node].id), progress: progress)
+            launches.append(Launch(node: best.node, request: request, delay: .zero))
+        }
+        return launches
+    }
+
+    /// Records an attempt; returns the next attempt when it is to be retried.
+    mutating func handle(_ done: AttemptDone) async -> Launch? {
+        let node = done.node
+        let subtask = plan.subtasks[node]
+        let outcome = done.outcome
+        let store = executor.store
+        let runID = executor.runID
+
+        var resultDigest: String?
+        var status = outcome.status
+        var error = outcome.error
+        if status == .succeeded {
+            do {
+                resultDigest = try await executor.cache.record(subtask, key: cacheKeys[node], result: outcome.result)
+            } catch let recordError {
+                status = .failed
+                error = "cannot record the result: \(recordError)"
+            }
+        }
+        try? store?.attemptFinished(
+            runID: runID, subtask: subtask.id, attempt: done.attempt, status: status.rawValue,
+            startedAt: outcome.startedAt, completedAt: outcome.completedAt, exitCode: outcome.exitCode,
+            error: error, result: status == .succeeded ? outcome.result : nil,
+            resultDigest: resultDigest, cacheKey: cacheKeys[node])
+        reports[node].output = outcome.output
+        reports[node].attempts = done.attempt
+
+        // Retry a failed or timed-out attempt while attempts remain.
+        let retries = plan.retries(for: subtask)
+        if (status == .failed || status == .timedOut), done.attempt <= retries, !cancelled, !Task.isCancelled {
+            let delay = executor.configuration.retryDelay(backoff: plan.retryBackoff(for: subtask), afterAttempt: done.attempt)
+            let next = done.attempt + 1
+            reports[node].attempts = next
+            try? store?.attemptStarted(runID: runID, subtask: subtask.id, attempt: next,
+                                       at: Date().addingTimeInterval(Self.seconds(delay)), reason: nil)
+            reporter.report(.retrying(id: subtask.id, attempt: done.attempt, error: error ?? "failed", delay: delay),
+                            progress: progress)
+            return Launch(node: node, request: makeRequest(node, attempt: next), delay: delay)
+        }
+
+        // Final outcome for this subtask: free its slot.
+        running.removeAll { $0 == node }
+        runningPerAgent[subtask.agent, default: 1] -= 1
+        finished += 1
+        reports[node].completedAt = outcome.completedAt
+        reports[node].error = error
+        switch status {
+        case .succeeded:
+            reports[node].status = .done
+            reports[node].result = outcome.result
+            digests[node] = resultDigest
+        case .cancelled:
+            reports[node].status = .cancelled
+        case .failed, .timedOut:
+            reports[node].status = .failed
+        }
+        try? store?.subtaskFinished(
+            runID: runID, subtask: subtask.id, status: reports[node].status.rawValue, attempts: done.attempt,
+            startedAt: reports[node].startedAt, completedAt: outcome.completedAt, error: error,
+            result: status == .succeeded ? outcome.result : nil, resultDigest: resultDigest,
+            cacheKey: cacheKeys[node], reason: nil)
+        reporter.report(.finished(reports[node]), progress: progress)
+
+        switch reports[node].status {
+        case .done:
+            await becomeReady(release(node))
+        case .failed:
+            afterFailure(node)
+        default:
+            break
+        }
+        return nil
+    }
+
+    /// A subtask failed without running (cache error): report it like a failure.
+    mutating func fail(_ node: Int, _ message: String, attempts: Int) {
+        let now = Date()
+        reports[node].status = .failed
+        reports[node].error = message
+        reports[node].attempts = attempts
+        reports[node].startedAt = reports[node].startedAt ?? now
+        reports[node].completedAt = now
+        finished += 1
+        try? executor.store?.subtaskFinished(
+            runID: executor.runID, subtask: plan.subtasks[node].id, status: SubtaskStatus.failed.rawValue,
+            attempts: attempts, startedAt: now, completedAt: now, error: message, result: nil,
+            resultDigest: nil, cacheKey: nil, reason: nil)
+        reporter.report(.skipped(reports[node]), progress: progress)
+        afterFailure(node)
+    }
+
+    /// Blocks every (transitive) dependent of a failed subtask and, without
+    /// `--keep-going`, stops starting new work.
+    mutating func afterFailure(_ node: Int) {
+        let failedID = plan.subtasks[node].id
+        if firstFailure == nil { firstFailure = failedID }
+        if !executor.configuration.keepGoing { stopping = true }
+        var blocked: [(id: String, status: String, error: String?)] = []
+        var work = graph.dependents[node]
+        let now = Date()
+        while let dependent = work.popLast() {
+            guard selected[dependent], reports[dependent].status == .pending else { continue }
+            let message = "blocked: dependency `\(failedID)` failed"
+            reports[dependent].status = .blocked
+            reports[dependent].error = message
+            reports[dependent].completedAt = now
+            finished += 1
+            blocked.append((reports[dependent].id, SubtaskStatus.blocked.rawValue, message))
+            work.append(contentsOf: graph.dependents[dependent])
+        }
+        try? executor.store?.subtasksEnded(runID: executor.runID, blocked, at: now)
+        for entry in blocked {
+            if let i = plan.index[entry.id] { reporter.report(.skipped(reports[i]), progress: progress) }
+        }
+    }
+
+    /// The request for one attempt: environment and context of DESIGN §4.
+    func makeRequest(_ node: Int, attempt: Int) -> AttemptRequest {
+        let subtask = plan.subtasks[node]
+        let agent = plan.agent(for: subtask)
+        var environment = executor.configuration.environment
+        environment.merge(plan.environment(for: subtask)) { _, new in new }
+        environment["PLANRUN_PLAN"] = plan.name
+        environment["PLANRUN_SUBTASK"] = subtask.id
+        environment["PLANRUN_RUN_ID"] = executor.runID
+        environment["PLANRUN_ATTEMPT"] = String(attempt)
+        var contextPath: String?, resultPath: String?, logPath: String?
+        if let dir = executor.logDirectory {
+            let base = (dir as NSString).appendingPathComponent(subtask.id)
+            contextPath = base + ".context.json"
+            resultPath = base + ".result"
+            logPath = base + ".log"
+            environment["PLANRUN_CONTEXT"] = contextPath
+            environment["PLANRUN_RESULT"] = resultPath
+        }
+        var dependencies: [String: JSONValue] = [:]
+        for dep in graph.dependencies[node] {
+            let report = reports[dep]
+            dependencies[report.id] = .object([
+                "description": plan.subtasks[dep].description.map(JSONValue.string) ?? .null,
+                "agent": .string(report.agent),
+                "status": .string(report.status.rawValue),
+                "result": .string(report.resultText),
+            ])
+        }
+        let context: JSONValue = .object([
+            "subtask_id": .string(subtask.id),
+            "plan": .string(plan.name),
+            "plan_goal": plan.goal.map(JSONValue.string) ?? .null,
+            "description": subtask.description.map(JSONValue.string) ?? .null,
+            "dependencies": .object(dependencies),
+            "metadata": subtask.with ?? .object([:]),
+            "execution_mode": .string("subtask"),
+            "attempt": .int(attempt),
+            "run_id": .string(executor.runID),
+        ])
+        return AttemptRequest(
+            subtask: subtask, agent: agent, attempt: attempt, runID: executor.runID,
+            workingDirectory: plan.directory, environment: environment, context: context,
+            contextPath: contextPath, resultPath: resultPath, logPath: logPath,
+            timeout: plan.timeout(for: subtask))
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,51 @@
+/// Everything a run needs from outside Core (ninja's `BuildConfig`): the CLI
+/// fills it from the command line, the environment and the terminal; Core
+/// never reads those itself.
+package struct RunConfiguration: Sendable {
+    /// At most this many subtasks at once (`-j`, else the plan's
+    /// `max_parallel`, else the number of CPUs).
+    package var jobs: Int
+    /// `--keep-going`: after a failure, keep running what does not depend on it.
+    package var keepGoing: Bool
+    /// Subtasks named on the command line; empty = all.
+    package var targets: [String]
+    /// The caller's environment; subtasks inherit it.
+    package var environment: [String: String]
+    /// Whether progress goes to a terminal (live status line).
+    package var isTerminal: Bool
+    /// Where state, logs and the lock live; nil = `.planrun` beside the plan.
+    package var stateDirectory: String?
+    /// Passed to `BuildCache.decide` (run even when up to date).
+    package var forced: Bool
+    /// Time between SIGTERM and SIGKILL when a subtask is stopped.
+    package var killGrace: Duration
+    /// Random factor for retry backoff jitter in [0, 1); tests pin it.
+    package var jitter: @Sendable () -> Double
+
+    package init(
+        jobs: Int, keepGoing: Bool = false, targets: [String] = [],
+        environment: [String: String] = [:], isTerminal: Bool = false,
+        stateDirectory: String? = nil, forced: Bool = false,
+        killGrace: Duration = .seconds(2),
+        jitter: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+    ) {
+        self.jobs = max(1, jobs)
+        self.keepGoing = keepGoing
+        self.targets = targets
+        self.environment = environment
+        self.isTerminal = isTerminal
+        self.stateDirectory = stateDirectory
+        self.forced = forced
+        self.killGrace = killGrace
+        self.jitter = jitter
+    }
+
+    /// The delay before attempt `attempt + 1` after attempt `attempt`
+    /// failed: `backoff` doubled per earlier retry, then "equal jitter"
+    /// (half fixed, half random), so retries of many subtasks spread out.
+    package func retryDelay(backoff: Duration, afterAttempt attempt: Int) -> Duration {
+        let exponent = min(max(attempt - 1, 0), 20)
+        let base = backoff * (1 << exponent)
+        return base / 2 + base * (jitter() / 2)
+    }
+}

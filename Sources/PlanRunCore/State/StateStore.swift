@@ -1,0 +1,265 @@
+import Foundation
+import GRDB
+
+/// The plan repository of DESIGN §6: an SQLite database (`state.db` in the
+/// state folder, WAL mode) holding runs, each run's subtasks, every attempt,
+/// and the tables caching uses (`subtask_state`, `file_digests`).
+///
+/// Schema (created by `migrator`, version `v1`):
+/// - `runs(id PK, plan, plan_file, status, reason, pid, started_at,
+///   completed_at, total, cancel_request)`: `status` is `in_progress`,
+///   `completed`, `failed` or `cancelled`; `cancel_request` is the reason
+///   `planrun cancel` left for the running build.
+/// - `run_subtasks(run_id, subtask_id, position, agent, status, attempts,
+///   started_at, completed_at, error, result, result_digest, cache_key,
+///   reason)`: one row per selected subtask, updated as it progresses.
+/// - `attempts(run_id, subtask_id, attempt, status, started_at,
+///   completed_at, exit_code, error, result, result_digest, cache_key)`.
+/// - `subtask_state(subtask_id PK, cache_key, result_digest, result,
+///   outputs, updated_at)`: last successful state per subtask (Caching).
+/// - `file_digests(path PK, size, mtime_ns, inode, ctime_ns, digest)`.
+///
+/// Times are seconds since 1970 (REAL). Writes happen one event at a time
+/// from the executor's loop, so a reader in another process always sees a
+/// consistent state, and a run killed mid-way leaves rows the next build
+/// closes (`closeStaleRuns`).
+package final class StateStore: Sendable {
+    /// The database; Caching code may use it for its own tables.
+    package let database: DatabaseQueue
+    package let path: String
+
+    /// Opens (creating if needed) the database at `directory/state.db`.
+    package init(directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        path = (directory as NSString).appendingPathComponent("state.db")
+        var config = Configuration()
+        config.journalMode = .wal
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        database = try DatabaseQueue(path: path, configuration: config)
+        try Self.migrator.migrate(database)
+    }
+
+    /// Opens an existing database read-only; nil when there is none.
+    package init?(readingDirectory directory: String) throws {
+        path = (directory as NSString).appendingPathComponent("state.db")
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(10)
+        database = try DatabaseQueue(path: path, configuration: config)
+        let ready = try database.read { db in try db.tableExists("runs") }
+        if !ready { return nil }
+    }
+
+    package static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE runs (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    plan TEXT NOT NULL,
+                    plan_file TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    reason TEXT,
+                    pid INTEGER NOT NULL,
+                    started_at REAL NOT NULL,
+                    completed_at REAL,
+                    total INTEGER NOT NULL DEFAULT 0,
+                    cancel_request TEXT
+                );
+                CREATE INDEX runs_started ON runs(started_at);
+                CREATE TABLE run_subtasks (
+                    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                    subtask_id TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    agent TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    started_at REAL,
+                    completed_at REAL,
+                    error TEXT,
+                    result BLOB,
+                    result_digest TEXT,
+                    cache_key TEXT,
+                    reason TEXT,
+                    PRIMARY KEY (run_id, subtask_id)
+                );
+                CREATE TABLE attempts (
+                    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                    subtask_id TEXT NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    status TEXT NOT NULL,
+                    started_at REAL NOT NULL,
+                    completed_at REAL,
+                    exit_code INTEGER,
+                    error TEXT,
+                    result BLOB,
+                    result_digest TEXT,
+                    cache_key TEXT,
+                    PRIMARY KEY (run_id, subtask_id, attempt)
+                );
+                CREATE TABLE subtask_state (
+                    subtask_id TEXT PRIMARY KEY NOT NULL,
+                    cache_key TEXT,
+                    result_digest TEXT,
+                    result BLOB,
+                    outputs TEXT,
+                    updated_at REAL
+                );
+                CREATE TABLE file_digests (
+                    path TEXT PRIMARY KEY NOT NULL,
+                    size INTEGER NOT NULL,
+                    mtime_ns INTEGER NOT NULL,
+                    inode INTEGER NOT NULL,
+                    ctime_ns INTEGER NOT NULL,
+                    digest TEXT NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Runs
+
+    /// Closes runs left `in_progress` by a build that no longer holds the
+    /// lock (killed with SIGKILL, power cut): the run becomes `failed` with
+    /// reason `interrupted`, and its unfinished subtasks `cancelled`.
+    /// Call only while holding the `BuildLock`. Returns the closed run ids.
+    @discardableResult
+    package func closeStaleRuns(now: Date = Date()) throws -> [String] {
+        try database.write { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT id, pid FROM runs WHERE status = 'in_progress'")
+            var closed: [String] = []
+            for row in rows {
+                let id: String = row["id"]
+                let pid: Int = row["pid"]
+                try db.execute(sql: """
+                    UPDATE runs SET status = 'failed', completed_at = ?,
+                        reason = ? WHERE id = ?
+                    """, arguments: [now.timeIntervalSince1970, "interrupted: process \(pid) stopped before the run finished", id])
+                try db.execute(sql: """
+                    UPDATE run_subtasks SET status = 'cancelled', completed_at = ?,
+                        error = COALESCE(error, 'interrupted')
+                    WHERE run_id = ? AND status IN ('pending', 'running')
+                    """, arguments: [now.timeIntervalSince1970, id])
+                try db.execute(sql: """
+                    UPDATE attempts SET status = 'cancelled', completed_at = ?, error = 'interrupted'
+                    WHERE run_id = ? AND status = 'running'
+                    """, arguments: [now.timeIntervalSince1970, id])
+                closed.append(id)
+            }
+            return closed
+        }
+    }
+
+    /// Records a new run and its selected subtasks as `pending`.
+    package func beginRun(
+        id: String, plan: String, planFile: String, pid: Int32, startedAt: Date,
+        subtasks: [(id: String, position: Int, agent: String)]
+    ) throws {
+        try database.write { db in
+            try db.execute(sql: """
+                INSERT INTO runs (id, plan, plan_file, status, pid, started_at, total)
+                VALUES (?, ?, ?, 'in_progress', ?, ?, ?)
+                """, arguments: [id, plan, planFile, Int(pid), startedAt.timeIntervalSince1970, subtasks.count])
+            let statement = try db.makeStatement(sql: """
+                INSERT INTO run_subtasks (run_id, subtask_id, position, agent, status)
+                VALUES (?, ?, ?, ?, 'pending')
+                """)
+            for s in subtasks {
+                try statement.execute(arguments: [id, s.id, s.position, s.agent])
+            }
+        }
+    }
+
+    /// One attempt of a subtask starts (the subtask becomes `running`).
+    package func attemptStarted(runID: String, subtask: String, attempt: Int, at time: Date, reason: String?) throws {
+        try database.write { db in
+            try db.execute(sql: """
+                UPDATE run_subtasks SET status = 'running', attempts = ?,
+                    started_at = COALESCE(started_at, ?), reason = COALESCE(?, reason)
+                WHERE run_id = ? AND subtask_id = ?
+                """, arguments: [attempt, time.timeIntervalSince1970, reason, runID, subtask])
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO attempts (run_id, subtask_id, attempt, status, started_at)
+                VALUES (?, ?, ?, 'running', ?)
+                """, arguments: [runID, subtask, attempt, time.timeIntervalSince1970])
+        }
+    }
+
+    /// One attempt ends. `status` is `done`, `failed`, `timed_out` or `cancelled`.
+    package func attemptFinished(
+        runID: String, subtask: String, attempt: Int, status: String, startedAt: Date,
+        completedAt: Date, exitCode: Int?, error: String?, result: [UInt8]?,
+        resultDigest: String?, cacheKey: String?
+    ) throws {
+        try database.write { db in
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO attempts (run_id, subtask_id, attempt, status, started_at,
+                    completed_at, exit_code, error, result, result_digest, cache_key)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [runID, subtask, attempt, status, startedAt.timeIntervalSince1970,
+                                 completedAt.timeIntervalSince1970, exitCode, error,
+                                 result.map { Data($0) }, resultDigest, cacheKey])
+        }
+    }
+
+    /// A subtask reaches its final status for this run.
+    package func subtaskFinished(
+        runID: String, subtask: String, status: String, attempts: Int, startedAt: Date?,
+        completedAt: Date, error: String?, result: [UInt8]?, resultDigest: String?,
+        cacheKey: String?, reason: String?
+    ) throws {
+        try database.write { db in
+            try db.execute(sql: """
+                UPDATE run_subtasks SET status = ?, attempts = ?, started_at = COALESCE(started_at, ?),
+                    completed_at = ?, error = ?, result = ?, result_digest = ?, cache_key = ?,
+                    reason = COALESCE(?, reason)
+                WHERE run_id = ? AND subtask_id = ?
+                """, arguments: [status, attempts, startedAt?.timeIntervalSince1970,
+                                 completedAt.timeIntervalSince1970, error, result.map { Data($0) },
+                                 resultDigest, cacheKey, reason, runID, subtask])
+        }
+    }
+
+    /// Marks several subtasks at once (blocked or cancelled), with one message each.
+    package func subtasksEnded(runID: String, _ entries: [(id: String, status: String, error: String?)], at time: Date) throws {
+        guard !entries.isEmpty else { return }
+        try database.write { db in
+            let statement = try db.makeStatement(sql: """
+                UPDATE run_subtasks SET status = ?, error = ?, completed_at = ?
+                WHERE run_id = ? AND subtask_id = ?
+                """)
+            for e in entries {
+                try statement.execute(arguments: [e.status, e.error, time.timeIntervalSince1970, runID, e.id])
+            }
+        }
+    }
+
+    /// The run ends with `status` (`completed`, `failed`, `cancelled`).
+    package func finishRun(id: String, status: String, reason: String?, at time: Date) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE runs SET status = ?, reason = ?, completed_at = ? WHERE id = ?",
+                           arguments: [status, reason, time.timeIntervalSince1970, id])
+        }
+    }
+
+    /// Leaves a cancellation reason for the running build (`planrun cancel`).
+    /// Returns false when no run is in progress.
+    package func requestCancel(reason: String) throws -> Bool {
+        try database.write { db in
+            try db.execute(sql: "UPDATE runs SET cancel_request = ? WHERE status = 'in_progress'", arguments: [reason])
+            return db.changesCount > 0
+        }
+    }
+
+    /// The reason `planrun cancel` left for run `id`, if any.
+    package func cancelRequest(runID: String) throws -> String? {
+        try database.read { db in
+            try String.fetchOne(db, sql: "SELECT cancel_request FROM runs WHERE id = ?", arguments: [runID])
+        }
+    }
+}
