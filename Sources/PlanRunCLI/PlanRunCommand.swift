@@ -20,6 +20,7 @@ package struct PlanRunCommand: AsyncParsableCommand {
             ValidateCommand.self,
             PlanCommand.self,
             ListCommand.self,
+            BuildCommand.self,
         ]
     )
 

@@ -1,0 +1,100 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ArgumentParser
+import Foundation
+import PlanRunCore
+
+/// `planrun build [PLAN] [TARGET...]`: runs the targets and what they
+/// depend on (DESIGN §4). Exits 0 on success, 1 when a subtask failed,
+/// 2 for an invalid plan, 130 when cancelled.
+struct BuildCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Run a plan's subtasks (all, or the named targets and their dependencies)."
+    )
+
+    @OptionGroup var planArguments: PlanArguments
+    @OptionGroup var jobs: JobsOption
+    @Flag(name: [.customShort("k"), .customLong("keep-going")], help: "Keep running subtasks that do not depend on a failure.")
+    var keepGoing = false
+    @Flag(help: "Print the summary as JSON on standard output (progress goes to standard error).")
+    var json = false
+    @Flag(help: "Show what would run, like `planrun plan`, without running anything.")
+    var dryRun = false
+    @Option(help: "The state folder (default: .planrun beside the plan).")
+    var stateDir: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        if dryRun {
+            try DryRun.show(planArguments: planArguments, jobs: jobs, format: json ? .json : .text, color: output.color)
+            return
+        }
+        let (path, targets) = planArguments.resolved
+        let plan = try PlanLoading.load(path, color: output.color)
+        _ = try PlanLoading.select(targets, in: TaskGraph(plan: plan), color: output.color)
+        let progressFD = json ? STDERR_FILENO : STDOUT_FILENO
+        let config = RunConfiguration(
+            jobs: jobs.effective(for: plan), keepGoing: keepGoing, targets: targets,
+            environment: ProcessInfo.processInfo.environment, isTerminal: isatty(progressFD) == 1,
+            stateDirectory: stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+        let canceller = RunCanceller()
+        BuildSignals.install()
+        let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: canceller, progressFD: progressFD)
+        switch outcome {
+        case .failure(let failure):
+            printError("error: \(failure)\n")
+            throw ExitCode(1)
+        case .success(let summary):
+            if json { printOut(summary.json.rendered() + "\n") }
+            if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
+        }
+    }
+}
+
+/// Runs a build next to a signal watcher: the first SIGINT or SIGTERM
+/// cancels the build task, which stops every subtask and returns a
+/// `cancelled` summary.
+enum BuildRun {
+    enum Step: Sendable {
+        case finished(Result<RunSummary, BuildSession.Failure>)
+        case signal(Int32)
+    }
+
+    static func run(plan: Plan, configuration: RunConfiguration, canceller: RunCanceller, progressFD: Int32) async -> Result<RunSummary, BuildSession.Failure> {
+        await withTaskGroup(of: Step?.self) { group in
+            group.addTask {
+                let reporter = TextReporter(isTerminal: configuration.isTerminal) { text in
+                    FileHandle(fileDescriptor: progressFD).write(Data(text.utf8))
+                }
+                do throws(BuildSession.Failure) {
+                    return .finished(.success(try await BuildSession.run(
+                        plan: plan, configuration: configuration, canceller: canceller, reporter: reporter)))
+                } catch {
+                    return .finished(.failure(error))
+                }
+            }
+            group.addTask {
+                guard let signal = try? await BuildSignals.waitForSignal() else { return nil }
+                return .signal(signal)
+            }
+            var result: Result<RunSummary, BuildSession.Failure>?
+            while let step = await group.next() {
+                switch step {
+                case .finished(let r):
+                    result = r
+                    group.cancelAll() // stop the watcher
+                case .signal(let signal):
+                    canceller.setReason(BuildSignals.reason(for: signal))
+                    group.cancelAll() // cancel the build
+                case nil:
+                    break
+                }
+            }
+            return result ?? .failure(.state("the build did not finish"))
+        }
+    }
+}

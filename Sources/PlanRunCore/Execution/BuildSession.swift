@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// A whole `planrun build`: takes the plan's build lock, closes runs a
+/// killed build left open, records the run, runs the executor with real
+/// processes and logs under `logs/RUN_ID/`, and returns the summary.
+package struct BuildSession {
+    /// Problems that stop a build before it runs anything.
+    package enum Failure: Error, Sendable, CustomStringConvertible {
+        /// Another build of the same plan holds the lock.
+        case busy(pid: Int32, plan: String)
+        case state(String)
+        /// Unknown targets on the command line.
+        case targets(PlanDiagnostics)
+
+        package var description: String {
+            switch self {
+            case .busy(let pid, let plan):
+                "another build of `\(plan)` is running (pid \(pid)); wait for it or run `planrun cancel`"
+            case .state(let message): message
+            case .targets(let diagnostics): diagnostics.description
+            }
+        }
+    }
+
+    /// The state folder: `--state-dir`, else `.planrun` beside the plan.
+    package static func stateDirectory(for plan: Plan, configuration: RunConfiguration) -> String {
+        configuration.stateDirectory ?? (plan.directory as NSString).appendingPathComponent(".planrun")
+    }
+
+    /// A new run id: UTC time, then random hex (sorts by start time).
+    package static func makeRunID(now: Date = Date()) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        return formatter.string(from: now) + "-" + String(format: "%06x", UInt32.random(in: 0..<0x1000000))
+    }
+
+    package static func run(
+        plan: Plan, configuration: RunConfiguration, cache: any BuildCache = NoBuildCache(),
+        runner: (any CommandRunner)? = nil, canceller: RunCanceller, reporter: some ProgressReporter
+    ) async throws(Failure) -> RunSummary {
+        let graph = TaskGraph(plan: plan)
+        let selected: [Bool]
+        do { selected = try graph.selection(targets: configuration.targets) } catch { throw .targets(error) }
+
+        let directory = stateDirectory(for: plan, configuration: configuration)
+        let lock: BuildLock
+        do { lock = try BuildLock.acquire(directory: directory) } catch {
+            switch error {
+            case .held(let pid): throw .busy(pid: pid, plan: plan.file)
+            case .io: throw .state(error.description)
+            }
+        }
+        let store: StateStore
+        let runID = makeRunID()
+        let logDirectory = (directory as NSString).appendingPathComponent("logs/\(runID)")
+        do {
+            store = try StateStore(directory: directory)
+            try store.closeStaleRuns()
+            try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+            try store.beginRun(
+                id: runID, plan: plan.name, planFile: plan.file, pid: getpid(), startedAt: Date(),
+                subtasks: (0..<graph.count).filter { selected[$0] }.map {
+                    (plan.subtasks[$0].id, $0, plan.subtasks[$0].agent)
+                })
+        } catch {
+            throw .state("cannot open the state in \(directory): \(error)")
+        }
+        let executor = Executor(
+            graph: graph, configuration: configuration,
+            runner: runner ?? ProcessCommandRunner(killGrace: configuration.killGrace),
+            cache: cache, store: store, runID: runID, logDirectory: logDirectory, canceller: canceller)
+        let summary = await executor.run(selected: selected, reporter: reporter)
+        withExtendedLifetime(lock) {}
+        return summary
+    }
+}

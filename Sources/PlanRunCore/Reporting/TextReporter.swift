@@ -1,0 +1,117 @@
+import Foundation
+
+/// Human-readable progress (DESIGN §4). On a terminal: one live status line
+/// (`[12/40] 3 running · 5 cached · compile-foo`), rewritten in place, with
+/// each subtask's output printed whole above it when the subtask ends (as
+/// ninja's StatusPrinter). Elsewhere (CI, pipes): one line per event. Ends
+/// with a summary. It writes through `write`; Core never prints itself.
+package final class TextReporter: ProgressReporter {
+    private let isTerminal: Bool
+    private let write: (String) -> Void
+    private let width: Int
+    private var statusLine = ""
+    private var lastStarted: String?
+
+    /// `width` caps the status line on a terminal.
+    package init(isTerminal: Bool, width: Int = 100, write: @escaping (String) -> Void) {
+        self.isTerminal = isTerminal
+        self.width = max(20, width)
+        self.write = write
+    }
+
+    package func report(_ event: RunEvent, progress: RunProgress) {
+        let counter = "[\(progress.finished)/\(progress.total)]"
+        var text = ""
+        switch event {
+        case .runStarted:
+            break
+        case .started(let id):
+            lastStarted = id
+            if !isTerminal { text = "\(counter) start \(id)\n" }
+        case .retrying(let id, let attempt, let error, let delay):
+            text = "\(counter) retry \(id): attempt \(attempt) failed (\(error)); next attempt in \(Self.seconds(delay))\n"
+        case .finished(let report):
+            text = line(for: report, counter: counter) + Self.block(report.output)
+        case .skipped(let report):
+            if report.status == .cached {
+                if !isTerminal { text = "\(counter) cached \(report.id)\n" }
+            } else if !isTerminal || report.status == .failed {
+                text = line(for: report, counter: counter)
+            }
+        case .runFinished(let summary):
+            text = Self.summaryText(summary)
+        }
+        if isTerminal {
+            var out = statusLine.isEmpty ? "" : "\r\u{1B}[K"
+            out += text
+            if case .runFinished = event {
+                statusLine = ""
+            } else {
+                statusLine = status(progress)
+                out += statusLine
+            }
+            write(out)
+        } else if !text.isEmpty {
+            write(text)
+        }
+    }
+
+    private func line(for report: SubtaskReport, counter: String) -> String {
+        let time = String(format: "%.2fs", report.durationSeconds)
+        switch report.status {
+        case .done: return "\(counter) done \(report.id) (\(time))\n"
+        case .failed: return "\(counter) FAILED \(report.id): \(report.error ?? "failed") (\(time))\n"
+        case .cached: return "\(counter) cached \(report.id)\n"
+        case .blocked: return "\(counter) blocked \(report.id): \(report.error ?? "a dependency failed")\n"
+        case .cancelled: return "\(counter) cancelled \(report.id)\n"
+        case .pending, .running: return "\(counter) \(report.status.rawValue) \(report.id)\n"
+        }
+    }
+
+    private func status(_ progress: RunProgress) -> String {
+        var parts = ["\(progress.running.count) running"]
+        if progress.cached > 0 { parts.append("\(progress.cached) cached") }
+        if progress.failed > 0 { parts.append("\(progress.failed) failed") }
+        if let current = progress.running.last { parts.append(current) }
+        let line = "[\(progress.finished)/\(progress.total)] " + parts.joined(separator: " · ")
+        return line.count > width ? String(line.prefix(width - 1)) + "…" : line
+    }
+
+    /// Captured output, made safe for a terminal (control characters other
+    /// than tab, newline, carriage return and escape become `?`, invalid
+    /// UTF-8 becomes U+FFFD), ending with a newline.
+    package static func block(_ bytes: [UInt8]) -> String {
+        guard !bytes.isEmpty else { return "" }
+        var text = ""
+        for scalar in String(decoding: bytes, as: UTF8.self).unicodeScalars {
+            let allowed: Set<Unicode.Scalar> = ["\t", "\n", "\r", "\u{1B}"]
+            if (scalar.value < 0x20 && !allowed.contains(scalar)) || scalar.value == 0x7F {
+                text.unicodeScalars.append("?")
+            } else {
+                text.unicodeScalars.append(scalar)
+            }
+        }
+        return text.hasSuffix("\n") ? text : text + "\n"
+    }
+
+    /// `build completed: 3 done, 1 cached, ... in 1.20s (run ID)` and the errors.
+    package static func summaryText(_ summary: RunSummary) -> String {
+        var counts = ["\(summary.count(.done)) done"]
+        for status in [SubtaskStatus.cached, .failed, .blocked, .cancelled] where summary.count(status) > 0 {
+            counts.append("\(summary.count(status)) \(status.rawValue)")
+        }
+        var head = "build \(summary.status.rawValue)"
+        if let reason = summary.reason { head += " (\(reason))" }
+        var text = "\(head): \(counts.joined(separator: ", ")) of \(summary.total) in "
+            + String(format: "%.2fs", summary.durationSeconds) + " (run \(summary.runID))\n"
+        for report in summary.reports where report.status == .failed {
+            text += "  failed \(report.id): \(report.error ?? "failed")\n"
+        }
+        return text
+    }
+
+    private static func seconds(_ d: Duration) -> String {
+        let s = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        return String(format: "%.2fs", s)
+    }
+}
