@@ -17,8 +17,11 @@ package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
     case nestingTooDeep(limit: Int)
     case multipleDocuments
     case invalidMergeKey
+    case complexKey
     // Shape
     case wrongType(key: String, expected: String, found: String)
+    case wrongEntryType(key: String, expected: String, found: String)
+    case notAMapping(found: String)
     case unknownKey(key: String, context: String, suggestion: String?)
     case missingKey(key: String, context: String)
     case unsupportedVersion(found: String)
@@ -55,7 +58,12 @@ package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
         case .nestingTooDeep(let limit): "YAML nesting is deeper than \(limit) levels"
         case .multipleDocuments: "the file holds more than one YAML document; a plan is one document"
         case .invalidMergeKey: "the merge key `<<` needs a mapping or a list of mappings"
+        case .complexKey: "mapping keys must be plain text, not lists or mappings"
         case .wrongType(let key, let expected, let found): "`\(key)` must be \(expected), not \(found)"
+        case .wrongEntryType(let key, let expected, let found):
+            "every entry of `\(key)` must be \(expected), not \(found)"
+        case .notAMapping(let found):
+            "a plan must be a mapping with keys such as `version` and `subtasks`, not \(found)"
         case .unknownKey(let key, let context, let suggestion):
             "unknown key `\(key)` in \(context)" + Self.didYouMean(suggestion)
         case .missingKey(let key, let context): "missing required key `\(key)` in \(context)"

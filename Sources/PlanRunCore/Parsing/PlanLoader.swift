@@ -1,17 +1,119 @@
 import Foundation
 
-/// Reads a plan file into a validated `Plan` (DESIGN §1–§2).
-/// STUB: the parsing work replaces this file.
+/// Reads a plan file into a validated `Plan` (DESIGN §1–§2): file checks,
+/// then `YAMLReader` (text -> nodes), `PlanBuilder` (nodes -> model, types
+/// and keys) and `PlanValidator` (references, outputs, cycles). Every problem
+/// found is collected and thrown together, sorted by location.
 package enum PlanLoader {
     /// Loads and validates the plan at `path`. Throws every problem found,
     /// in source order, as `PlanDiagnostics`.
     package static func load(path: String) throws(PlanDiagnostics) -> Plan {
-        throw PlanDiagnostics([Diagnostic(.error, at: nil, "plan loading is not implemented yet")])
+        let bytes: [UInt8]
+        switch readFile(path) {
+        case .success(let b): bytes = b
+        case .failure(let error): throw PlanDiagnostics([Diagnostic(error, at: nil)])
+        }
+        let url = URL(fileURLWithPath: path).standardizedFileURL
+        let directory = url.deletingLastPathComponent().standardizedFileURL.path
+        return try load(bytes: bytes, file: path, directory: directory)
     }
 
     /// Loads and validates plan text. `file` is used in locations; `directory`
     /// is the plan's folder (absolute).
     package static func load(bytes: [UInt8], file: String, directory: String) throws(PlanDiagnostics) -> Plan {
-        throw PlanDiagnostics([Diagnostic(.error, at: nil, "plan loading is not implemented yet")])
+        var collector = DiagnosticCollector()
+        let start = SourceLocation(file: file, line: 1, column: 1)
+        if let offset = firstInvalidUTF8Offset(bytes) {
+            let (line, column) = position(ofOffset: offset, in: bytes)
+            throw PlanDiagnostics([Diagnostic(.notUTF8, at: SourceLocation(file: file, line: line, column: column))])
+        }
+        let outcome = bytes.withUnsafeBufferPointer { buffer in
+            YAMLReader.read(buffer, file: file, diagnostics: &collector)
+        }
+        let root: YAMLNode
+        switch outcome {
+        case .failed:
+            try collector.throwIfErrors()
+            throw PlanDiagnostics([Diagnostic(.yamlSyntax("cannot read the document"), at: start)])
+        case .empty:
+            collector.error(.emptyFile, at: start)
+            throw PlanDiagnostics(collector.sorted)
+        case .document(let node):
+            root = node
+        }
+        if let scalar = root.scalar, scalar.isNull {
+            collector.error(.emptyFile, at: start)
+            throw PlanDiagnostics(collector.sorted)
+        }
+        guard let pairs = root.mapping else {
+            collector.error(.notAMapping(found: root.kindDescription), at: root.location(in: file))
+            throw PlanDiagnostics(collector.sorted)
+        }
+        let defaultName = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        var builder = PlanBuilder(file: file, directory: directory, defaultName: defaultName, collector: collector)
+        let draft = builder.build(root: root, pairs: pairs)
+        collector = builder.collector
+        let plan = draft.plan
+        PlanValidator.validate(plan, draft: draft, collector: &collector)
+        try collector.throwIfErrors()
+        return plan
+    }
+
+    // MARK: Files
+
+    private static func readFile(_ path: String) -> Result<[UInt8], PlanError> {
+        var info = stat()
+        if stat(path, &info) != 0 {
+            let code = errno
+            if code == ENOENT || code == ENOTDIR { return .failure(.fileNotFound(path: path)) }
+            return .failure(.unreadable(path: path, reason: String(cString: strerror(code))))
+        }
+        if (info.st_mode & S_IFMT) == S_IFDIR { return .failure(.isDirectory(path: path)) }
+        let fd = open(path, O_RDONLY)
+        if fd < 0 { return .failure(.unreadable(path: path, reason: String(cString: strerror(errno)))) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Int(max(0, info.st_size)))
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return .failure(.unreadable(path: path, reason: String(cString: strerror(errno))))
+            }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return .success(bytes)
+    }
+
+    /// nil when `bytes` is valid UTF-8; else the offset of the first bad byte.
+    static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
+        if String(validating: bytes, as: UTF8.self) != nil { return nil }
+        // Slow path, only for invalid files: find where decoding fails.
+        var iterator = bytes.makeIterator()
+        var decoder = Unicode.UTF8()
+        var offset = 0
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar): offset += UTF8.width(scalar)
+            case .emptyInput: return nil
+            case .error: return offset
+            }
+        }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    static func position(ofOffset offset: Int, in bytes: [UInt8]) -> (Int, Int) {
+        var line = 1, column = 1
+        for byte in bytes[..<min(offset, bytes.count)] {
+            if byte == UInt8(ascii: "\n") {
+                line += 1
+                column = 1
+            } else if byte & 0xC0 != 0x80 {
+                column += 1
+            }
+        }
+        return (line, column)
     }
 }

@@ -1,0 +1,407 @@
+/// What `PlanBuilder` produces: the model, plus what validation needs to
+/// point at (declaration order and locations not kept in the model).
+struct PlanDraft {
+    var plan: Plan
+    /// Agent names in declaration order (for deterministic suggestions).
+    var agentOrder: [String]
+    /// Where `defaults.agent` is written, if it is.
+    var defaultsAgentLocation: SourceLocation?
+}
+
+/// Turns the nodes of a plan document into the model of DESIGN §1: every
+/// key known, every value of the right type. Problems are collected, never
+/// thrown, so one wrong field does not hide others; a field with a problem is
+/// left at its default. References between parts (dependencies, agents,
+/// outputs, cycles) are `PlanValidator`'s job.
+struct PlanBuilder {
+    let file: String
+    let directory: String
+    let defaultName: String
+    var collector: DiagnosticCollector
+
+    static let planKeys = ["version", "name", "goal", "max_parallel", "approval", "env", "defaults", "agents", "subtasks"]
+    static let defaultsKeys = ["agent", "retries", "retry_backoff", "timeout"]
+    static let agentKeys = ["kind", "shell", "command", "max_parallel", "retries", "retry_backoff", "timeout", "env"]
+    static let subtaskKeys = [
+        "id", "description", "agent", "run", "depends_on", "inputs", "outputs", "with", "cache", "env",
+        "env_inputs", "retries", "retry_backoff", "timeout",
+    ]
+
+    init(file: String, directory: String, defaultName: String, collector: DiagnosticCollector) {
+        self.file = file
+        self.directory = directory
+        self.defaultName = defaultName
+        self.collector = collector
+    }
+
+    func at(_ node: YAMLNode) -> SourceLocation { node.location(in: file) }
+
+    // MARK: Plan
+
+    mutating func build(root: YAMLNode, pairs: [YAMLPair]) -> PlanDraft {
+        var version: Int?
+        var sawVersion = false
+        var name: String?
+        var goal: String?
+        var maxParallel: Int?
+        var approval = ApprovalMode.none
+        var env: [String: String] = [:]
+        var defaults = SubtaskDefaults()
+        var defaultsAgentLocation: SourceLocation?
+        var agents: [String: AgentDefinition] = [:]
+        var agentOrder: [String] = []
+        var subtasks: [Subtask] = []
+        var sawSubtasks = false
+
+        for pair in pairs {
+            guard let key = keyText(pair) else { continue }
+            let value = pair.value
+            switch key {
+            case "version":
+                sawVersion = true
+                version = integer(value, key: key, minimum: nil)
+                if let v = version, v != planFormatVersion {
+                    collector.error(.unsupportedVersion(found: value.scalar?.text ?? String(v)), at: at(value))
+                }
+            case "name": name = text(value, key: key)
+            case "goal": goal = text(value, key: key)
+            case "max_parallel": maxParallel = integer(value, key: key, minimum: 1)
+            case "approval":
+                if let t = text(value, key: key) {
+                    if let mode = ApprovalMode(rawValue: t) { approval = mode } else {
+                        collector.error(.invalidValue(key: key, value: t, expected: "`none` or `required`"), at: at(value))
+                    }
+                }
+            case "env": env = environment(value, key: key)
+            case "defaults":
+                (defaults, defaultsAgentLocation) = buildDefaults(value)
+            case "agents":
+                (agents, agentOrder) = buildAgents(value)
+            case "subtasks":
+                sawSubtasks = true
+                subtasks = buildSubtaskList(value)
+            default:
+                unknown(pair, key: key, context: "the plan", known: Self.planKeys)
+            }
+        }
+        if !sawVersion { collector.error(.missingKey(key: "version", context: "the plan"), at: at(root)) }
+        if !sawSubtasks { collector.error(.missingKey(key: "subtasks", context: "the plan"), at: at(root)) }
+
+        // Resolve each subtask's agent now that `defaults.agent` is known.
+        if let agent = defaults.agent {
+            for i in subtasks.indices where subtasks[i].locations.agent == nil { subtasks[i].agent = agent }
+        }
+        let plan = Plan(
+            file: file, directory: directory, version: version ?? planFormatVersion,
+            name: name ?? defaultName, goal: goal, maxParallel: maxParallel, approval: approval,
+            env: env, defaults: defaults, agents: agents, subtasks: subtasks)
+        return PlanDraft(plan: plan, agentOrder: agentOrder, defaultsAgentLocation: defaultsAgentLocation)
+    }
+
+    // MARK: Defaults and agents
+
+    mutating func buildDefaults(_ node: YAMLNode) -> (SubtaskDefaults, SourceLocation?) {
+        var defaults = SubtaskDefaults()
+        var agentLocation: SourceLocation?
+        guard let pairs = mapping(node, key: "defaults") else { return (defaults, nil) }
+        for pair in pairs {
+            guard let key = keyText(pair) else { continue }
+            switch key {
+            case "agent":
+                defaults.agent = text(pair.value, key: key)
+                if defaults.agent != nil { agentLocation = at(pair.value) }
+            case "retries": defaults.retries = integer(pair.value, key: key, minimum: 0)
+            case "retry_backoff": defaults.retryBackoff = duration(pair.value, key: key)
+            case "timeout": defaults.timeout = duration(pair.value, key: key)
+            default: unknown(pair, key: key, context: "`defaults`", known: Self.defaultsKeys)
+            }
+        }
+        return (defaults, agentLocation)
+    }
+
+    mutating func buildAgents(_ node: YAMLNode) -> ([String: AgentDefinition], [String]) {
+        var agents: [String: AgentDefinition] = [:]
+        var order: [String] = []
+        guard let pairs = mapping(node, key: "agents") else { return (agents, order) }
+        for pair in pairs {
+            guard let name = keyText(pair) else { continue }
+            if !PlanValidator.isValidID(name) {
+                collector.error(
+                    .invalidValue(key: "agents", value: name, expected: "an agent name of letters, digits, `_`, `.` and `-`"),
+                    at: at(pair.key))
+            }
+            if let agent = buildAgent(name: name, pair: pair) {
+                agents[name] = agent
+                order.append(name)
+            }
+        }
+        return (agents, order)
+    }
+
+    mutating func buildAgent(name: String, pair: YAMLPair) -> AgentDefinition? {
+        guard let pairs = mapping(pair.value, key: name) else { return nil }
+        let context = "agent `\(name)`"
+        var kind: AgentKind?
+        var agent = AgentDefinition(name: name, kind: .shell, location: at(pair.key))
+        var command: YAMLNode?
+        for field in pairs {
+            guard let key = keyText(field) else { continue }
+            let value = field.value
+            switch key {
+            case "kind":
+                if let t = text(value, key: key) {
+                    if let k = AgentKind(rawValue: t) { kind = k } else {
+                        collector.error(.invalidValue(key: key, value: t, expected: "`shell` or `command`"), at: at(value))
+                        kind = .shell
+                    }
+                }
+            case "shell":
+                if let list = stringList(value, key: key) {
+                    if list.values.isEmpty {
+                        collector.error(.wrongType(key: key, expected: "a non-empty list of strings", found: "an empty list"), at: at(value))
+                    } else {
+                        agent.shell = list.values
+                    }
+                }
+            case "command":
+                command = value
+                agent.command = stringList(value, key: key)?.values ?? []
+            case "max_parallel": agent.maxParallel = integer(value, key: key, minimum: 1)
+            case "retries": agent.retries = integer(value, key: key, minimum: 0)
+            case "retry_backoff": agent.retryBackoff = duration(value, key: key)
+            case "timeout": agent.timeout = duration(value, key: key)
+            case "env": agent.env = environment(value, key: key)
+            default: unknown(field, key: key, context: context, known: Self.agentKeys)
+            }
+        }
+        // Without `kind`, an agent with a `command` is a command agent.
+        agent.kind = kind ?? (command != nil ? .command : .shell)
+        if agent.kind == .command {
+            if let command {
+                if command.sequence?.isEmpty == true {
+                    collector.error(.missingCommand(agent: name), at: at(command))
+                }
+            } else {
+                collector.error(.missingCommand(agent: name), at: at(pair.key))
+            }
+        }
+        return agent
+    }
+
+    // MARK: Subtasks
+
+    mutating func buildSubtaskList(_ node: YAMLNode) -> [Subtask] {
+        guard let items = node.sequence else {
+            collector.error(.wrongType(key: "subtasks", expected: "a list of subtasks", found: node.kindDescription), at: at(node))
+            return []
+        }
+        if items.isEmpty {
+            collector.error(.emptySubtasks, at: at(node))
+            return []
+        }
+        var subtasks: [Subtask] = []
+        subtasks.reserveCapacity(items.count)
+        for item in items {
+            guard let pairs = item.mapping else {
+                collector.error(
+                    .wrongEntryType(key: "subtasks", expected: "a mapping", found: item.kindDescription), at: at(item))
+                continue
+            }
+            if let subtask = buildSubtask(item, pairs: pairs) { subtasks.append(subtask) }
+        }
+        return subtasks
+    }
+
+    /// nil when the subtask has no usable id (reported).
+    mutating func buildSubtask(_ item: YAMLNode, pairs: [YAMLPair]) -> Subtask? {
+        var locations = SubtaskLocations(item: at(item))
+        var id: String?
+        var sawID = false
+        // The id first, so that messages about other keys can name it.
+        for pair in pairs where pair.keyText == "id" {
+            sawID = true
+            id = text(pair.value, key: "id")
+            locations.id = at(pair.value)
+            if let i = id, !PlanValidator.isValidID(i) { collector.error(.invalidID(id: i), at: at(pair.value)) }
+        }
+        if !sawID { collector.error(.missingKey(key: "id", context: "a subtask"), at: at(item)) }
+        let context = id.map { "subtask `\($0)`" } ?? "a subtask"
+        var subtask = Subtask(id: id ?? "", locations: locations)
+
+        for pair in pairs {
+            guard let key = keyText(pair) else { continue }
+            let value = pair.value
+            switch key {
+            case "id": break
+            case "description": subtask.description = text(value, key: key)
+            case "agent":
+                if let a = text(value, key: key) {
+                    subtask.agent = a
+                    subtask.locations.agent = at(value)
+                }
+            case "run": subtask.run = text(value, key: key)
+            case "depends_on":
+                if let list = stringList(value, key: key) {
+                    subtask.dependsOn = list.values
+                    subtask.locations.dependsOn = list.locations
+                }
+            case "inputs":
+                if let list = stringList(value, key: key) {
+                    subtask.inputs = list.values
+                    subtask.locations.inputs = list.locations
+                }
+            case "outputs":
+                if let list = stringList(value, key: key) {
+                    subtask.outputs = list.values
+                    subtask.locations.outputs = list.locations
+                }
+            case "with": subtask.with = json(value)
+            case "cache": subtask.cache = boolean(value, key: key) ?? true
+            case "env": subtask.env = environment(value, key: key)
+            case "env_inputs":
+                if let list = stringList(value, key: key) {
+                    for (name, location) in zip(list.values, list.locations) where !Self.isVariableName(name) {
+                        collector.error(
+                            .invalidValue(key: key, value: name, expected: "an environment variable name"), at: location)
+                    }
+                    subtask.envInputs = list.values
+                }
+            case "retries": subtask.retries = integer(value, key: key, minimum: 0)
+            case "retry_backoff": subtask.retryBackoff = duration(value, key: key)
+            case "timeout": subtask.timeout = duration(value, key: key)
+            default: unknown(pair, key: key, context: context, known: Self.subtaskKeys)
+            }
+        }
+        return id == nil ? nil : subtask
+    }
+
+    // MARK: Values
+
+    /// The key's text; reports keys that are lists or mappings.
+    mutating func keyText(_ pair: YAMLPair) -> String? {
+        if let t = pair.keyText { return t }
+        collector.error(.complexKey, at: at(pair.key))
+        return nil
+    }
+
+    mutating func unknown(_ pair: YAMLPair, key: String, context: String, known: [String]) {
+        let suggestion = Suggestion.closest(to: key, in: known)
+        collector.error(.unknownKey(key: key, context: context, suggestion: suggestion), at: at(pair.key))
+    }
+
+    mutating func mapping(_ node: YAMLNode, key: String) -> [YAMLPair]? {
+        if let pairs = node.mapping { return pairs }
+        collector.error(.wrongType(key: key, expected: "a mapping", found: node.kindDescription), at: at(node))
+        return nil
+    }
+
+    /// Text fields take any scalar but null: `name: 2024` is the text "2024".
+    mutating func text(_ node: YAMLNode, key: String) -> String? {
+        if let s = node.scalar, !s.isNull { return s.text }
+        collector.error(.wrongType(key: key, expected: "a string", found: node.kindDescription), at: at(node))
+        return nil
+    }
+
+    mutating func integer(_ node: YAMLNode, key: String, minimum: Int?) -> Int? {
+        let expected = switch minimum {
+        case 0: "a non-negative integer"
+        case 1: "a positive integer"
+        default: "an integer"
+        }
+        guard let s = node.scalar, case .int(let n) = s.value else {
+            collector.error(.wrongType(key: key, expected: expected, found: node.kindDescription), at: at(node))
+            return nil
+        }
+        if let minimum, n < minimum {
+            collector.error(.invalidValue(key: key, value: s.text, expected: expected), at: at(node))
+            return nil
+        }
+        return n
+    }
+
+    mutating func boolean(_ node: YAMLNode, key: String) -> Bool? {
+        if let s = node.scalar, case .bool(let b) = s.value { return b }
+        collector.error(.wrongType(key: key, expected: "`true` or `false`", found: node.kindDescription), at: at(node))
+        return nil
+    }
+
+    mutating func duration(_ node: YAMLNode, key: String) -> Duration? {
+        guard let t = text(node, key: key) else { return nil }
+        if let d = DurationText.parse(t) { return d }
+        collector.error(.invalidDuration(key: key, value: t), at: at(node))
+        return nil
+    }
+
+    mutating func stringList(_ node: YAMLNode, key: String) -> (values: [String], locations: [SourceLocation])? {
+        guard let items = node.sequence else {
+            collector.error(.wrongType(key: key, expected: "a list of strings", found: node.kindDescription), at: at(node))
+            return nil
+        }
+        var values: [String] = []
+        var locations: [SourceLocation] = []
+        values.reserveCapacity(items.count)
+        locations.reserveCapacity(items.count)
+        var ok = true
+        for item in items {
+            if let s = item.scalar, !s.isNull {
+                values.append(s.text)
+                locations.append(at(item))
+            } else {
+                collector.error(.wrongEntryType(key: key, expected: "a string", found: item.kindDescription), at: at(item))
+                ok = false
+            }
+        }
+        return ok ? (values, locations) : nil
+    }
+
+    /// `env` maps: names to text. Numbers and booleans are taken as written
+    /// (`VERBOSE: 1` is "1", `DEBUG: true` is "true"); null, lists and
+    /// mappings are errors.
+    mutating func environment(_ node: YAMLNode, key: String) -> [String: String] {
+        guard let pairs = mapping(node, key: key) else { return [:] }
+        var env: [String: String] = [:]
+        env.reserveCapacity(pairs.count)
+        for pair in pairs {
+            guard let name = keyText(pair) else { continue }
+            if !Self.isVariableName(name) {
+                collector.error(.invalidValue(key: key, value: name, expected: "an environment variable name"), at: at(pair.key))
+                continue
+            }
+            if let s = pair.value.scalar, !s.isNull {
+                env[name] = s.text
+            } else {
+                collector.error(
+                    .wrongType(key: "\(key).\(name)", expected: "a string", found: pair.value.kindDescription), at: at(pair.value))
+            }
+        }
+        return env
+    }
+
+    /// Any YAML value as JSON; mapping keys are their text.
+    mutating func json(_ node: YAMLNode) -> JSONValue {
+        switch node.content {
+        case .scalar(let s):
+            switch s.value {
+            case .null: return .null
+            case .bool(let b): return .bool(b)
+            case .int(let n): return .int(n)
+            case .double(let d): return .double(d)
+            case .string(let t): return .string(t)
+            }
+        case .sequence(let items):
+            return .array(items.map { json($0) })
+        case .mapping(let pairs):
+            var object: [String: JSONValue] = [:]
+            for pair in pairs {
+                guard let k = keyText(pair) else { continue }
+                object[k] = json(pair.value)
+            }
+            return .object(object)
+        }
+    }
+
+    /// A name the environment can hold: not empty, no `=` and no NUL.
+    static func isVariableName(_ name: String) -> Bool {
+        !name.isEmpty && !name.utf8.contains(UInt8(ascii: "=")) && !name.utf8.contains(0)
+    }
+}

@@ -1,0 +1,155 @@
+/// The checks between parts of a plan (DESIGN §2): unique ids, known
+/// dependencies and agents, no self-dependency or repeated dependency,
+/// a `run` for shell subtasks, outputs inside the plan's folder and declared
+/// once, no dependency cycle. Every check runs, whatever the others found;
+/// each problem is located at the entry that causes it. Linear in the size of
+/// the plan (dictionaries, no pairwise comparisons).
+enum PlanValidator {
+    static func validate(_ plan: Plan, draft: PlanDraft, collector: inout DiagnosticCollector) {
+        let ids = plan.subtasks.map(\.id)
+        let agentNames = draft.agentOrder + (draft.agentOrder.contains("shell") ? [] : ["shell"])
+
+        // Ids: unique. `plan.index` holds the first subtask of each id.
+        for (i, subtask) in plan.subtasks.enumerated() {
+            if let first = plan.index[subtask.id], first != i {
+                let firstLine = plan.subtasks[first].locations.id?.line ?? plan.subtasks[first].locations.item.line
+                collector.error(
+                    .duplicateID(id: subtask.id, firstLine: firstLine),
+                    at: subtask.locations.id ?? subtask.locations.item)
+            }
+        }
+
+        // Agents.
+        if let name = plan.defaults.agent, plan.agents[name] == nil {
+            collector.error(
+                .unknownAgent(name: name, suggestion: Suggestion.closest(to: name, in: agentNames)),
+                at: draft.defaultsAgentLocation)
+        }
+
+        var outputOwners: [String: Int] = [:]
+        outputOwners.reserveCapacity(plan.subtasks.count)
+        let agentKinds = plan.agents.mapValues(\.kind)
+        for (i, subtask) in plan.subtasks.enumerated() {
+            let at = subtask.locations
+            // Agent and `run`.
+            if let kind = agentKinds[subtask.agent] {
+                if kind == .shell, subtask.run == nil {
+                    collector.error(.missingRun(subtask: subtask.id), at: at.item)
+                }
+            } else if let location = at.agent {
+                collector.error(
+                    .unknownAgent(name: subtask.agent, suggestion: Suggestion.closest(to: subtask.agent, in: agentNames)),
+                    at: location)
+            }
+            // An implicit agent is `shell` (always defined) or `defaults.agent`
+            // (reported above, once).
+
+            // Dependencies.
+            let deps = subtask.dependsOn
+            // Short lists (the usual case) are checked without allocating.
+            var seen: Set<String>? = deps.count > 8 ? Set(minimumCapacity: deps.count) : nil
+            for (k, dep) in deps.enumerated() {
+                let location = k < at.dependsOn.count ? at.dependsOn[k] : at.item
+                let repeated: Bool
+                if seen != nil { repeated = !seen!.insert(dep).inserted } else { repeated = deps[..<k].contains(dep) }
+                if dep == subtask.id {
+                    collector.error(.selfDependency(id: dep), at: location)
+                } else if repeated {
+                    collector.error(.duplicateDependency(subtask: subtask.id, dependency: dep), at: location)
+                } else if plan.index[dep] == nil {
+                    collector.error(
+                        .unknownDependency(
+                            subtask: subtask.id, dependency: dep, suggestion: Suggestion.closest(to: dep, in: ids)),
+                        at: location)
+                }
+            }
+
+            // Outputs.
+            for (k, output) in subtask.outputs.enumerated() {
+                let location = k < at.outputs.count ? at.outputs[k] : at.item
+                guard let normalized = normalizedRelativePath(output) else {
+                    collector.error(.outputEscapes(path: output), at: location)
+                    continue
+                }
+                if normalized.isEmpty {
+                    collector.error(
+                        .invalidValue(key: "outputs", value: output, expected: "a path inside the plan's folder, not the folder itself"),
+                        at: location)
+                    continue
+                }
+                if let first = outputOwners[normalized] {
+                    collector.error(
+                        .duplicateOutput(path: output, first: plan.subtasks[first].id, second: subtask.id), at: location)
+                } else {
+                    outputOwners[normalized] = i
+                }
+            }
+        }
+
+        // Cycles, on a graph without self-edges (already reported).
+        var acyclicCandidate = plan
+        for i in acyclicCandidate.subtasks.indices {
+            let id = acyclicCandidate.subtasks[i].id
+            if acyclicCandidate.subtasks[i].dependsOn.contains(id) {
+                acyclicCandidate.subtasks[i].dependsOn.removeAll { $0 == id }
+            }
+        }
+        for cycle in TaskGraph(plan: acyclicCandidate).cycles() {
+            guard let first = cycle.first, let subtask = plan[first] else { continue }
+            collector.error(.cycle(path: cycle), at: subtask.locations.id ?? subtask.locations.item)
+        }
+    }
+
+    /// `[A-Za-z0-9_.-]+`
+    static func isValidID(_ id: String) -> Bool {
+        guard !id.isEmpty else { return false }
+        for c in id.utf8 {
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"):
+                continue
+            default:
+                return false
+            }
+        }
+        return true
+    }
+
+    /// `path` with `.` and empty components removed and `..` applied; nil
+    /// when it is absolute or leaves the folder it is relative to. `""` is
+    /// the folder itself.
+    static func normalizedRelativePath(_ path: String) -> String? {
+        if isNormalRelativePath(path) { return path }
+        if path.hasPrefix("/") || path.hasPrefix("~") { return nil }
+        var parts: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            switch part {
+            case ".": continue
+            case "..":
+                if parts.popLast() == nil { return nil }
+            default: parts.append(part)
+            }
+        }
+        return parts.joined(separator: "/")
+    }
+
+    /// True when `path` is already normal: relative, not starting with `~`,
+    /// and no component is empty, `.` or `..` (most outputs; checked
+    /// without allocating).
+    private static func isNormalRelativePath(_ path: String) -> Bool {
+        let utf8 = path.utf8
+        guard let first = utf8.first, first != UInt8(ascii: "/"), first != UInt8(ascii: "~") else { return false }
+        var length = 0, dots = 0
+        for c in utf8 {
+            if c == UInt8(ascii: "/") {
+                if length == 0 || (length == dots && dots <= 2) { return false }
+                length = 0
+                dots = 0
+            } else {
+                length += 1
+                if c == UInt8(ascii: ".") { dots += 1 }
+            }
+        }
+        return length > 0 && !(length == dots && dots <= 2)
+    }
+}
