@@ -226,7 +226,7 @@ package struct ProcessCommandRunner: CommandRunner {
             switch Self.agentResult(raw) {
             case .success(let content): raw = content
             case .failure(let message):
-                return finish(.failed, "agent `\(request.agent.name)`: \(message)", exitCode: 0)
+                return finish(.failed, "agent `\(request.agent.name)`: \(message.message)", exitCode: 0)
             }
         }
         return finish(.succeeded, nil, exitCode: 0, result: raw)

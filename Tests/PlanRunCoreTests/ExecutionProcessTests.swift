@@ -1,0 +1,149 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+@testable import PlanRunCore
+
+/// `ProcessCommandRunner` on real processes.
+@Suite struct ExecutionProcessTests {
+    let dir: String
+
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-proc-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    func request(_ run: String, id: String = "t", agent: AgentDefinition = .builtinShell, timeout: Duration? = nil,
+                 env: [String: String] = [:]) -> AttemptRequest {
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge(env) { _, n in n }
+        environment["PLANRUN_RESULT"] = dir + "/\(id).result"
+        environment["PLANRUN_CONTEXT"] = dir + "/\(id).context.json"
+        return AttemptRequest(
+            subtask: Subtask(id: id, agent: agent.name, run: run), agent: agent, attempt: 1, runID: "r1",
+            workingDirectory: dir, environment: environment,
+            context: .object(["subtask_id": .string(id), "plan": .string("p")]),
+            contextPath: dir + "/\(id).context.json", resultPath: dir + "/\(id).result", logPath: dir + "/\(id).log",
+            timeout: timeout)
+    }
+
+    @Test func capturesStdoutAsResultAndBothStreamsInTheLog() async throws {
+        let outcome = await ProcessCommandRunner().run(request("echo out; echo err >&2; pwd"))
+        #expect(outcome.status == .succeeded)
+        #expect(String(decoding: outcome.result, as: UTF8.self) == "out\n\(dir)\n")
+        let log = try String(contentsOfFile: dir + "/t.log", encoding: .utf8)
+        #expect(log.contains("out\n") && log.contains("err\n"))
+        #expect(String(decoding: outcome.output, as: UTF8.self).contains("err"))
+    }
+
+    @Test func resultFileWinsOverStdout() async {
+        let outcome = await ProcessCommandRunner().run(request("echo noise; printf 'the result' > \"$PLANRUN_RESULT\""))
+        #expect(String(decoding: outcome.result, as: UTF8.self) == "the result")
+    }
+
+    @Test func contextFileIsWritten() async throws {
+        let outcome = await ProcessCommandRunner().run(request("cat \"$PLANRUN_CONTEXT\""))
+        let context = try #require(JSONValue.parse(Data(outcome.result)))
+        #expect(context == .object(["subtask_id": .string("t"), "plan": .string("p")]))
+    }
+
+    @Test func nonZeroExitFails() async {
+        let outcome = await ProcessCommandRunner().run(request("exit 7"))
+        #expect(outcome.status == .failed)
+        #expect(outcome.error == "exit status 7")
+        #expect(outcome.exitCode == 7)
+    }
+
+    @Test func missingShellCommandIsReported() async {
+        let outcome = await ProcessCommandRunner().run(request("no-such-command-planrun-xyz"))
+        #expect(outcome.status == .failed)
+        #expect(outcome.error == "command not found (exit status 127)")
+    }
+
+    @Test func missingAgentProgramIsReported() async {
+        let agent = AgentDefinition(name: "ghost", kind: .command, command: ["no-such-program-planrun-xyz"])
+        let outcome = await ProcessCommandRunner().run(request("", agent: agent))
+        #expect(outcome.status == .failed)
+        #expect(outcome.error == "agent `ghost`: program `no-such-program-planrun-xyz` not found")
+    }
+
+    @Test func commandAgentGetsContextOnStdinAndReturnsContent() async {
+        let agent = AgentDefinition(name: "py", kind: .command, command: [
+            "python3", "-c",
+            "import sys, json; c = json.load(sys.stdin); print(json.dumps({'content': 'did ' + c['subtask_id'], 'metadata': {'x': 1}}))",
+        ])
+        let outcome = await ProcessCommandRunner().run(request("", id: "job", agent: agent))
+        #expect(outcome.status == .succeeded)
+        #expect(String(decoding: outcome.result, as: UTF8.self) == "did job")
+    }
+
+    @Test func commandAgentPlainTextIsTheResult() async {
+        let agent = AgentDefinition(name: "sh", kind: .command, command: ["/bin/sh", "-c", "echo plain"])
+        let outcome = await ProcessCommandRunner().run(request("", agent: agent))
+        #expect(String(decoding: outcome.result, as: UTF8.self) == "plain\n")
+    }
+
+    @Test func commandAgentBrokenJSONFails() async {
+        let agent = AgentDefinition(name: "bad", kind: .command, command: ["/bin/sh", "-c", "echo '{\"content\": oops'"])
+        let outcome = await ProcessCommandRunner().run(request("", agent: agent))
+        #expect(outcome.status == .failed)
+        #expect(outcome.error == "agent `bad`: output starts with `{` but is not valid JSON")
+    }
+
+    @Test func megabytesOfOutputAreCappedNotFatal() async throws {
+        let outcome = await ProcessCommandRunner(displayLimit: 4096).run(request("head -c 3000000 /dev/zero | tr '\\0' 'x'"))
+        #expect(outcome.status == .succeeded)
+        #expect(outcome.result.count == AttemptOutcome.resultLimit)
+        #expect(outcome.output.count < 5000)
+        let size = try FileManager.default.attributesOfItem(atPath: dir + "/t.log")[.size] as? Int
+        #expect((size ?? 0) >= 3_000_000)
+    }
+
+    @Test func binaryGarbageIsKeptAndDisplayedSafely() async {
+        let outcome = await ProcessCommandRunner().run(request("printf '\\000\\001\\377\\376ok'"))
+        #expect(outcome.status == .succeeded)
+        #expect(outcome.result == [0, 1, 0xff, 0xfe, 0x6f, 0x6b])
+        let shown = TextReporter.block(outcome.output)
+        #expect(!shown.unicodeScalars.contains { $0.value < 0x09 })
+        #expect(shown.hasSuffix("ok\n"))
+    }
+
+    @Test func timeoutKillsTheWholeProcessGroup() async throws {
+        // The shell starts a grandchild that ignores SIGTERM and records its pid.
+        let script = "sh -c 'trap \"\" TERM; echo $$ > grandchild.pid; exec sleep 30' & sleep 30; wait"
+        let start = ContinuousClock.now
+        let outcome = await ProcessCommandRunner(killGrace: .milliseconds(300)).run(request(script, timeout: .milliseconds(400)))
+        #expect(outcome.status == .timedOut)
+        #expect(outcome.error == "timed out after 400ms")
+        #expect(ContinuousClock.now - start < .seconds(5))
+        let pidText = try String(contentsOfFile: dir + "/grandchild.pid", encoding: .utf8)
+        let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(!processIsAlive(pid), "grandchild \(pid) survived the timeout")
+    }
+
+    @Test func cancellationTerminatesTheProcessGroup() async throws {
+        let runner = ProcessCommandRunner(killGrace: .milliseconds(300))
+        let req = request("sleep 30 & echo $! > child.pid; sleep 30")
+        let run = Task { await runner.run(req) }
+        try await Task.sleep(for: .milliseconds(300))
+        run.cancel()
+        let outcome = await run.value
+        #expect(outcome.status == .cancelled)
+        let pid = try #require(pid_t(try String(contentsOfFile: dir + "/child.pid", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(!processIsAlive(pid))
+    }
+}
+
+/// True when `pid` exists and is not a zombie.
+func processIsAlive(_ pid: pid_t) -> Bool {
+    guard kill(pid, 0) == 0 else { return false }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+    // Field 3 (after the command in parentheses) is the state; Z = zombie.
+    guard let close = stat.lastIndex(of: ")") else { return true }
+    let state = stat[stat.index(close, offsetBy: 2)]
+    return state != "Z"
+}
