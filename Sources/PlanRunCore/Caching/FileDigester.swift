@@ -127,6 +127,9 @@ package final class FileDigester: Sendable {
     /// How many files were actually read and hashed (not taken from the cache).
     package var hashCount: Int { state.withLock { $0.hashCount } }
 
+    /// Records waiting for `flush()`.
+    package var pendingCount: Int { state.withLock { $0.pending.count + $0.removed.count } }
+
     /// The digest of the regular file at the absolute `path` (symlinks followed).
     package func digest(ofFile path: String) throws(CacheError) -> String {
         guard let before = FileStat.of(path) else { throw .missingFile(path: path) }

@@ -237,6 +237,7 @@ package enum InputGlob {
             guard let st = FileStat.of(dir), st.kind == .directory else { return }
             let me = DirID(device: st.device, inode: st.inode)
             guard !ancestors.contains(me) else { return }
+            let outer = ancestors
             var ancestors = ancestors
             ancestors.insert(me)
             let last = index == segments.count - 1
@@ -255,7 +256,7 @@ package enum InputGlob {
                     walk(index: index + 1, dir: path, rel: childRel, ancestors: ancestors)
                 }
             case .globstar:
-                walk(index: index + 1, dir: dir, rel: rel, ancestors: ancestors)
+                walk(index: index + 1, dir: dir, rel: rel, ancestors: outer)
                 for name in Walker.entries(of: dir) where !name.hasPrefix(".") {
                     let path = Walker.join(path: dir, name)
                     if FileStat.of(path)?.kind == .directory {

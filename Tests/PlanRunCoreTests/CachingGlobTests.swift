@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+@testable import PlanRunCore
+
+@Suite struct CachingGlobTests {
+    struct MatchCase: Sendable, CustomTestStringConvertible {
+        var pattern: String
+        var name: String
+        var matches: Bool
+        var testDescription: String { "\(pattern) ~ \(name)" }
+    }
+
+    static let matchCases: [MatchCase] = [
+        .init(pattern: "*.c", name: "a.c", matches: true),
+        .init(pattern: "*.c", name: "a.h", matches: false),
+        .init(pattern: "a?c", name: "abc", matches: true),
+        .init(pattern: "a?c", name: "ac", matches: false),
+        .init(pattern: "[ab]x", name: "bx", matches: true),
+        .init(pattern: "[!ab]x", name: "bx", matches: false),
+        .init(pattern: "[^ab]x", name: "cx", matches: true),
+        .init(pattern: "[a-c]*", name: "cat", matches: true),
+        .init(pattern: "[a-c]*", name: "dog", matches: false),
+        .init(pattern: "[]]", name: "]", matches: true),
+        .init(pattern: "\\*", name: "*", matches: true),
+        .init(pattern: "\\*", name: "a", matches: false),
+        .init(pattern: "*a*b*", name: "xaybz", matches: true),
+        .init(pattern: "*a*b", name: "xaybz", matches: false),
+        .init(pattern: "*", name: "", matches: true),
+    ]
+
+    @Test(arguments: matchCases)
+    func segmentMatching(_ c: MatchCase) {
+        #expect(InputGlob.matches(c.pattern, c.name) == c.matches)
+    }
+
+    static func tree() -> CachingTempDir {
+        let dir = CachingTempDir()
+        for f in ["src/a.c", "src/b.c", "src/b.h", "src/sub/c.c", "src/sub/deep/d.c", "src/.hidden.c", "docs/x.md", "-dash.txt"] {
+            dir.write(f, f)
+        }
+        return dir
+    }
+
+    @Test func expandsWildcardsSortedAndRelative() throws {
+        let dir = Self.tree()
+        #expect(try InputGlob.expand("src/*.c", root: dir.path) == ["src/a.c", "src/b.c"])
+        #expect(try InputGlob.expand("src/?.h", root: dir.path) == ["src/b.h"])
+        #expect(try InputGlob.expand("./src//[a-b].c", root: dir.path) == ["src/a.c", "src/b.c"])
+    }
+
+    @Test func globstarCrossesFoldersButNotDotFiles() throws {
+        let dir = Self.tree()
+        #expect(try InputGlob.expand("src/**/*.c", root: dir.path) == ["src/a.c", "src/b.c", "src/sub/c.c", "src/sub/deep/d.c"])
+        #expect(try InputGlob.expand("**/d.c", root: dir.path) == ["src/sub/deep/d.c"])
+        #expect(try InputGlob.expand("src/**", root: dir.path) == ["src/a.c", "src/b.c", "src/b.h", "src/sub/c.c", "src/sub/deep/d.c"])
+        #expect(try InputGlob.expand("src/.*.c", root: dir.path) == ["src/.hidden.c"])
+    }
+
+    @Test func literalFolderStandsForEveryFileBelow() throws {
+        let dir = Self.tree()
+        #expect(try InputGlob.expand("src/sub", root: dir.path) == ["src/sub/c.c", "src/sub/deep/d.c"])
+        #expect(try InputGlob.expand("./-dash.txt", root: dir.path) == ["-dash.txt"])
+    }
+
+    @Test func symlinkLoopsEnd() throws {
+        let dir = Self.tree()
+        try FileManager.default.createSymbolicLink(atPath: dir.url("src/sub/loop"), withDestinationPath: dir.url("src"))
+        let files = try InputGlob.expand("src/**/d.c", root: dir.path)
+        #expect(files.first == "src/sub/deep/d.c")
+        #expect(files.count < 50)
+        let all = try InputGlob.expand("src", root: dir.path)
+        #expect(all.count < 200)
+    }
+
+    @Test func missingPatternIsAnErrorUnlessOptional() throws {
+        let dir = Self.tree()
+        let required = Subtask(id: "t", run: "x", inputs: ["src/*.zig"])
+        #expect(throws: CacheError.inputNotFound(subtask: "t", pattern: "src/*.zig")) {
+            try InputGlob.inputFiles(of: required, root: dir.path)
+        }
+        #expect(CacheError.inputNotFound(subtask: "t", pattern: "src/*.zig").description
+            == "input `src/*.zig` of subtask `t` matches no file; mark it optional with a leading `-` (`-src/*.zig`) if it may be absent")
+        let optional = Subtask(id: "t", run: "x", inputs: ["-src/*.zig", "src/a.c", "src/*.c"])
+        #expect(try InputGlob.inputFiles(of: optional, root: dir.path) == ["src/a.c", "src/b.c"])
+    }
+
+    @Test func unterminatedBracketIsReported() {
+        let dir = Self.tree()
+        #expect(throws: CacheError.self) { try InputGlob.expand("src/[ab.c", root: dir.path) }
+    }
+}

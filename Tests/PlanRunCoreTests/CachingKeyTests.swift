@@ -1,0 +1,85 @@
+import Testing
+@testable import PlanRunCore
+
+@Suite struct CachingKeyTests {
+    static func plan(_ subtasks: [Subtask], env: [String: String] = [:], agents: [String: AgentDefinition] = [:]) -> Plan {
+        Plan(file: "plan.yaml", directory: "/tmp", name: "p", env: env, agents: agents, subtasks: subtasks)
+    }
+
+    static func key(
+        _ s: Subtask, plan p: Plan? = nil, inputs: [String: String] = [:], deps: [String: String] = [:],
+        caller: [String: String] = [:]
+    ) -> CacheKey {
+        CacheKey.make(for: s, in: p ?? plan([s]), inputDigests: inputs, dependencyDigests: deps, callerEnvironment: caller)
+    }
+
+    @Test func sameDefinitionGivesSameKey() {
+        let s = Subtask(id: "a", run: "echo hi", inputs: ["x"], env: ["B": "2", "A": "1"])
+        let k1 = Self.key(s, inputs: ["x": "d1"])
+        let k2 = Self.key(s, inputs: ["x": "d1"])
+        #expect(k1 == k2)
+        #expect(k1.key.count == 64)
+        #expect(CacheKey.combine(k1.components) == k1.key)
+    }
+
+    @Test func framingSeparatesFields() {
+        var a = FieldFramer(); a.add("ab"); a.add("c")
+        var b = FieldFramer(); b.add("a"); b.add("bc")
+        #expect(a.digest != b.digest)
+    }
+
+    struct ReasonCase: Sendable, CustomTestStringConvertible {
+        var name: String
+        var change: @Sendable (inout Subtask, inout [String: String], inout [String: String], inout [String: String]) -> Void
+        var expected: RunReason
+        var testDescription: String { name }
+    }
+
+    static let reasonCases: [ReasonCase] = [
+        ReasonCase(name: "run text", change: { s, _, _, _ in s.run = "echo bye" }, expected: .commandChanged),
+        ReasonCase(name: "env", change: { s, _, _, _ in s.env["A"] = "9" }, expected: .environmentChanged),
+        ReasonCase(name: "env_inputs value", change: { _, _, _, caller in caller["CC"] = "clang" }, expected: .environmentChanged),
+        ReasonCase(name: "input content", change: { _, inputs, _, _ in inputs["src/b.c"] = "changed" }, expected: .inputChanged(path: "src/b.c")),
+        ReasonCase(name: "input added", change: { _, inputs, _, _ in inputs["src/0.c"] = "new" }, expected: .inputChanged(path: "src/0.c")),
+        ReasonCase(name: "input removed", change: { _, inputs, _, _ in inputs["src/a.c"] = nil }, expected: .inputChanged(path: "src/a.c")),
+        ReasonCase(name: "dependency", change: { _, _, deps, _ in deps["dep"] = "other" }, expected: .dependencyChanged(id: "dep")),
+        ReasonCase(name: "with", change: { s, _, _, _ in s.with = .object(["k": .int(2)]) }, expected: .definitionChanged),
+        ReasonCase(name: "outputs pattern", change: { s, _, _, _ in s.outputs = ["out2"] }, expected: .definitionChanged),
+        ReasonCase(name: "first differing wins", change: { s, inputs, _, _ in s.run = "x"; inputs["src/a.c"] = "z" }, expected: .commandChanged),
+    ]
+
+    @Test(arguments: reasonCases)
+    func changedKeyIsExplainedByFirstDifferingComponent(_ c: ReasonCase) {
+        var s = Subtask(id: "t", run: "echo hi", inputs: ["src/*.c"], outputs: ["out"], dependsOn: ["dep"], env: ["A": "1"], envInputs: ["CC"])
+        var inputs = ["src/a.c": "da", "src/b.c": "db"]
+        var deps = ["dep": "r1"]
+        var caller = ["CC": "gcc"]
+        let before = Self.key(s, inputs: inputs, deps: deps, caller: caller)
+        c.change(&s, &inputs, &deps, &caller)
+        let after = Self.key(s, inputs: inputs, deps: deps, caller: caller)
+        #expect(after.key != before.key)
+        #expect(after.reason(comparedTo: before, dependsOn: s.dependsOn) == c.expected)
+    }
+
+    @Test func unchangedKeyHasNoReason() {
+        let s = Subtask(id: "t", run: "echo")
+        let k = Self.key(s)
+        #expect(k.reason(comparedTo: k, dependsOn: []) == nil)
+    }
+
+    @Test func agentCommandAndPlanEnvEnterTheKey() {
+        let s = Subtask(id: "t", agent: "coder")
+        let p1 = Self.plan([s], agents: ["coder": AgentDefinition(name: "coder", kind: .command, command: ["python3", "a.py"])])
+        let p2 = Self.plan([s], agents: ["coder": AgentDefinition(name: "coder", kind: .command, command: ["python3", "b.py"])])
+        let k1 = Self.key(s, plan: p1), k2 = Self.key(s, plan: p2)
+        #expect(k2.reason(comparedTo: k1, dependsOn: []) == .commandChanged)
+        let p3 = Self.plan([s], env: ["LC_ALL": "C"], agents: p1.agents)
+        #expect(Self.key(s, plan: p3).reason(comparedTo: k1, dependsOn: []) == .environmentChanged)
+    }
+
+    @Test func callerEnvironmentOutsideEnvInputsIsIgnored() {
+        let s = Subtask(id: "t", run: "echo", envInputs: ["CC"])
+        #expect(Self.key(s, caller: ["CC": "gcc", "HOME": "/a"]) == Self.key(s, caller: ["CC": "gcc", "HOME": "/b"]))
+        #expect(Self.key(s, caller: [:]) != Self.key(s, caller: ["CC": ""]))
+    }
+}
