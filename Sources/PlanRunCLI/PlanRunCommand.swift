@@ -21,6 +21,8 @@ package struct PlanRunCommand: AsyncParsableCommand {
             PlanCommand.self,
             ListCommand.self,
             BuildCommand.self,
+            StatusCommand.self,
+            CancelCommand.self,
         ]
     )
 
