@@ -167,6 +167,7 @@ package struct LocalCacheStore: Sendable {
     /// digest of the stored content.
     package func putFile(_ path: String) throws(CacheError) -> String {
         guard !readOnly else { return try FileDigester.sha256(ofFile: path) }
+        try LocalCacheStore.makeDirectories(root + "/cas")
         let temp = try makeTemp()
         let digest: String
         do {
