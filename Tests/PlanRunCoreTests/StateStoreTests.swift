@@ -1,0 +1,85 @@
+import Foundation
+import GRDB
+import Testing
+@testable import PlanRunCore
+
+@Suite struct StateStoreTests {
+    let dir: String
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-state-\(UUID().uuidString)").path
+    }
+
+    @Test func schemaHasTheTablesCachingUses() throws {
+        let store = try StateStore(directory: dir)
+        let tables = try store.database.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        }
+        for table in ["attempts", "file_digests", "run_subtasks", "runs", "subtask_state"] {
+            #expect(tables.contains(table))
+        }
+        let mode = try store.database.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
+    }
+
+    @Test func executorWritesRunsSubtasksAndAttempts() async throws {
+        let store = try StateStore(directory: dir)
+        let plan = makePlan([task("a", retries: 1, backoff: .milliseconds(1)), task("b", ["a"]), task("c")])
+        let runner = FakeCommandRunner(["a": .init(failingAttempts: [1]), "c": .init(failingAttempts: [1])])
+        let graph = TaskGraph(plan: plan)
+        try store.beginRun(id: "r1", plan: "test", planFile: "plan.yaml", pid: getpid(), startedAt: Date(),
+                           subtasks: plan.subtasks.enumerated().map { ($1.id, $0, $1.agent) })
+        let executor = Executor(graph: graph, configuration: RunConfiguration(jobs: 1, keepGoing: true, jitter: { 0 }),
+                                runner: runner, store: store, runID: "r1")
+        let summary = await executor.run(reporter: RecordingReporter())
+        #expect(summary.status == .failed)
+
+        let rows = try store.database.read { db in
+            try Row.fetchAll(db, sql: "SELECT subtask_id, status, attempts, error FROM run_subtasks ORDER BY position")
+        }
+        #expect(rows.map { $0["status"] as String } == ["done", "done", "failed"])
+        #expect(rows.map { $0["attempts"] as Int } == [2, 1, 1])
+        #expect(rows[2]["error"] as String? == "exit status 1")
+        let attempts = try store.database.read { db in
+            try Row.fetchAll(db, sql: "SELECT subtask_id, attempt, status FROM attempts ORDER BY subtask_id, attempt")
+        }
+        #expect(attempts.map { "\($0["subtask_id"] as String)#\($0["attempt"] as Int)=\($0["status"] as String)" }
+                == ["a#1=failed", "a#2=done", "b#1=done", "c#1=failed"])
+        let run = try #require(try store.latestRun(buildRunning: false))
+        #expect(run.status == "failed")
+        #expect(run.done == 2 && run.failed == 1 && run.total == 3 && run.pending == 0)
+        #expect(run.percentage == 66.7)
+    }
+
+    @Test func staleInProgressRunIsClosedAsInterrupted() throws {
+        let store = try StateStore(directory: dir)
+        try store.beginRun(id: "old", plan: "p", planFile: "plan.yaml", pid: 999_999, startedAt: Date(),
+                           subtasks: [("a", 0, "shell"), ("b", 1, "shell")])
+        try store.attemptStarted(runID: "old", subtask: "a", attempt: 1, at: Date(), reason: nil)
+        // Without a build holding the lock, status reads it as interrupted, without writing.
+        let shown = try #require(try store.latestRun(buildRunning: false))
+        #expect(shown.status == "failed")
+        #expect(shown.reason == "interrupted: process 999999 stopped before the run finished")
+        #expect(shown.running == 0)
+        let raw = try store.database.read { db in try String.fetchOne(db, sql: "SELECT status FROM runs") }
+        #expect(raw == "in_progress")
+        // The next build closes it.
+        #expect(try store.closeStaleRuns() == ["old"])
+        let statuses = try store.database.read { db in
+            try String.fetchAll(db, sql: "SELECT status FROM run_subtasks ORDER BY position")
+        }
+        #expect(statuses == ["cancelled", "cancelled"])
+        #expect(try store.latestRun(buildRunning: false)?.status == "failed")
+    }
+
+    @Test func cancelRequestIsRecordedForTheRunningRun() throws {
+        let store = try StateStore(directory: dir)
+        #expect(try store.requestCancel(reason: "nobody") == false)
+        try store.beginRun(id: "r", plan: "p", planFile: "plan.yaml", pid: getpid(), startedAt: Date(), subtasks: [])
+        #expect(try store.requestCancel(reason: "stop now") == true)
+        #expect(try store.cancelRequest(runID: "r") == "stop now")
+    }
+
+    @Test func readOnlyOpenOfMissingStateIsNil() throws {
+        #expect(try StateStore(readingDirectory: dir + "/none") == nil)
+    }
+}
