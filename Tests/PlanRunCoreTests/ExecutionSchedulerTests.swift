@@ -63,7 +63,7 @@ import Testing
         #expect(summary.status(of: "bad") == .failed)
         #expect(summary.report("bad")?.attempts == 2)
         #expect(summary.status(of: "after") == .blocked)
-        #expect(summary.report("after")?.error == "blocked: dependency `bad` failed")
+        #expect(summary.report("after")?.error == "dependency `bad` failed")
         #expect(await !runner.log.records.contains { $0.id == "after" })
         #expect(summary.exitCode == 1)
     }

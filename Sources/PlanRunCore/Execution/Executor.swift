@@ -370,7 +370,7 @@ private struct ExecutorLoop {
         let now = Date()
         while let dependent = work.popLast() {
             guard selected[dependent], reports[dependent].status == .pending else { continue }
-            let message = "blocked: dependency `\(failedID)` failed"
+            let message = "dependency `\(failedID)` failed"
             reports[dependent].status = .blocked
             reports[dependent].error = message
             reports[dependent].completedAt = now
