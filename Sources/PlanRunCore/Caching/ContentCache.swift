@@ -364,6 +364,20 @@ package enum PathSafety {
         return current + "/" + parts.last!
     }
 
+    /// The absolute path of plan-relative `path` for removal: its parent
+    /// folders must resolve inside `root` (the last component itself is not
+    /// followed, so a symlink output is removed, not its target). nil when
+    /// a parent does not exist.
+    package static func existingPath(_ path: String, root: String) throws(CacheError) -> String? {
+        guard isSafeRelative(path) else { throw .pathEscapes(path: path) }
+        guard let realRoot = realPath(root) else { return nil }
+        let parts = normalized(path).split(separator: "/").map(String.init)
+        let parent = ([realRoot] + parts.dropLast()).joined(separator: "/")
+        guard let realParent = realPath(parent) else { return nil }
+        guard realParent == realRoot || realParent.hasPrefix(realRoot + "/") else { throw .pathEscapes(path: path) }
+        return realParent + "/" + parts.last!
+    }
+
     package static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import PlanRunCore
+
+/// `planrun clean [PLAN] [--outputs] [--state] [--cache]`: removes declared
+/// outputs, the state (database and logs) and/or the cache store; all
+/// three when no flag is given. The approval record is kept. Refuses while
+/// a build of the plan is running, and never removes anything outside the
+/// plan's folder.
+struct CleanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clean",
+        abstract: "Remove outputs, state and/or the cache (all three by default)."
+    )
+
+    @OptionGroup var planArguments: PlanArguments
+    @Flag(help: "Remove the subtasks' declared outputs.")
+    var outputs = false
+    @Flag(help: "Remove the state database and logs.")
+    var state = false
+    @Flag(help: "Remove the cache store.")
+    var cache = false
+    @Option(help: "The state folder (default: .planrun beside the plan).")
+    var stateDir: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let (path, rest) = planArguments.resolved
+        guard rest.isEmpty else { throw ValidationError("clean takes no subtask ids") }
+        let plan = try PlanLoading.load(path, color: output.color)
+        let directory = CacheCommands.stateDirectory(plan: plan, stateDir: stateDir)
+        try CacheCommands.refuseWhileBuilding(directory, plan: plan)
+        let all = !outputs && !state && !cache
+        var lines: [String] = []
+        var failed = false
+        func remove(_ full: String) -> Bool {
+            guard FileStat.of(full, followSymlinks: false) != nil else { return false }
+            do {
+                try FileManager.default.removeItem(atPath: full)
+                return true
+            } catch {
+                printError("error: cannot remove \(full): \(error.localizedDescription)\n")
+                failed = true
+                return false
+            }
+        }
+        if all || outputs {
+            var count = 0
+            for subtask in plan.subtasks {
+                for output in subtask.outputs {
+                    do {
+                        guard let full = try PathSafety.existingPath(output, root: plan.directory) else { continue }
+                        if remove(full) { count += 1 }
+                    } catch {
+                        printError("error: \(error)\n")
+                        failed = true
+                    }
+                }
+            }
+            lines.append("removed \(count) output\(count == 1 ? "" : "s")")
+        }
+        if all || state {
+            var removed = false
+            for name in ["state.db", "state.db-wal", "state.db-shm", "logs"] {
+                if remove((directory as NSString).appendingPathComponent(name)) { removed = true }
+            }
+            lines.append(removed ? "removed the state" : "no state to remove")
+        }
+        if all || cache {
+            let removed = remove((directory as NSString).appendingPathComponent("cache"))
+            lines.append(removed ? "removed the cache" : "no cache to remove")
+        }
+        printOut(lines.joined(separator: "\n") + "\n")
+        if failed { throw ExitCode(1) }
+    }
+}

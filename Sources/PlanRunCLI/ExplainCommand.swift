@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import PlanRunCore
+
+/// `planrun explain [PLAN] ID`: why a subtask would run or be skipped (its
+/// first differing cache-key component), with its current and last keys.
+/// Reads only: never changes the cache, the state or any file.
+struct ExplainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Explain why a subtask would run or be skipped."
+    )
+
+    @OptionGroup var planArguments: PlanArguments
+    @Option(help: "The state folder (default: .planrun beside the plan).")
+    var stateDir: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let (path, rest) = planArguments.resolved
+        guard rest.count == 1, let id = rest.first else { throw ValidationError("explain takes one subtask id") }
+        let plan = try PlanLoading.load(path, color: output.color)
+        let graph = TaskGraph(plan: plan)
+        _ = try PlanLoading.select(rest, in: graph, color: output.color)
+        let cache = try CacheCommands.openCache(plan: plan, stateDir: stateDir, readOnly: true)
+        let explanation = try cache.explain(graph: graph, id: id)
+        printOut(explanation.text)
+        if case .failure = explanation.decision { throw ExitCode(1) }
+    }
+}
+
+/// Helpers shared by the cache commands (explain, clean, approve, retry).
+enum CacheCommands {
+    /// `--state-dir`, else `.planrun` beside the plan.
+    static func stateDirectory(plan: Plan, stateDir: String?) -> String {
+        let config = RunConfiguration(jobs: 1, stateDirectory: stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+        return BuildSession.stateDirectory(for: plan, configuration: config)
+    }
+
+    /// The plan's content cache; a state that cannot be opened exits 1 with
+    /// a message.
+    static func openCache(plan: Plan, stateDir: String?, readOnly: Bool, forcedIDs: Set<String> = []) throws -> ContentCache {
+        do {
+            return try ContentCache.open(
+                plan: plan, stateDirectory: stateDirectory(plan: plan, stateDir: stateDir),
+                callerEnvironment: ProcessInfo.processInfo.environment, readOnly: readOnly, forcedIDs: forcedIDs)
+        } catch {
+            printError("error: \(error)\n")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Exits 1 when a build of the plan is running (commands that change state).
+    static func refuseWhileBuilding(_ directory: String, plan: Plan) throws {
+        if let pid = BuildLock.holder(directory: directory) {
+            printError("error: a build of `\(plan.file)` is running (pid \(pid)); wait for it or run `planrun cancel`\n")
+            throw ExitCode(1)
+        }
+    }
+}

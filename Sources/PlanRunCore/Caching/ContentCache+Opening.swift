@@ -1,0 +1,127 @@
+import Foundation
+import GRDB
+
+extension ContentCache {
+    /// The content cache of a plan whose state lives in `stateDirectory`
+    /// (`.planrun` beside the plan unless `--state-dir`): history and stat
+    /// cache in `state.db`, the store in `cache/`.
+    ///
+    /// Read-only (`explain`, `plan`, `status`): opens the database read-only
+    /// and creates nothing; with no database yet, history is empty.
+    package static func open(
+        plan: Plan, stateDirectory: String, callerEnvironment: [String: String],
+        readOnly: Bool = false, forcedIDs: Set<String> = []
+    ) throws(CacheError) -> ContentCache {
+        let store = LocalCacheStore(root: (stateDirectory as NSString).appendingPathComponent("cache"), readOnly: readOnly)
+        let history: any SubtaskHistory
+        let digests: any DigestStore
+        do {
+            if readOnly {
+                if let state = try StateStore(readingDirectory: stateDirectory) {
+                    history = DatabaseSubtaskHistory(reader: state.database, writer: nil)
+                    digests = DatabaseDigestStore(reader: state.database, writer: nil)
+                } else {
+                    history = InMemorySubtaskHistory()
+                    digests = InMemoryDigestStore()
+                }
+            } else {
+                let state = try StateStore(directory: stateDirectory)
+                history = DatabaseSubtaskHistory(reader: state.database, writer: state.database)
+                digests = DatabaseDigestStore(reader: state.database, writer: state.database)
+            }
+        } catch {
+            throw .stateRead(reason: "\((stateDirectory as NSString).appendingPathComponent("state.db")): \(error)")
+        }
+        return ContentCache(
+            plan: plan, callerEnvironment: callerEnvironment, store: store, history: history,
+            digests: digests, readOnly: readOnly, forcedIDs: forcedIDs)
+    }
+
+    /// What a build would do with each selected subtask, without running or
+    /// writing anything (call on a read-only cache). Subtasks are visited in
+    /// dependency order; a dependency that would be skipped contributes its
+    /// recorded result digest; one that would run contributes its last
+    /// recorded digest, and a dependent it would otherwise skip is reported
+    /// as `dependency ID changed` (its real fate depends on the new result).
+    /// A subtask whose key cannot be computed (an input matching nothing)
+    /// gets its error instead.
+    package func preview(graph: TaskGraph, selected: [Bool]) -> [String: Result<CacheDecision, CacheError>] {
+        var out: [String: Result<CacheDecision, CacheError>] = [:]
+        var digest: [Int: String] = [:]
+        var runs = [Bool](repeating: false, count: graph.count)
+        for node in graph.topologicalOrder() where selected[node] {
+            let subtask = graph.plan.subtasks[node]
+            var deps: [String: String] = [:]
+            for dep in graph.dependencies[node] {
+                deps[graph.id(dep)] = digest[dep] ?? "unknown"
+            }
+            do {
+                var decision = try decideNow(subtask, dependencyDigests: deps, forced: false)
+                if case .upToDate(let outcome) = decision {
+                    if let dep = graph.dependencies[node].first(where: { runs[$0] }) {
+                        decision = .run(reason: .dependencyChanged(id: graph.id(dep)), key: nil)
+                        digest[node] = outcome.resultDigest
+                    } else {
+                        digest[node] = outcome.resultDigest
+                    }
+                } else {
+                    digest[node] = (try? history.entry(for: subtask.id))?.resultDigest
+                }
+                if case .run = decision { runs[node] = true }
+                out[subtask.id] = .success(decision)
+            } catch {
+                runs[node] = true
+                out[subtask.id] = .failure(error)
+            }
+        }
+        return out
+    }
+
+    /// One subtask's verdict for `planrun explain`, with the keys behind it.
+    package struct Explanation: Sendable {
+        package var id: String
+        package var decision: Result<CacheDecision, CacheError>
+        /// The key it would run (or be skipped) with; nil when not computable.
+        package var key: String?
+        /// The key of its last successful run; nil when it never succeeded.
+        package var lastKey: String?
+
+        /// `` `ID` would run: REASON `` / `` `ID` would be skipped: REASON ``,
+        /// then the keys.
+        package var text: String {
+            var out: String
+            switch decision {
+            case .success(.upToDate(let outcome)):
+                out = "`\(id)` would be skipped: \(outcome.reason)\n"
+            case .success(.run(let reason, _)):
+                out = "`\(id)` would run: \(reason)\n"
+            case .failure(let error):
+                out = "`\(id)` cannot be checked: \(error)\n"
+            }
+            out += "  key:                 \(key ?? "-")\n"
+            out += "  last successful key: \(lastKey ?? "none")\n"
+            return out
+        }
+    }
+
+    /// Explains `id` in the context of its dependencies (read-only cache).
+    package func explain(graph: TaskGraph, id: String) throws(PlanDiagnostics) -> Explanation {
+        let selected = try graph.selection(targets: [id])
+        let decisions = preview(graph: graph, selected: selected)
+        let decision = decisions[id] ?? .failure(.stateRead(reason: "no decision"))
+        var key: String?
+        switch decision {
+        case .success(.upToDate(let outcome)): key = outcome.key
+        case .success(.run(_, let k)): key = k
+        case .failure: key = nil
+        }
+        if key == nil, let subtask = graph.plan[id], subtask.cache {
+            // A dependency would run: show the key as of the recorded dependency results.
+            var deps: [String: String] = [:]
+            for dep in subtask.dependsOn { deps[dep] = (try? history.entry(for: dep))?.resultDigest ?? "unknown" }
+            key = (try? self.key(for: subtask, dependencyDigests: deps))?.key
+        }
+        let lastKey = (try? history.entry(for: id))?.key.key
+        return Explanation(id: id, decision: decision, key: key, lastKey: lastKey)
+    }
+}
