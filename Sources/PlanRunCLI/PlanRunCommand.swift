@@ -23,6 +23,10 @@ package struct PlanRunCommand: AsyncParsableCommand {
             BuildCommand.self,
             StatusCommand.self,
             CancelCommand.self,
+            RetryCommand.self,
+            ExplainCommand.self,
+            CleanCommand.self,
+            ApproveCommand.self,
         ]
     )
 
