@@ -4,7 +4,8 @@ planrun runs a `command` agent with the context JSON on standard input:
   {subtask_id, plan, plan_goal, description, dependencies: {ID: {description,
    agent, status, result}}, metadata, execution_mode, attempt, run_id}
 and takes its standard output as the result: plain text, or a JSON object
-{"content": ..., "metadata": {...}}.
+{"content": ..., "metadata": {...}}. A dependent receives a dependency's result
+text in `dependencies[ID].result` (its `content` when it printed an object).
 """
 import json
 import sys
@@ -24,8 +25,9 @@ def read_context():
 def dependency_result(context, dependency_id):
     """(content, metadata) of a dependency's result.
 
-    A result may arrive as the text the dependency printed or as an already
-    decoded object; both forms are accepted."""
+    planrun passes the dependency's result text (the `content` of a JSON
+    result). A result that is itself a JSON object, or the whole
+    {"content", "metadata"} text, is accepted too."""
     dependency = (context.get("dependencies") or {}).get(dependency_id)
     if dependency is None:
         fail(f"subtask `{context.get('subtask_id')}` needs dependency `{dependency_id}` in its context")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """debug agent: reads the output of the test subtask named in
-`with: {tests_from}` and explains any failing check. Reports how many checks
-passed and failed in its metadata."""
+`with: {tests_from}` and explains any failing check. Its result says how many
+checks passed and failed (`N passed, M failed`) and lists the failures."""
 import re
 
 from common import dependency_result, emit, fail, read_context
@@ -17,9 +17,10 @@ if summary is None:
     fail(f"the output of `{source}` has no `N passed, M failed` summary")
 passed, failed = int(summary.group(1)), int(summary.group(2))
 failures = [line[len("FAIL "):] for line in output.splitlines() if line.startswith("FAIL ")]
+# The summary stays in the content: dependents receive the content as result.
+content = f"`{source}`: {passed} passed, {failed} failed"
 if failed == 0:
-    content = f"`{source}`: all {passed} checks passed; nothing to debug"
+    content += "; nothing to debug"
 else:
-    content = f"`{source}`: {failed} of {passed + failed} checks failed:\n" + "\n".join(
-        f"- {f}" for f in failures)
+    content += "\n" + "\n".join(f"- {f}" for f in failures)
 emit(content, passed=passed, failed=failed, failures=failures)
