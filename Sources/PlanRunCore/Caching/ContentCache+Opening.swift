@@ -17,9 +17,9 @@ extension ContentCache {
         let digests: any DigestStore
         do {
             if readOnly {
-                if let state = try StateStore(readingDirectory: stateDirectory) {
-                    history = DatabaseSubtaskHistory(reader: state.database, writer: nil)
-                    digests = DatabaseDigestStore(reader: state.database, writer: nil)
+                if let database = try openReadOnly(stateDirectory: stateDirectory) {
+                    history = DatabaseSubtaskHistory(reader: database, writer: nil)
+                    digests = DatabaseDigestStore(reader: database, writer: nil)
                 } else {
                     history = InMemorySubtaskHistory()
                     digests = InMemoryDigestStore()
@@ -35,6 +35,31 @@ extension ContentCache {
         return ContentCache(
             plan: plan, callerEnvironment: callerEnvironment, store: store, history: history,
             digests: digests, readOnly: readOnly, forcedIDs: forcedIDs)
+    }
+
+    /// Opens `state.db` for reading without creating or changing any file.
+    /// SQLite creates `-wal` and `-shm` files even for a read-only
+    /// connection to a WAL database; when no build is running and the
+    /// database has no `-wal` file (it was closed cleanly), nothing can
+    /// change it, so it is opened `immutable` and no file is created. While
+    /// a build runs, those files exist already and a normal read-only
+    /// connection is used. nil when there is no database.
+    static func openReadOnly(stateDirectory: String) throws -> DatabaseQueue? {
+        let path = (stateDirectory as NSString).appendingPathComponent("state.db")
+        guard FileStat.of(path)?.kind == .file else { return nil }
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(10)
+        let quiet = FileStat.of(path + "-wal") == nil && BuildLock.holder(directory: stateDirectory) == nil
+        let database: DatabaseQueue
+        if quiet {
+            let uri = "file:" + path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed)! + "?immutable=1"
+            database = try DatabaseQueue(path: uri, configuration: config)
+        } else {
+            database = try DatabaseQueue(path: path, configuration: config)
+        }
+        let ready = try database.read { db in try db.tableExists("subtask_state") }
+        return ready ? database : nil
     }
 
     /// What a build would do with each selected subtask, without running or
