@@ -6,7 +6,7 @@
 /// the plan (dictionaries, no pairwise comparisons).
 enum PlanValidator {
     static func validate(_ plan: Plan, draft: PlanDraft, collector: inout DiagnosticCollector) {
-        let ids = plan.subtasks.map(\.id)
+        let ids = plan.subtasks.lazy.map(\.id) // only read for suggestions
         let agentNames = draft.agentOrder + (draft.agentOrder.contains("shell") ? [] : ["shell"])
 
         // Ids: unique. `plan.index` holds the first subtask of each id.
@@ -26,6 +26,7 @@ enum PlanValidator {
                 at: draft.defaultsAgentLocation)
         }
 
+        var mayHaveCycle = false
         var outputOwners: [String: Int] = [:]
         outputOwners.reserveCapacity(plan.subtasks.count)
         let agentKinds = plan.agents.mapValues(\.kind)
@@ -56,7 +57,9 @@ enum PlanValidator {
                     collector.error(.selfDependency(id: dep), at: location)
                 } else if repeated {
                     collector.error(.duplicateDependency(subtask: subtask.id, dependency: dep), at: location)
-                } else if plan.index[dep] == nil {
+                } else if let j = plan.index[dep] {
+                    if j >= i { mayHaveCycle = true }
+                } else {
                     collector.error(
                         .unknownDependency(
                             subtask: subtask.id, dependency: dep, suggestion: Suggestion.closest(to: dep, in: ids)),
@@ -86,15 +89,19 @@ enum PlanValidator {
             }
         }
 
-        // Cycles, on a graph without self-edges (already reported).
-        var acyclicCandidate = plan
-        for i in acyclicCandidate.subtasks.indices {
-            let id = acyclicCandidate.subtasks[i].id
-            if acyclicCandidate.subtasks[i].dependsOn.contains(id) {
-                acyclicCandidate.subtasks[i].dependsOn.removeAll { $0 == id }
+        // Cycles. When every dependency comes earlier in the plan (the usual
+        // way plans are written), plan order is a topological order and there
+        // is no cycle; otherwise search the graph, without self-edges (those
+        // are reported above).
+        guard mayHaveCycle else { return }
+        var withoutSelfEdges = plan
+        for i in withoutSelfEdges.subtasks.indices {
+            let id = withoutSelfEdges.subtasks[i].id
+            if withoutSelfEdges.subtasks[i].dependsOn.contains(id) {
+                withoutSelfEdges.subtasks[i].dependsOn.removeAll { $0 == id }
             }
         }
-        for cycle in TaskGraph(plan: acyclicCandidate).cycles() {
+        for cycle in TaskGraph(plan: withoutSelfEdges).cycles() {
             guard let first = cycle.first, let subtask = plan[first] else { continue }
             collector.error(.cycle(path: cycle), at: subtask.locations.id ?? subtask.locations.item)
         }
