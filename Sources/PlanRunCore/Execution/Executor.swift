@@ -103,16 +103,18 @@ private struct ExecutorLoop {
         total = selected.count { $0 }
     }
 
+    var cachedCount = 0
+    var failedCount = 0
+
     var progress: RunProgress {
-        RunProgress(total: total, finished: finished,
-                    cached: reports.indices.count { selected[$0] && reports[$0].status == .cached },
-                    failed: reports.indices.count { selected[$0] && reports[$0].status == .failed },
+        RunProgress(total: total, finished: finished, cached: cachedCount, failed: failedCount,
                     running: running.map { plan.subtasks[$0].id })
     }
 
     mutating func run() async -> RunSummary {
         let store = executor.store
         let runID = executor.runID
+        store?.deferWrites()
         reporter.report(.runStarted(runID: runID, total: total), progress: progress)
 
         // Subtasks without (selected) dependencies are ready first, in plan order.
@@ -139,6 +141,7 @@ private struct ExecutorLoop {
                         }
                     }
                 }
+                try? executor.store?.flush() // rows appear as events happen
                 guard !running.isEmpty, let done = await group.next() else { break }
                 checkCancellation()
                 if let retry = await handle(done) {
@@ -179,6 +182,7 @@ private struct ExecutorLoop {
         let reason: String? = cancelled ? cancelReason : nil
         let completedAt = Date()
         try? store?.finishRun(id: runID, status: status.rawValue, reason: reason, at: completedAt)
+        try? store?.flush()
         let summary = RunSummary(plan: plan.name, runID: runID, status: status, reason: reason, reports: chosen,
                                  startedAt: startedAt, completedAt: completedAt)
         reporter.report(.runFinished(summary), progress: progress)
@@ -207,6 +211,7 @@ private struct ExecutorLoop {
                 case .upToDate(let cached):
                     let now = Date()
                     reports[node].status = .cached
+                    cachedCount += 1
                     reports[node].result = cached.result
                     reports[node].reason = cached.reason
                     reports[node].startedAt = now
@@ -323,6 +328,7 @@ private struct ExecutorLoop {
             reports[node].status = .cancelled
         case .failed, .timedOut:
             reports[node].status = .failed
+            failedCount += 1
         }
         try? store?.subtaskFinished(
             runID: runID, subtask: subtask.id, status: reports[node].status.rawValue, attempts: done.attempt,
@@ -346,6 +352,7 @@ private struct ExecutorLoop {
     mutating func fail(_ node: Int, _ message: String, attempts: Int) {
         let now = Date()
         reports[node].status = .failed
+        failedCount += 1
         reports[node].error = message
         reports[node].attempts = attempts
         reports[node].startedAt = reports[node].startedAt ?? now

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// The plan repository of DESIGN §6: an SQLite database (`state.db` in the
 /// state folder, WAL mode) holding runs, each run's subtasks, every attempt,
@@ -52,6 +53,35 @@ package final class StateStore: Sendable {
         database = try DatabaseQueue(path: path, configuration: config)
         let ready = try database.read { db in try db.tableExists("runs") }
         if !ready { return nil }
+    }
+
+    private let pending = Mutex<[@Sendable (Database) throws -> Void]?>(nil)
+
+    /// While deferring, event writes queue up and `flush` commits them in one
+    /// transaction. The executor's loop flushes before each wait, so rows
+    /// still appear as events happen, without one transaction per event.
+    package func deferWrites() {
+        pending.withLock { if $0 == nil { $0 = [] } }
+    }
+
+    /// Commits the queued writes (in order, one transaction).
+    package func flush() throws {
+        let items = pending.withLock { queue -> [@Sendable (Database) throws -> Void] in
+            let items = queue ?? []
+            if queue != nil { queue = [] }
+            return items
+        }
+        guard !items.isEmpty else { return }
+        try database.write { db in for item in items { try item(db) } }
+    }
+
+    private func perform(_ body: @escaping @Sendable (Database) throws -> Void) throws {
+        let queued = pending.withLock { queue -> Bool in
+            guard queue != nil else { return false }
+            queue!.append(body)
+            return true
+        }
+        if !queued { try database.write(body) }
     }
 
     package static var migrator: DatabaseMigrator {
@@ -177,16 +207,16 @@ package final class StateStore: Sendable {
 
     /// One attempt of a subtask starts (the subtask becomes `running`).
     package func attemptStarted(runID: String, subtask: String, attempt: Int, at time: Date, reason: String?) throws {
-        try database.write { db in
-            try db.execute(sql: """
+        try perform { db in
+            try db.cachedStatement(sql: """
                 UPDATE run_subtasks SET status = 'running', attempts = ?,
                     started_at = COALESCE(started_at, ?), reason = COALESCE(?, reason)
                 WHERE run_id = ? AND subtask_id = ?
-                """, arguments: [attempt, time.timeIntervalSince1970, reason, runID, subtask])
-            try db.execute(sql: """
+                """).execute(arguments: [attempt, time.timeIntervalSince1970, reason, runID, subtask])
+            try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO attempts (run_id, subtask_id, attempt, status, started_at)
                 VALUES (?, ?, ?, 'running', ?)
-                """, arguments: [runID, subtask, attempt, time.timeIntervalSince1970])
+                """).execute(arguments: [runID, subtask, attempt, time.timeIntervalSince1970])
         }
     }
 
@@ -196,12 +226,12 @@ package final class StateStore: Sendable {
         completedAt: Date, exitCode: Int?, error: String?, result: [UInt8]?,
         resultDigest: String?, cacheKey: String?
     ) throws {
-        try database.write { db in
-            try db.execute(sql: """
+        try perform { db in
+            try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO attempts (run_id, subtask_id, attempt, status, started_at,
                     completed_at, exit_code, error, result, result_digest, cache_key)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [runID, subtask, attempt, status, startedAt.timeIntervalSince1970,
+                """).execute(arguments: [runID, subtask, attempt, status, startedAt.timeIntervalSince1970,
                                  completedAt.timeIntervalSince1970, exitCode, error,
                                  result.map { Data($0) }, resultDigest, cacheKey])
         }
@@ -213,13 +243,13 @@ package final class StateStore: Sendable {
         completedAt: Date, error: String?, result: [UInt8]?, resultDigest: String?,
         cacheKey: String?, reason: String?
     ) throws {
-        try database.write { db in
-            try db.execute(sql: """
+        try perform { db in
+            try db.cachedStatement(sql: """
                 UPDATE run_subtasks SET status = ?, attempts = ?, started_at = COALESCE(started_at, ?),
                     completed_at = ?, error = ?, result = ?, result_digest = ?, cache_key = ?,
                     reason = COALESCE(?, reason)
                 WHERE run_id = ? AND subtask_id = ?
-                """, arguments: [status, attempts, startedAt?.timeIntervalSince1970,
+                """).execute(arguments: [status, attempts, startedAt?.timeIntervalSince1970,
                                  completedAt.timeIntervalSince1970, error, result.map { Data($0) },
                                  resultDigest, cacheKey, reason, runID, subtask])
         }
@@ -228,7 +258,7 @@ package final class StateStore: Sendable {
     /// Marks several subtasks at once (blocked or cancelled), with one message each.
     package func subtasksEnded(runID: String, _ entries: [(id: String, status: String, error: String?)], at time: Date) throws {
         guard !entries.isEmpty else { return }
-        try database.write { db in
+        try perform { db in
             let statement = try db.makeStatement(sql: """
                 UPDATE run_subtasks SET status = ?, error = ?, completed_at = ?
                 WHERE run_id = ? AND subtask_id = ?
@@ -241,7 +271,7 @@ package final class StateStore: Sendable {
 
     /// The run ends with `status` (`completed`, `failed`, `cancelled`).
     package func finishRun(id: String, status: String, reason: String?, at time: Date) throws {
-        try database.write { db in
+        try perform { db in
             try db.execute(sql: "UPDATE runs SET status = ?, reason = ?, completed_at = ? WHERE id = ?",
                            arguments: [status, reason, time.timeIntervalSince1970, id])
         }
