@@ -1,0 +1,93 @@
+#!/bin/sh
+# Incremental rebuild benchmark (caching).
+#
+# A 20-layer x 100-subtask graph: subtask (L, j) reads the outputs of
+# (L-1, j) and (L-1, (j+1) mod 100) (layer 0 reads in/j.txt) and writes
+# out/L-j.txt. After a full build, one input (in/0.txt) is changed and the
+# wall time of the rebuild is measured for planrun and ninja (best of RUNS;
+# the input is flipped between two contents, each run rebuilding the same
+# cone of subtasks). Prints both times and the ratio planrun/ninja.
+#
+# Usage: bench/cache-incremental.sh
+#   PLANRUN=path  binary (default: .build/release/planrun, built if missing)
+#   RUNS=5
+# Needs: python3, ninja (apt-get install -y ninja-build).
+# Files go to bench/out/cache-incremental/.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+out="$root/bench/out/cache-incremental"
+planrun=${PLANRUN:-$root/.build/release/planrun}
+if [ ! -x "$planrun" ]; then
+    echo "building release binary: swift build -c release" >&2
+    (cd "$root" && swift build -c release >&2)
+fi
+command -v ninja >/dev/null || { echo "bench/cache-incremental.sh: ninja is missing (apt-get install -y ninja-build)" >&2; exit 1; }
+rm -rf "$out"
+mkdir -p "$out"
+
+python3 - "$planrun" "$out" "${RUNS:-5}" <<'PY'
+import os, subprocess, sys, time
+planrun, out, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+layers, width = 20, 100
+jobs = str(os.cpu_count() or 2)
+
+def deps(L, j):
+    return [f"out/{L-1}-{j}.txt", f"out/{L-1}-{(j+1) % width}.txt"] if L > 0 else [f"in/{j}.txt"]
+
+def setup(folder):
+    os.makedirs(os.path.join(folder, "in"))
+    os.makedirs(os.path.join(folder, "out"))
+    for j in range(width):
+        with open(os.path.join(folder, "in", f"{j}.txt"), "w") as f:
+            f.write(f"input {j}\n")
+
+tools = {}
+d = os.path.join(out, "planrun"); setup(d)
+with open(os.path.join(d, "plan.yaml"), "w") as f:
+    f.write("version: 1\nname: incremental\nsubtasks:\n")
+    for L in range(layers):
+        for j in range(width):
+            f.write(f"  - id: s{L}-{j}\n    run: cat {' '.join(deps(L, j))} | sha256sum > out/{L}-{j}.txt\n")
+            f.write(f"    outputs: [out/{L}-{j}.txt]\n")
+            if L == 0:
+                f.write(f"    inputs: [in/{j}.txt]\n")
+            else:
+                f.write(f"    depends_on: [s{L-1}-{j}, s{L-1}-{(j+1) % width}]\n")
+tools["planrun"] = (d, [planrun, "build", "-j", jobs])
+d = os.path.join(out, "ninja"); setup(d)
+with open(os.path.join(d, "build.ninja"), "w") as f:
+    f.write("rule hash\n  command = cat $in | sha256sum > $out\n")
+    for L in range(layers):
+        for j in range(width):
+            f.write(f"build out/{L}-{j}.txt: hash {' '.join(deps(L, j))}\n")
+tools["ninja"] = (d, ["ninja", "-j", jobs])
+
+def run(name):
+    folder, argv = tools[name]
+    start = time.perf_counter()
+    p = subprocess.run(argv, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if p.returncode != 0:
+        sys.exit(f"{name} failed ({p.returncode}): {p.stderr.decode()[-2000:]}")
+    return elapsed
+
+full = {name: run(name) for name in tools}
+time.sleep(2.5)
+for name in tools:
+    run(name)
+best = {}
+for name, (folder, _) in tools.items():
+    times = []
+    for r in range(runs):
+        with open(os.path.join(folder, "in", "0.txt"), "w") as f:
+            f.write(f"changed {r}\n")
+        times.append(run(name))
+    best[name] = min(times)
+a = open(os.path.join(out, "planrun", "out", f"{layers-1}-0.txt")).read()
+b = open(os.path.join(out, "ninja", "out", f"{layers-1}-0.txt")).read()
+assert a == b, "planrun and ninja disagree on the final output"
+print(f"one input changed in a {layers}x{width} graph, best of {runs}, -j {jobs}")
+for name in tools:
+    print(f"  {name:8s} full build {full[name]:8.3f} s   incremental {best[name]:8.3f} s")
+print(f"ratio planrun/ninja {best['planrun'] / best['ninja']:.1f}x")
+PY

@@ -1,0 +1,93 @@
+#!/bin/sh
+# No-op rebuild benchmark (caching).
+#
+# 10,000 independent file subtasks (`cp in/I.txt out/I.txt`). Each tool
+# builds everything once, then (after a pause longer than planrun's 2 s
+# racy-timestamp window, and one warm-up no-op run so that every stat-cache
+# entry is stored) the best-of-RUNS wall time of a no-op rebuild is measured
+# for:
+#   - planrun build  (content hashes, stat cache in .planrun/state.db)
+#   - ninja          (mtimes, .ninja_log)
+#   - go-task        (`sources`/`generates` with `method: checksum`)
+# and printed with the ratios planrun/ninja and planrun/go-task, measured in
+# the same run.
+#
+# Usage: bench/cache-noop.sh
+#   PLANRUN=path  binary to measure (default: .build/release/planrun, built
+#                 with `swift build -c release` if missing)
+#   COUNT=10000   number of subtasks;  RUNS=5  runs per tool (best counts)
+# Needs: python3, ninja (apt-get install -y ninja-build), go-task
+# (pip install go-task-bin). Files go to bench/out/cache-noop/.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+out="$root/bench/out/cache-noop"
+planrun=${PLANRUN:-$root/.build/release/planrun}
+if [ ! -x "$planrun" ]; then
+    echo "building release binary: swift build -c release" >&2
+    (cd "$root" && swift build -c release >&2)
+fi
+command -v ninja >/dev/null || { echo "bench/cache-noop.sh: ninja is missing (apt-get install -y ninja-build)" >&2; exit 1; }
+command -v task >/dev/null || { echo "bench/cache-noop.sh: go-task is missing (pip install go-task-bin)" >&2; exit 1; }
+rm -rf "$out"
+mkdir -p "$out"
+
+python3 - "$planrun" "$out" "${COUNT:-10000}" "${RUNS:-5}" <<'PY'
+import os, subprocess, sys, time
+planrun, out, count, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+jobs = str(os.cpu_count() or 2)
+
+def setup(folder):
+    os.makedirs(os.path.join(folder, "in"))
+    os.makedirs(os.path.join(folder, "out"))
+    for i in range(count):
+        with open(os.path.join(folder, "in", f"{i}.txt"), "w") as f:
+            f.write(f"input {i}\n")
+
+tools = {}
+# planrun
+d = os.path.join(out, "planrun"); setup(d)
+with open(os.path.join(d, "plan.yaml"), "w") as f:
+    f.write("version: 1\nname: noop\nsubtasks:\n")
+    for i in range(count):
+        f.write(f"  - id: t{i}\n    run: cp in/{i}.txt out/{i}.txt\n    inputs: [in/{i}.txt]\n    outputs: [out/{i}.txt]\n")
+tools["planrun"] = (d, [planrun, "build", "-j", jobs])
+# ninja
+d = os.path.join(out, "ninja"); setup(d)
+with open(os.path.join(d, "build.ninja"), "w") as f:
+    f.write("rule cp\n  command = cp $in $out\n")
+    for i in range(count):
+        f.write(f"build out/{i}.txt: cp in/{i}.txt\n")
+tools["ninja"] = (d, ["ninja", "-j", jobs])
+# go-task
+d = os.path.join(out, "go-task"); setup(d)
+with open(os.path.join(d, "Taskfile.yml"), "w") as f:
+    f.write("version: '3'\nmethod: checksum\ntasks:\n  default:\n    deps:\n")
+    for i in range(count):
+        f.write(f"      - t{i}\n")
+    for i in range(count):
+        f.write(f"  t{i}:\n    cmds: [cp in/{i}.txt out/{i}.txt]\n    sources: [in/{i}.txt]\n    generates: [out/{i}.txt]\n")
+tools["go-task"] = (d, ["task", "--concurrency", jobs, "--silent"])
+
+def run(name):
+    folder, argv = tools[name]
+    start = time.perf_counter()
+    p = subprocess.run(argv, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if p.returncode != 0:
+        sys.exit(f"{name} failed ({p.returncode}): {p.stderr.decode()[-2000:]}")
+    return elapsed
+
+full = {name: run(name) for name in tools}
+time.sleep(2.5)  # outputs older than planrun's racy-timestamp window
+for name in tools:
+    run(name)    # warm-up no-op (fills planrun's stat cache)
+# sanity: the no-op really did nothing
+for name, (folder, _) in tools.items():
+    assert open(os.path.join(folder, "out", f"{count-1}.txt")).read() == f"input {count-1}\n", name
+best = {name: min(run(name) for _ in range(runs)) for name in tools}
+print(f"no-op rebuild of {count} file subtasks, best of {runs}, -j {jobs}")
+for name in tools:
+    print(f"  {name:8s} full build {full[name]:8.3f} s   no-op {best[name]:8.3f} s")
+print(f"ratio planrun/ninja   {best['planrun'] / best['ninja']:.1f}x")
+print(f"ratio planrun/go-task {best['planrun'] / best['go-task']:.2f}x")
+PY
