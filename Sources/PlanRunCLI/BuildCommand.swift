@@ -70,9 +70,24 @@ enum BuildRun {
                 let reporter = TextReporter(isTerminal: configuration.isTerminal) { text in
                     FileHandle(fileDescriptor: progressFD).write(Data(text.utf8))
                 }
+                var opened: ContentCache?
+                defer {
+                    // Stat-cache records are written once, at the end; warnings follow the progress.
+                    try? opened?.finish()
+                    for warning in opened?.takeWarnings() ?? [] {
+                        FileHandle(fileDescriptor: progressFD).write(Data("warning: \(warning)\n".utf8))
+                    }
+                }
                 do throws(BuildSession.Failure) {
                     return .finished(.success(try await BuildSession.run(
-                        plan: plan, configuration: configuration, canceller: canceller, reporter: reporter)))
+                        plan: plan, configuration: configuration,
+                        makeCache: { directory in
+                            let cache = try ContentCache.open(plan: plan, stateDirectory: directory,
+                                                              callerEnvironment: configuration.environment)
+                            opened = cache
+                            return cache
+                        },
+                        canceller: canceller, reporter: reporter)))
                 } catch {
                     return .finished(.failure(error))
                 }

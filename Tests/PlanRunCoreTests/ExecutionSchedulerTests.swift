@@ -16,14 +16,14 @@ import Testing
 
     @Test func peakConcurrencyIsTheJobLimit() async {
         let subtasks = (0..<12).map { task("t\($0)") }
-        let runner = FakeCommandRunner(Dictionary(uniqueKeysWithValues: subtasks.map { ($0.id, FakeCommandRunner.Script(duration: .milliseconds(40))) }))
+        let runner = FakeCommandRunner(Dictionary(uniqueKeysWithValues: subtasks.map { ($0.id, FakeCommandRunner.Script(duration: .milliseconds(100))) }))
         let (summary, _) = await runPlan(makePlan(subtasks), runner: runner, jobs: 3)
         #expect(await runner.log.peak == 3)
         #expect(summary.count(.done) == 12)
     }
 
     @Test func agentPoolLimitsItsOwnSubtasks() async {
-        let slow = FakeCommandRunner.Script(duration: .milliseconds(30))
+        let slow = FakeCommandRunner.Script(duration: .milliseconds(80))
         let subtasks = (0..<6).map { task("x\($0)", agent: "one", run: "") } + (0..<6).map { task("s\($0)") }
         let one = AgentDefinition(name: "one", kind: .command, command: ["x"], maxParallel: 1)
         let runner = FakeCommandRunner(Dictionary(uniqueKeysWithValues: subtasks.map { ($0.id, slow) }))
@@ -34,9 +34,10 @@ import Testing
     }
 
     @Test func startsDependentsWithoutWaitingForTheBatch() async {
-        // a is slow; b is fast and c depends on b: c must start long before a ends.
+        // a runs until c has finished; c depends on b. With batch barriers c
+        // could only start after a, so a would give up waiting (10 s) first.
         let plan = makePlan([task("a"), task("b"), task("c", ["b"])])
-        let runner = FakeCommandRunner(["a": .init(duration: .milliseconds(400)), "b": .init(duration: .milliseconds(10)),
+        let runner = FakeCommandRunner(["a": .init(duration: .milliseconds(10), waitsFor: "c"), "b": .init(duration: .milliseconds(10)),
                                         "c": .init(duration: .milliseconds(10))])
         _ = await runPlan(plan, runner: runner, jobs: 2)
         let records = await runner.log.records

@@ -12,6 +12,8 @@ final class FakeCommandRunner: CommandRunner {
         var result: String?
         /// Never finishes by itself (until cancelled).
         var hangs = false
+        /// Does not finish before this subtask has finished (at most 10 s).
+        var waitsFor: String?
     }
 
     struct Record: Sendable {
@@ -55,6 +57,12 @@ final class FakeCommandRunner: CommandRunner {
         var cancelled = false
         do {
             try await Task.sleep(for: script.hangs ? .seconds(3600) : script.duration)
+            if let other = script.waitsFor {
+                let deadline = ContinuousClock.now + .seconds(10)
+                while await !log.records.contains(where: { $0.id == other }), ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            }
         } catch {
             cancelled = true
         }

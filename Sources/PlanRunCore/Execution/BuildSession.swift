@@ -45,6 +45,17 @@ package struct BuildSession {
         plan: Plan, configuration: RunConfiguration, cache: any BuildCache = NoBuildCache(),
         runner: (any CommandRunner)? = nil, canceller: RunCanceller, reporter: some ProgressReporter
     ) async throws(Failure) -> RunSummary {
+        try await run(plan: plan, configuration: configuration, makeCache: { _ in cache }, runner: runner,
+                      canceller: canceller, reporter: reporter)
+    }
+
+    /// As above, with the cache opened from the state folder once the
+    /// build lock is held.
+    package static func run(
+        plan: Plan, configuration: RunConfiguration,
+        makeCache: (_ stateDirectory: String) throws -> any BuildCache,
+        runner: (any CommandRunner)? = nil, canceller: RunCanceller, reporter: some ProgressReporter
+    ) async throws(Failure) -> RunSummary {
         let graph = TaskGraph(plan: plan)
         let selected: [Bool]
         do { selected = try graph.selection(targets: configuration.targets) } catch { throw .targets(error) }
@@ -71,6 +82,11 @@ package struct BuildSession {
                 })
         } catch {
             throw .state("cannot open the state in \(directory): \(error)")
+        }
+        // The cache opens after the lock is held, so it never sees another build's writes.
+        let cache: any BuildCache
+        do { cache = try makeCache(directory) } catch {
+            throw .state("cannot open the cache in \(directory): \(error)")
         }
         let executor = Executor(
             graph: graph, configuration: configuration,
