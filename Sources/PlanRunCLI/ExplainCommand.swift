@@ -46,6 +46,7 @@ enum CacheCommands {
                 callerEnvironment: ProcessInfo.processInfo.environment, readOnly: readOnly, forcedIDs: forcedIDs)
         } catch {
             printError("error: \(error)\n")
+            printError("note: `planrun clean --state` removes the state database (history is lost; outputs are kept)\n")
             throw ExitCode(1)
         }
     }

@@ -99,4 +99,15 @@ import Testing
         for (k, v) in after where before[k] != v { Issue.record("changed: \(k)") }
         for k in before.keys where after[k] == nil { Issue.record("removed: \(k)") }
     }
+
+    @Test func previewReasonsReportUncheckableSubtasks() throws {
+        let dir = CachingTempDir()
+        let plan = Self.chainPlan(dir) // in.txt does not exist
+        let cache = try ContentCache.open(plan: plan, stateDirectory: dir.url(".planrun"), callerEnvironment: [:], readOnly: true)
+        let reasons = cache.previewReasons(graph: TaskGraph(plan: plan), selected: [true, true, true])
+        #expect(reasons["copy"] == .cannotCheck(
+            "input `in.txt` of subtask `copy` matches no file; mark it optional with a leading `-` (`-in.txt`) if it may be absent"))
+        #expect(reasons["upper"] == .neverRan)
+        #expect(!dir.exists(".planrun"))
+    }
 }

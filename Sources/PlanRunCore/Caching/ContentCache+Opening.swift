@@ -102,6 +102,19 @@ extension ContentCache {
         return out
     }
 
+    /// Each selected subtask's reason for the dry run (`PlanPreview`):
+    /// `cached` / `restored from cache` for skips, the run reason otherwise,
+    /// `cannotCheck` with the message when its key cannot be computed.
+    package func previewReasons(graph: TaskGraph, selected: [Bool]) -> [String: RunReason] {
+        preview(graph: graph, selected: selected).mapValues { result in
+            switch result {
+            case .success(.upToDate(let outcome)): outcome.reason
+            case .success(.run(let reason, _)): reason
+            case .failure(let error): .cannotCheck(error.description)
+            }
+        }
+    }
+
     /// One subtask's verdict for `planrun explain`, with the keys behind it.
     package struct Explanation: Sendable {
         package var id: String

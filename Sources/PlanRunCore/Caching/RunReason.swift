@@ -15,6 +15,9 @@ package enum RunReason: Sendable, Hashable, CustomStringConvertible {
     case cacheDisabled
     /// Any other key component changed (agent definition, `with`, patterns...).
     case definitionChanged
+    /// The key could not be computed (an input pattern matching nothing, an
+    /// unreadable file); the message says why. A build would fail it.
+    case cannotCheck(String)
 
     /// True when the subtask would not run.
     package var skips: Bool {
@@ -37,6 +40,7 @@ package enum RunReason: Sendable, Hashable, CustomStringConvertible {
         case .forced: "forced"
         case .cacheDisabled: "cache disabled"
         case .definitionChanged: "definition changed"
+        case .cannotCheck(let message): message
         }
     }
 }
