@@ -1,0 +1,75 @@
+#!/bin/sh
+# Scheduling throughput: 2000 independent subtasks running `true` at -j 2,
+# planrun against ninja and make on the same graph (build.ninja and Makefile
+# are generated from the same list of ids). Prints the best-of-RUNS wall time
+# of each and the ratios measured in this run; target: planrun <= 1.3x ninja.
+#
+# Usage: bench/run-throughput.sh
+#   PLANRUN=path/to/planrun  binary (default .build/release/planrun, built if missing)
+#   RUNS=5  COUNT=2000  JOBS=2
+# Needs: python3, ninja (apt-get install -y ninja-build), make.
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+out="$root/bench/out/throughput"
+planrun=${PLANRUN:-$root/.build/release/planrun}
+case "$planrun" in /*) ;; *) planrun="$(pwd)/$planrun" ;; esac
+if [ ! -x "$planrun" ]; then
+    echo "building release binary: swift build -c release" >&2
+    (cd "$root" && swift build -c release >&2)
+fi
+command -v ninja >/dev/null || { echo "bench/run-throughput.sh: ninja is missing (apt-get install -y ninja-build)" >&2; exit 1; }
+rm -rf "$out"
+mkdir -p "$out"
+
+python3 - "$out" "$planrun" "${RUNS:-5}" "${COUNT:-2000}" "${JOBS:-2}" <<'PY'
+import os, shutil, subprocess, sys, time
+out, planrun, runs, count, jobs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+ids = [f"t{i}" for i in range(count)]
+
+# One list of ids, three build files. `cache: false` makes every planrun
+# subtask run each time (like phony targets in ninja and make).
+with open(os.path.join(out, "plan.yaml"), "w") as f:
+    f.write("version: 1\nname: throughput\nsubtasks:\n")
+    for i in ids:
+        f.write(f"  - id: {i}\n    run: \"true\"\n    cache: false\n")
+with open(os.path.join(out, "build.ninja"), "w") as f:
+    f.write("rule t\n  command = true\n\n")
+    for i in ids:
+        f.write(f"build {i}: t\n")
+    f.write("build all: phony " + " ".join(ids) + "\ndefault all\n")
+with open(os.path.join(out, "Makefile"), "w") as f:
+    f.write(".PHONY: all " + " ".join(ids) + "\nall: " + " ".join(ids) + "\n")
+    for i in ids:
+        f.write(f"{i}:\n\ttrue\n")
+
+def clean():
+    shutil.rmtree(os.path.join(out, ".planrun"), ignore_errors=True)
+    for name in (".ninja_log", ".ninja_deps"):
+        try: os.remove(os.path.join(out, name))
+        except FileNotFoundError: pass
+
+def measure(argv):
+    best = None
+    for _ in range(runs):
+        clean()
+        start = time.perf_counter()
+        r = subprocess.run(argv, cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        elapsed = time.perf_counter() - start
+        if r.returncode != 0:
+            sys.exit(f"{argv[0]} failed: {r.stderr.decode()[-2000:]}")
+        best = elapsed if best is None else min(best, elapsed)
+    return best
+
+results = {
+    "planrun": measure([planrun, "build", "plan.yaml", "-j", jobs]),
+    "ninja": measure(["ninja", "-j", jobs]),
+    "make": measure(["make", "-s", "-j", jobs]),
+}
+print(f"{count} independent subtasks running `true`, -j {jobs}, best of {runs}:")
+for name, t in results.items():
+    print(f"  {name:8s} {t:7.3f} s")
+ratio = results["planrun"] / results["ninja"]
+print(f"  planrun / ninja = {ratio:.2f}x (target <= 1.30x: {'met' if ratio <= 1.30 else 'NOT met'})")
+print(f"  planrun / make  = {results['planrun'] / results['make']:.2f}x")
+PY
