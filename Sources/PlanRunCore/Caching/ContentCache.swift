@@ -159,7 +159,7 @@ package final class ContentCache: BuildCache {
         } catch {
             throw .stateWrite(reason: "\(error)")
         }
-        try digester.flush()
+        if digester.pendingCount >= ContentCache.flushThreshold { try digester.flush() }
         return resultDigest
     }
 
