@@ -9,16 +9,6 @@ enum PlanValidator {
         let ids = plan.subtasks.lazy.map(\.id) // only read for suggestions
         let agentNames = draft.agentOrder + (draft.agentOrder.contains("shell") ? [] : ["shell"])
 
-        // Ids: unique. `plan.index` holds the first subtask of each id.
-        for (i, subtask) in plan.subtasks.enumerated() {
-            if let first = plan.index[subtask.id], first != i {
-                let firstLine = plan.subtasks[first].locations.id?.line ?? plan.subtasks[first].locations.item.line
-                collector.error(
-                    .duplicateID(id: subtask.id, firstLine: firstLine),
-                    at: subtask.locations.id ?? subtask.locations.item)
-            }
-        }
-
         // Agents.
         if let name = plan.defaults.agent, plan.agents[name] == nil {
             collector.error(
@@ -30,8 +20,14 @@ enum PlanValidator {
         var outputOwners: [String: Int] = [:]
         outputOwners.reserveCapacity(plan.subtasks.count)
         let agentKinds = plan.agents.mapValues(\.kind)
-        for (i, subtask) in plan.subtasks.enumerated() {
+        for i in plan.subtasks.indices {
+            let subtask = plan.subtasks[i]
             let at = subtask.locations
+            // Ids: unique. `plan.index` holds the first subtask of each id.
+            if let first = plan.index[subtask.id], first != i {
+                let firstLine = plan.subtasks[first].locations.id?.line ?? plan.subtasks[first].locations.item.line
+                collector.error(.duplicateID(id: subtask.id, firstLine: firstLine), at: at.id ?? at.item)
+            }
             // Agent and `run`.
             if let kind = agentKinds[subtask.agent] {
                 if kind == .shell, subtask.run == nil {
