@@ -31,12 +31,14 @@ fi
 
 cc -O2 -Wall "$root/bench/yamlscan.c" -lyaml -o "$out/yamlscan"
 
-# generate N FOLDER: writes FOLDER/plan.yaml with N subtasks and the input
-# files it names. Deterministic (fixed seed).
+# generate N FOLDER [sources]: writes FOLDER/plan.yaml with N subtasks and,
+# with `sources`, the input files it names (`plan` may read them; `validate`
+# does not). Deterministic (fixed seed).
 generate() {
-    python3 - "$1" "$2" <<'EOF'
+    python3 - "$@" <<'EOF'
 import os, random, sys
 count, folder = int(sys.argv[1]), sys.argv[2]
+sources = sys.argv[3:] == ["sources"]
 rng = random.Random(20240601)
 os.makedirs(os.path.join(folder, "src"), exist_ok=True)
 lines = [
@@ -66,7 +68,7 @@ with open(os.path.join(folder, "plan.yaml"), "w") as f:
     f.write("\n".join(lines) + "\n")
 with open(os.path.join(folder, "src", "common.h"), "w") as f:
     f.write("#define COMMON 1\n")
-for i in range(count):
+for i in range(count if sources else 0):
     path = os.path.join(folder, "src", f"mod-{i:06d}.c")
     if not os.path.exists(path):
         with open(path, "w") as f:
@@ -97,7 +99,7 @@ best_ms() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b < 1) b = 1; printf "%.1fx", a / b }'; }
 
 small="$out/plan-10k"
-generate 10000 "$small"
+generate 10000 "$small" sources
 size=$(wc -c <"$small/plan.yaml")
 echo "10,000 subtasks: $small/plan.yaml ($(awk -v s="$size" 'BEGIN { printf "%.1f MB", s / 1048576 }'))"
 echo "best of $runs runs, wall time:"
