@@ -151,23 +151,28 @@ func byteOrder(_ a: String, _ b: String) -> Bool {
 }
 
 /// Netstring framing fed into SHA-256: `field(x)` = length ":" bytes ",".
+/// Fields are collected in one buffer and hashed once.
 package struct FieldFramer {
-    private var hasher = SHA256()
+    private var buffer: [UInt8] = []
 
-    package init() {}
+    package init() { buffer.reserveCapacity(256) }
 
     package mutating func add(_ text: String) {
-        add(Array(text.utf8))
+        buffer.append(contentsOf: String(text.utf8.count).utf8)
+        buffer.append(UInt8(ascii: ":"))
+        buffer.append(contentsOf: text.utf8)
+        buffer.append(UInt8(ascii: ","))
     }
 
     package mutating func add(_ bytes: [UInt8]) {
-        hasher.update(data: Array(String(bytes.count).utf8) + [UInt8(ascii: ":")])
-        hasher.update(data: bytes)
-        hasher.update(data: [UInt8(ascii: ",")])
+        buffer.append(contentsOf: String(bytes.count).utf8)
+        buffer.append(UInt8(ascii: ":"))
+        buffer.append(contentsOf: bytes)
+        buffer.append(UInt8(ascii: ","))
     }
 
     /// Lowercase hex SHA-256 of everything added.
     package var digest: String {
-        Digest.hex(hasher.finalize())
+        Digest.hex(SHA256.hash(data: buffer))
     }
 }
