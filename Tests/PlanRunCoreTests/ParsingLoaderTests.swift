@@ -271,14 +271,14 @@ import Testing
     @Test func readerKeepsKeyOrderStylesAndPositions() throws {
         var collector = DiagnosticCollector()
         let outcome = YAMLReader.read("b: 1\na: 'x'\nc: !!str 5\nd: |\n  text\n", file: "f.yaml", diagnostics: &collector)
-        guard case .document(let root) = outcome else {
+        guard case .document(let doc) = outcome else {
             Issue.record("expected a document, got \(outcome)")
             return
         }
-        let pairs = try #require(root.mapping)
-        #expect(pairs.compactMap(\.keyText) == ["b", "a", "c", "d"])
-        #expect(pairs.map(\.value.scalar?.isPlain) == [true, false, false, false])
-        #expect(pairs.map { [$0.value.line, $0.value.column] } == [[1, 4], [2, 4], [3, 4], [4, 4]])
+        let pairs = try #require(doc.root.flatMap { doc.pairs($0) })
+        #expect(pairs.compactMap { doc.keyText($0) } == ["b", "a", "c", "d"])
+        #expect(pairs.map { doc.scalar($0.value)?.isPlain } == [true, false, false, false])
+        #expect(pairs.map { [doc.location($0.value).line, doc.location($0.value).column] } == [[1, 4], [2, 4], [3, 4], [4, 4]])
         #expect(collector.diagnostics.isEmpty)
     }
 

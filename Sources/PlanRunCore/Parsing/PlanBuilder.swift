@@ -14,6 +14,7 @@ struct PlanDraft {
 /// left at its default. References between parts (dependencies, agents,
 /// outputs, cycles) are `PlanValidator`'s job.
 struct PlanBuilder {
+    let doc: YAMLDocument
     let file: String
     let directory: String
     let defaultName: String
@@ -27,18 +28,19 @@ struct PlanBuilder {
         "env_inputs", "retries", "retry_backoff", "timeout",
     ]
 
-    init(file: String, directory: String, defaultName: String, collector: DiagnosticCollector) {
-        self.file = file
+    init(document: YAMLDocument, directory: String, defaultName: String, collector: DiagnosticCollector) {
+        self.doc = document
+        self.file = document.file
         self.directory = directory
         self.defaultName = defaultName
         self.collector = collector
     }
 
-    func at(_ node: YAMLNode) -> SourceLocation { node.location(in: file) }
+    func at(_ node: YAMLNode) -> SourceLocation { doc.location(node) }
 
     // MARK: Plan
 
-    mutating func build(root: YAMLNode, pairs: [YAMLPair]) -> PlanDraft {
+    mutating func build(root: YAMLNode, pairs: YAMLPairs) -> PlanDraft {
         var version: Int?
         var sawVersion = false
         var name: String?
@@ -61,7 +63,7 @@ struct PlanBuilder {
                 sawVersion = true
                 version = integer(value, key: key, minimum: nil)
                 if let v = version, v != planFormatVersion {
-                    collector.error(.unsupportedVersion(found: value.scalar?.text ?? String(v)), at: at(value))
+                    collector.error(.unsupportedVersion(found: doc.scalar(value)?.text ?? String(v)), at: at(value))
                 }
             case "name": name = text(value, key: key)
             case "goal": goal = text(value, key: key)
@@ -178,7 +180,7 @@ struct PlanBuilder {
         agent.kind = kind ?? (command != nil ? .command : .shell)
         if agent.kind == .command {
             if let command {
-                if command.sequence?.isEmpty == true {
+                if doc.items(command)?.isEmpty == true {
                     collector.error(.missingCommand(agent: name), at: at(command))
                 }
             } else {
@@ -191,8 +193,8 @@ struct PlanBuilder {
     // MARK: Subtasks
 
     mutating func buildSubtaskList(_ node: YAMLNode) -> [Subtask] {
-        guard let items = node.sequence else {
-            collector.error(.wrongType(key: "subtasks", expected: "a list of subtasks", found: node.kindDescription), at: at(node))
+        guard let items = doc.items(node) else {
+            collector.error(.wrongType(key: "subtasks", expected: "a list of subtasks", found: doc.kindDescription(node)), at: at(node))
             return []
         }
         if items.isEmpty {
@@ -202,9 +204,9 @@ struct PlanBuilder {
         var subtasks: [Subtask] = []
         subtasks.reserveCapacity(items.count)
         for item in items {
-            guard let pairs = item.mapping else {
+            guard let pairs = doc.pairs(item) else {
                 collector.error(
-                    .wrongEntryType(key: "subtasks", expected: "a mapping", found: item.kindDescription), at: at(item))
+                    .wrongEntryType(key: "subtasks", expected: "a mapping", found: doc.kindDescription(item)), at: at(item))
                 continue
             }
             if let subtask = buildSubtask(item, pairs: pairs) { subtasks.append(subtask) }
@@ -213,12 +215,12 @@ struct PlanBuilder {
     }
 
     /// nil when the subtask has no usable id (reported).
-    mutating func buildSubtask(_ item: YAMLNode, pairs: [YAMLPair]) -> Subtask? {
+    mutating func buildSubtask(_ item: YAMLNode, pairs: YAMLPairs) -> Subtask? {
         var locations = SubtaskLocations(item: at(item))
         var id: String?
         var sawID = false
         // The id first, so that messages about other keys can name it.
-        for pair in pairs where pair.keyText == "id" {
+        for pair in pairs where doc.keyText(pair) == "id" {
             sawID = true
             id = text(pair.value, key: "id")
             locations.id = at(pair.value)
@@ -279,7 +281,7 @@ struct PlanBuilder {
 
     /// The key's text; reports keys that are lists or mappings.
     mutating func keyText(_ pair: YAMLPair) -> String? {
-        if let t = pair.keyText { return t }
+        if let t = doc.keyText(pair) { return t }
         collector.error(.complexKey, at: at(pair.key))
         return nil
     }
@@ -289,16 +291,16 @@ struct PlanBuilder {
         collector.error(.unknownKey(key: key, context: context, suggestion: suggestion), at: at(pair.key))
     }
 
-    mutating func mapping(_ node: YAMLNode, key: String) -> [YAMLPair]? {
-        if let pairs = node.mapping { return pairs }
-        collector.error(.wrongType(key: key, expected: "a mapping", found: node.kindDescription), at: at(node))
+    mutating func mapping(_ node: YAMLNode, key: String) -> YAMLPairs? {
+        if let pairs = doc.pairs(node) { return pairs }
+        collector.error(.wrongType(key: key, expected: "a mapping", found: doc.kindDescription(node)), at: at(node))
         return nil
     }
 
     /// Text fields take any scalar but null: `name: 2024` is the text "2024".
     mutating func text(_ node: YAMLNode, key: String) -> String? {
-        if let s = node.scalar, !s.isNull { return s.text }
-        collector.error(.wrongType(key: key, expected: "a string", found: node.kindDescription), at: at(node))
+        if let s = doc.scalar(node), !s.isNull { return s.text }
+        collector.error(.wrongType(key: key, expected: "a string", found: doc.kindDescription(node)), at: at(node))
         return nil
     }
 
@@ -308,8 +310,8 @@ struct PlanBuilder {
         case 1: "a positive integer"
         default: "an integer"
         }
-        guard let s = node.scalar, case .int(let n) = s.value else {
-            collector.error(.wrongType(key: key, expected: expected, found: node.kindDescription), at: at(node))
+        guard let s = doc.scalar(node), case .int(let n) = s.value else {
+            collector.error(.wrongType(key: key, expected: expected, found: doc.kindDescription(node)), at: at(node))
             return nil
         }
         if let minimum, n < minimum {
@@ -320,8 +322,8 @@ struct PlanBuilder {
     }
 
     mutating func boolean(_ node: YAMLNode, key: String) -> Bool? {
-        if let s = node.scalar, case .bool(let b) = s.value { return b }
-        collector.error(.wrongType(key: key, expected: "`true` or `false`", found: node.kindDescription), at: at(node))
+        if let s = doc.scalar(node), case .bool(let b) = s.value { return b }
+        collector.error(.wrongType(key: key, expected: "`true` or `false`", found: doc.kindDescription(node)), at: at(node))
         return nil
     }
 
@@ -333,8 +335,8 @@ struct PlanBuilder {
     }
 
     mutating func stringList(_ node: YAMLNode, key: String) -> (values: [String], locations: [SourceLocation])? {
-        guard let items = node.sequence else {
-            collector.error(.wrongType(key: key, expected: "a list of strings", found: node.kindDescription), at: at(node))
+        guard let items = doc.items(node) else {
+            collector.error(.wrongType(key: key, expected: "a list of strings", found: doc.kindDescription(node)), at: at(node))
             return nil
         }
         var values: [String] = []
@@ -343,11 +345,11 @@ struct PlanBuilder {
         locations.reserveCapacity(items.count)
         var ok = true
         for item in items {
-            if let s = item.scalar, !s.isNull {
+            if let s = doc.scalar(item), !s.isNull {
                 values.append(s.text)
                 locations.append(at(item))
             } else {
-                collector.error(.wrongEntryType(key: key, expected: "a string", found: item.kindDescription), at: at(item))
+                collector.error(.wrongEntryType(key: key, expected: "a string", found: doc.kindDescription(item)), at: at(item))
                 ok = false
             }
         }
@@ -367,11 +369,11 @@ struct PlanBuilder {
                 collector.error(.invalidValue(key: key, value: name, expected: "an environment variable name"), at: at(pair.key))
                 continue
             }
-            if let s = pair.value.scalar, !s.isNull {
+            if let s = doc.scalar(pair.value), !s.isNull {
                 env[name] = s.text
             } else {
                 collector.error(
-                    .wrongType(key: "\(key).\(name)", expected: "a string", found: pair.value.kindDescription), at: at(pair.value))
+                    .wrongType(key: "\(key).\(name)", expected: "a string", found: doc.kindDescription(pair.value)), at: at(pair.value))
             }
         }
         return env
@@ -379,8 +381,7 @@ struct PlanBuilder {
 
     /// Any YAML value as JSON; mapping keys are their text.
     mutating func json(_ node: YAMLNode) -> JSONValue {
-        switch node.content {
-        case .scalar(let s):
+        if let s = doc.scalar(node) {
             switch s.value {
             case .null: return .null
             case .bool(let b): return .bool(b)
@@ -388,16 +389,16 @@ struct PlanBuilder {
             case .double(let d): return .double(d)
             case .string(let t): return .string(t)
             }
-        case .sequence(let items):
-            return .array(items.map { json($0) })
-        case .mapping(let pairs):
-            var object: [String: JSONValue] = [:]
-            for pair in pairs {
-                guard let k = keyText(pair) else { continue }
-                object[k] = json(pair.value)
-            }
-            return .object(object)
         }
+        if let items = doc.items(node) {
+            return .array(items.map { json($0) })
+        }
+        var object: [String: JSONValue] = [:]
+        for pair in doc.pairs(node) ?? YAMLPairs(children: []) {
+            guard let k = keyText(pair) else { continue }
+            object[k] = json(pair.value)
+        }
+        return .object(object)
     }
 
     /// A name the environment can hold: not empty, no `=` and no NUL.

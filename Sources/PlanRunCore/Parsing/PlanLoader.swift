@@ -30,7 +30,7 @@ package enum PlanLoader {
         let outcome = bytes.withUnsafeBufferPointer { buffer in
             YAMLReader.read(buffer, file: file, diagnostics: &collector)
         }
-        let root: YAMLNode
+        let document: YAMLDocument
         switch outcome {
         case .failed:
             try collector.throwIfErrors()
@@ -38,19 +38,20 @@ package enum PlanLoader {
         case .empty:
             collector.error(.emptyFile, at: start)
             throw PlanDiagnostics(collector.sorted)
-        case .document(let node):
-            root = node
+        case .document(let d):
+            document = d
         }
-        if let scalar = root.scalar, scalar.isNull {
+        guard let root = document.root else { throw PlanDiagnostics([Diagnostic(.emptyFile, at: start)]) }
+        if let scalar = document.scalar(root), scalar.isNull {
             collector.error(.emptyFile, at: start)
             throw PlanDiagnostics(collector.sorted)
         }
-        guard let pairs = root.mapping else {
-            collector.error(.notAMapping(found: root.kindDescription), at: root.location(in: file))
+        guard let pairs = document.pairs(root) else {
+            collector.error(.notAMapping(found: document.kindDescription(root)), at: document.location(root))
             throw PlanDiagnostics(collector.sorted)
         }
         let defaultName = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
-        var builder = PlanBuilder(file: file, directory: directory, defaultName: defaultName, collector: collector)
+        var builder = PlanBuilder(document: document, directory: directory, defaultName: defaultName, collector: collector)
         let draft = builder.build(root: root, pairs: pairs)
         collector = builder.collector
         let plan = draft.plan

@@ -1,53 +1,76 @@
-/// One node of a YAML document as `YAMLReader` builds it: a scalar, a
-/// sequence or a mapping, with the 1-based line and column where it starts.
-/// Aliases are already expanded (they share storage with their anchor), and
-/// merge keys (`<<`) are already applied. Mappings keep their pairs in file
-/// order and have no duplicate keys.
-package struct YAMLNode: Sendable {
-    package enum Content: Sendable {
-        case scalar(YAMLScalar)
-        case sequence([YAMLNode])
-        case mapping([YAMLPair])
+/// A YAML document as `YAMLReader` builds it: every node in one flat
+/// array, children as index ranges into another, scalar text in one byte
+/// buffer. A few large allocations instead of one per node keeps reading
+/// fast and memory low (a 100,000-subtask plan has millions of nodes).
+///
+/// Aliases are already resolved (they share their anchor's children) and
+/// merge keys (`<<`) already applied. Mappings keep their pairs in file
+/// order and have no duplicate keys. Positions are 1-based.
+package struct YAMLDocument: Sendable {
+    enum Kind: UInt8 { case scalar, sequence, mapping }
+
+    struct Record {
+        var kind: Kind
+        var isPlain: Bool
+        var line: Int32
+        var column: Int32
+        /// Scalar: offset in `text`; collection: offset in `children`.
+        var start: Int32
+        /// Scalar: byte length; sequence: items; mapping: pairs.
+        var count: Int32
     }
 
-    package var content: Content
-    /// 1-based.
-    package var line: Int
-    /// 1-based, in characters (as libyaml counts them).
-    package var column: Int
+    var records: [Record] = []
+    /// Sequence items, and mapping keys and values alternating.
+    var children: [Int32] = []
+    /// The bytes of every scalar, one after the other.
+    var text: [UInt8] = []
+    /// The file name used in locations.
+    package var file: String
+    package var root: YAMLNode?
 
-    package init(_ content: Content, line: Int, column: Int) {
-        self.content = content
-        self.line = line
-        self.column = column
+    init(file: String) { self.file = file }
+
+    // MARK: Reading nodes
+
+    package func location(_ node: YAMLNode) -> SourceLocation {
+        let r = records[Int(node.index)]
+        return SourceLocation(file: file, line: Int(r.line), column: Int(r.column))
     }
 
-    package func location(in file: String) -> SourceLocation {
-        SourceLocation(file: file, line: line, column: column)
+    package func line(_ node: YAMLNode) -> Int { Int(records[Int(node.index)].line) }
+
+    /// The scalar at `node`, nil for collections. Makes a String.
+    package func scalar(_ node: YAMLNode) -> YAMLScalar? {
+        let r = records[Int(node.index)]
+        guard r.kind == .scalar else { return nil }
+        return YAMLScalar(text: string(start: Int(r.start), count: Int(r.count)), isPlain: r.isPlain)
     }
 
-    package var scalar: YAMLScalar? {
-        if case .scalar(let s) = content { return s }
-        return nil
+    /// The items at `node`, nil unless it is a sequence.
+    package func items(_ node: YAMLNode) -> YAMLItems? {
+        let r = records[Int(node.index)]
+        guard r.kind == .sequence else { return nil }
+        return YAMLItems(children: children[Int(r.start)..<Int(r.start + r.count)])
     }
 
-    package var sequence: [YAMLNode]? {
-        if case .sequence(let items) = content { return items }
-        return nil
+    /// The pairs at `node`, nil unless it is a mapping.
+    package func pairs(_ node: YAMLNode) -> YAMLPairs? {
+        let r = records[Int(node.index)]
+        guard r.kind == .mapping else { return nil }
+        return YAMLPairs(children: children[Int(r.start)..<Int(r.start + 2 * r.count)])
     }
 
-    package var mapping: [YAMLPair]? {
-        if case .mapping(let pairs) = content { return pairs }
-        return nil
-    }
+    /// A key's text when it is a scalar (plan keys always are).
+    package func keyText(_ pair: YAMLPair) -> String? { scalar(pair.key)?.text }
 
     /// How the node reads in a message: "a string", "a list", "null", ...
-    package var kindDescription: String {
-        switch content {
+    package func kindDescription(_ node: YAMLNode) -> String {
+        switch records[Int(node.index)].kind {
         case .sequence: "a list"
         case .mapping: "a mapping"
-        case .scalar(let s):
-            switch s.value {
+        case .scalar:
+            switch scalar(node)?.value ?? .null {
             case .null: "null"
             case .bool: "a boolean"
             case .int: "an integer"
@@ -56,20 +79,51 @@ package struct YAMLNode: Sendable {
             }
         }
     }
+
+    func string(start: Int, count: Int) -> String {
+        text.withUnsafeBufferPointer { buffer in
+            String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<start + count]), as: UTF8.self)
+        }
+    }
+
+    /// True when the scalars at `a` and `b` have the same bytes.
+    func sameText(_ a: Int32, _ b: Int32) -> Bool {
+        let ra = records[Int(a)], rb = records[Int(b)]
+        guard ra.kind == .scalar, rb.kind == .scalar, ra.count == rb.count else { return false }
+        return text.withUnsafeBufferPointer { buffer in
+            buffer[Int(ra.start)..<Int(ra.start + ra.count)].elementsEqual(buffer[Int(rb.start)..<Int(rb.start + rb.count)])
+        }
+    }
+}
+
+/// A node of a `YAMLDocument`: an index, read through the document.
+package struct YAMLNode: Sendable, Hashable {
+    package var index: Int32
 }
 
 /// A key and its value inside a mapping.
-package struct YAMLPair: Sendable {
+package struct YAMLPair: Sendable, Hashable {
     package var key: YAMLNode
     package var value: YAMLNode
+}
 
-    package init(key: YAMLNode, value: YAMLNode) {
-        self.key = key
-        self.value = value
+/// The items of a sequence, in order.
+package struct YAMLItems: RandomAccessCollection, Sendable {
+    let children: ArraySlice<Int32>
+    package var startIndex: Int { children.startIndex }
+    package var endIndex: Int { children.endIndex }
+    package subscript(i: Int) -> YAMLNode { YAMLNode(index: children[i]) }
+}
+
+/// The pairs of a mapping, in order.
+package struct YAMLPairs: RandomAccessCollection, Sendable {
+    let children: ArraySlice<Int32>
+    package var startIndex: Int { 0 }
+    package var endIndex: Int { children.count / 2 }
+    package subscript(i: Int) -> YAMLPair {
+        let base = children.startIndex + 2 * i
+        return YAMLPair(key: YAMLNode(index: children[base]), value: YAMLNode(index: children[base + 1]))
     }
-
-    /// The key's text when it is a scalar (plan keys always are).
-    package var keyText: String? { key.scalar?.text }
 }
 
 /// A scalar's text and whether it was written plain (unquoted, not a block

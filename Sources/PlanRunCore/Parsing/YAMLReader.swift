@@ -1,20 +1,21 @@
 import CYAML
 
-/// Reads one YAML document into `YAMLNode`s from libyaml's event stream.
+/// Reads one YAML document into a `YAMLDocument` from libyaml's event stream.
 ///
 /// Not a general YAML library: it builds exactly what a plan needs, fast.
-/// Scalars become Strings straight from libyaml's byte buffers, positions are
-/// libyaml's marks plus one. Aliases share their anchor's storage, and their
-/// expanded size is counted (no copy is made) so that a "billion laughs" file
-/// fails after a few events. Merge keys (`<<`) are applied; explicit keys win
-/// over merged ones, and earlier merged mappings win over later ones.
-/// Duplicate keys are reported (the first one is kept) and reading goes on;
-/// every other problem stops the read.
+/// Nodes go into flat arrays (no allocation per node), scalar bytes are
+/// copied straight from libyaml's buffers, positions are libyaml's marks plus
+/// one. An alias shares its anchor's children, and its expanded size is
+/// counted (nothing is copied) so that a "billion laughs" file fails after a
+/// few events. Merge keys (`<<`) are applied; explicit keys win over merged
+/// ones, and earlier merged mappings win over later ones. Duplicate keys are
+/// reported (the first one is kept) and reading goes on; every other problem
+/// stops the read.
 package enum YAMLReader {
     /// The result of reading a file.
     package enum Outcome: Sendable {
-        /// The document's root node.
-        case document(YAMLNode)
+        /// The document; its `root` is set.
+        case document(YAMLDocument)
         /// No document at all (empty file, or only comments).
         case empty
         /// A problem was reported that stops reading.
@@ -38,36 +39,37 @@ package enum YAMLReader {
 
     /// Convenience for tests and small inputs.
     package static func read(_ text: String, file: String, diagnostics: inout DiagnosticCollector) -> Outcome {
-        var bytes = Array(text.utf8)
-        return bytes.withUnsafeMutableBufferPointer { read(UnsafeBufferPointer($0), file: file, diagnostics: &diagnostics) }
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBufferPointer { read($0, file: file, diagnostics: &diagnostics) }
     }
 }
 
 /// A collection being built: the open sequences and mappings form a stack.
+/// Their finished children wait in `Builder.pending` from `start` on
+/// (mappings: key, value, key, value...).
 private struct Frame {
     var isMapping: Bool
-    var line: Int
-    var column: Int
+    var line: Int32
+    var column: Int32
     var anchor: String?
+    var start: Int
     /// Nodes in this subtree, aliases counted at their expanded size.
     var size = 1
-    var items: [YAMLNode] = []
-    var pairs: [YAMLPair] = []
-    var pendingKey: YAMLNode?
-    /// Key text -> index in `pairs`; built once a mapping has many keys, so
+    /// Key text -> line of first use; built once a mapping has many keys, so
     /// duplicate checks stay linear for big mappings and allocation-free for
     /// the small ones that make up most of a plan.
-    var keyIndex: [String: Int]?
-    /// Pairs brought in by `<<`, earlier ones first.
-    var merged: [YAMLPair] = []
-    /// Where the merged pairs go among the explicit ones.
+    var keyLines: [String: Int]?
+    /// Mappings brought in by `<<`, in order.
+    var mergeSources: [Int32] = []
+    /// Where the merged pairs go among the explicit ones (a pair index).
     var mergePosition: Int?
 
-    init(isMapping: Bool, line: Int, column: Int, anchor: String?) {
+    init(isMapping: Bool, line: Int32, column: Int32, anchor: String?, start: Int) {
         self.isMapping = isMapping
         self.line = line
         self.column = column
         self.anchor = anchor
+        self.start = start
     }
 }
 
@@ -79,10 +81,11 @@ private struct Builder {
     let source: UnsafeBufferPointer<UInt8>
     let aliasBudget: Int
     var diagnostics = DiagnosticCollector()
+    var document: YAMLDocument
     var stack: [Frame] = []
-    var anchors: [String: (node: YAMLNode, size: Int)] = [:]
+    var pending: [Int32] = []
+    var anchors: [String: (node: Int32, size: Int)] = [:]
     var expanded = 0
-    var root: YAMLNode?
     var documents = 0
 
     /// Mappings up to this many keys are checked for duplicates by a scan.
@@ -92,6 +95,11 @@ private struct Builder {
         self.file = file
         self.source = source
         self.aliasBudget = aliasBudget
+        document = YAMLDocument(file: file)
+        // Rough sizes for a plan: a node per ~8 bytes, text about half the file.
+        document.records.reserveCapacity(source.count / 8 + 16)
+        document.children.reserveCapacity(source.count / 8 + 16)
+        document.text.reserveCapacity(source.count / 2 + 16)
     }
 
     mutating func run() -> YAMLReader.Outcome {
@@ -101,11 +109,8 @@ private struct Builder {
             return .failed
         }
         defer { yaml_parser_delete(&parser) }
-        if let base = source.baseAddress {
-            yaml_parser_set_input_string(&parser, base, source.count)
-        } else {
-            return .empty
-        }
+        guard let base = source.baseAddress else { return .empty }
+        yaml_parser_set_input_string(&parser, base, source.count)
         var event = yaml_event_t()
         do {
             while true {
@@ -120,12 +125,7 @@ private struct Builder {
         } catch {
             return .failed
         }
-        if let root { return .document(root) }
-        return .empty
-    }
-
-    func mark(_ m: yaml_mark_t) -> (line: Int, column: Int) {
-        (m.line + 1, m.column + 1)
+        return document.root == nil ? .empty : .document(document)
     }
 
     func location(_ m: yaml_mark_t) -> SourceLocation {
@@ -137,22 +137,33 @@ private struct Builder {
         return StopReading()
     }
 
+    mutating func newRecord(_ record: YAMLDocument.Record) -> Int32 {
+        document.records.append(record)
+        return Int32(truncatingIfNeeded: document.records.count - 1)
+    }
+
     mutating func handle(_ event: inout yaml_event_t) throws(StopReading) {
+        let line = Int32(truncatingIfNeeded: event.start_mark.line + 1)
+        let column = Int32(truncatingIfNeeded: event.start_mark.column + 1)
         switch event.type {
         case YAML_DOCUMENT_START_EVENT:
             documents += 1
             if documents > 1 { throw stop(.multipleDocuments, at: event.start_mark) }
         case YAML_SCALAR_EVENT:
             let data = event.data.scalar
-            let text = String(decoding: UnsafeBufferPointer(start: data.value, count: data.length), as: UTF8.self)
             var plain = data.style == YAML_PLAIN_SCALAR_STYLE
             if plain, let tag = data.tag {
                 // `!!str 1` and `! 1` are strings; other tags are ignored.
                 let t = String(cString: tag)
                 if t == "tag:yaml.org,2002:str" || t == "!" { plain = false }
             }
-            let (line, column) = mark(event.start_mark)
-            let node = YAMLNode(.scalar(YAMLScalar(text: text, isPlain: plain)), line: line, column: column)
+            let start = document.text.count
+            if data.length > 0 {
+                document.text.append(contentsOf: UnsafeBufferPointer(start: data.value, count: data.length))
+            }
+            let node = newRecord(YAMLDocument.Record(
+                kind: .scalar, isPlain: plain, line: line, column: column,
+                start: Int32(truncatingIfNeeded: start), count: Int32(truncatingIfNeeded: data.length)))
             try add(node, size: 1, anchor: data.anchor.map { String(cString: $0) })
         case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
             let isMapping = event.type == YAML_MAPPING_START_EVENT
@@ -160,23 +171,29 @@ private struct Builder {
                 throw stop(.nestingTooDeep(limit: YAMLReader.maxDepth), at: event.start_mark)
             }
             let anchor = isMapping ? event.data.mapping_start.anchor : event.data.sequence_start.anchor
-            let (line, column) = mark(event.start_mark)
-            stack.append(Frame(isMapping: isMapping, line: line, column: column, anchor: anchor.map { String(cString: $0) }))
+            stack.append(Frame(
+                isMapping: isMapping, line: line, column: column, anchor: anchor.map { String(cString: $0) },
+                start: pending.count))
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
-            guard var frame = stack.popLast() else { return }
-            let node: YAMLNode
-            if frame.isMapping {
-                if let position = frame.mergePosition { applyMerges(&frame, at: position) }
-                node = YAMLNode(.mapping(frame.pairs), line: frame.line, column: frame.column)
+            guard let frame = stack.popLast() else { return }
+            let childStart = document.children.count
+            if frame.isMapping, let position = frame.mergePosition {
+                appendMerged(frame, at: position)
             } else {
-                node = YAMLNode(.sequence(frame.items), line: frame.line, column: frame.column)
+                document.children.append(contentsOf: pending[frame.start...])
             }
+            pending.removeSubrange(frame.start...)
+            let count = document.children.count - childStart
+            let node = newRecord(YAMLDocument.Record(
+                kind: frame.isMapping ? .mapping : .sequence, isPlain: false, line: frame.line, column: frame.column,
+                start: Int32(truncatingIfNeeded: childStart),
+                count: Int32(truncatingIfNeeded: frame.isMapping ? count / 2 : count)))
             try add(node, size: frame.size, anchor: frame.anchor)
         case YAML_ALIAS_EVENT:
             let name = String(cString: event.data.alias.anchor)
-            guard let (node, size) = anchors[name] else {
+            guard let (anchored, size) = anchors[name] else {
                 // `inputs: [*foo]` with no anchor `foo` is most likely a glob.
-                if let close = Suggestion.closest(to: name, in: anchors.keys.sorted()), !close.isEmpty {
+                if Suggestion.closest(to: name, in: anchors.keys.sorted()) != nil {
                     throw stop(.unknownAlias(name: name), at: event.start_mark)
                 }
                 throw stop(.aliasNotQuoted(text: tokenText(at: event.start_mark.index)), at: event.start_mark)
@@ -185,109 +202,126 @@ private struct Builder {
             if expanded > aliasBudget {
                 throw stop(.aliasExpansionLimit(limit: aliasBudget), at: event.start_mark)
             }
-            // The alias sits where it is used, not where its anchor is.
-            var placed = node
-            (placed.line, placed.column) = mark(event.start_mark)
-            try add(placed, size: size, anchor: nil)
+            // The same content, placed where the alias is used.
+            var record = document.records[Int(anchored)]
+            record.line = line
+            record.column = column
+            try add(newRecord(record), size: size, anchor: nil)
         default:
             break
         }
     }
 
     /// Puts a finished node into the open collection (or makes it the root).
-    mutating func add(_ node: YAMLNode, size: Int, anchor: String?) throws(StopReading) {
+    mutating func add(_ node: Int32, size: Int, anchor: String?) throws(StopReading) {
         if let anchor { anchors[anchor] = (node, size) }
         let top = stack.count - 1
         guard top >= 0 else {
-            root = node
+            document.root = YAMLNode(index: node)
             return
         }
         stack[top].size += size
-        if !stack[top].isMapping {
-            // One allocation for the short lists that make up most of a plan.
-            if stack[top].items.isEmpty { stack[top].items.reserveCapacity(4) }
-            stack[top].items.append(node)
+        let frameStart = stack[top].start
+        // In a mapping, an odd number of waiting children means a key waits.
+        guard stack[top].isMapping, (pending.count - frameStart) % 2 == 1 else {
+            pending.append(node)
             return
         }
-        guard let key = stack[top].pendingKey else {
-            stack[top].pendingKey = node
+        let key = pending[pending.count - 1]
+        guard document.records[Int(key)].kind == .scalar else {
+            // Complex keys are kept; the plan loader rejects them.
+            pending.append(node)
             return
         }
-        stack[top].pendingKey = nil
-        guard let keyScalar = key.scalar else {
-            // Complex keys: kept as they are; the plan loader rejects them.
-            stack[top].pairs.append(YAMLPair(key: key, value: node))
+        let pairIndex = (pending.count - 1 - frameStart) / 2
+        if let firstLine = firstLine(ofKey: key, frameStart: frameStart, pairs: pairIndex, frame: top) {
+            let keyNode = YAMLNode(index: key)
+            let text = document.scalar(keyNode)?.text ?? ""
+            diagnostics.error(.duplicateKey(key: text, firstLine: firstLine), at: document.location(keyNode))
+            pending.removeLast() // drop the repeated key, keep the first pair
             return
         }
-        let text = keyScalar.text
-        if let first = firstIndex(ofKey: text, in: stack[top]) {
-            let firstLine = stack[top].pairs[first].key.line
-            diagnostics.error(.duplicateKey(key: text, firstLine: firstLine), at: key.location(in: file))
-            return
+        let keyRecord = document.records[Int(key)]
+        if keyRecord.isPlain, keyRecord.count == 2, document.scalar(YAMLNode(index: key))?.text == "<<" {
+            try merge(node, into: top, pairIndex: pairIndex)
         }
-        if keyScalar.isPlain, text == "<<" {
-            try merge(node, into: top)
-        }
-        let index = stack[top].pairs.count
-        if index == 0 { stack[top].pairs.reserveCapacity(Builder.smallMapping) }
-        stack[top].pairs.append(YAMLPair(key: key, value: node))
-        if stack[top].keyIndex != nil {
-            stack[top].keyIndex![text] = index
-        } else if index + 1 > Builder.smallMapping {
-            var keyIndex: [String: Int] = [:]
-            keyIndex.reserveCapacity(index * 2 + 2)
-            for (i, pair) in stack[top].pairs.enumerated() {
-                if let k = pair.keyText, keyIndex[k] == nil { keyIndex[k] = i }
-            }
-            stack[top].keyIndex = keyIndex
-        }
+        pending.append(node)
     }
 
-    func firstIndex(ofKey text: String, in frame: Frame) -> Int? {
-        if let keyIndex = frame.keyIndex { return keyIndex[text] }
-        for (i, pair) in frame.pairs.enumerated() where pair.keyText == text { return i }
+    /// The line of an earlier key with the same text in the open mapping.
+    mutating func firstLine(ofKey key: Int32, frameStart: Int, pairs: Int, frame top: Int) -> Int? {
+        if pairs >= Builder.smallMapping {
+            let text = document.scalar(YAMLNode(index: key))?.text ?? ""
+            if stack[top].keyLines == nil {
+                var lines: [String: Int] = [:]
+                lines.reserveCapacity(pairs * 2)
+                for p in 0..<pairs {
+                    let k = YAMLNode(index: pending[frameStart + 2 * p])
+                    if let t = document.scalar(k)?.text, lines[t] == nil { lines[t] = document.line(k) }
+                }
+                stack[top].keyLines = lines
+            }
+            if let line = stack[top].keyLines![text] { return line }
+            stack[top].keyLines![text] = Int(document.records[Int(key)].line)
+            return nil
+        }
+        for p in 0..<pairs {
+            let k = pending[frameStart + 2 * p]
+            if document.sameText(k, key) { return Int(document.records[Int(k)].line) }
+        }
         return nil
     }
 
-    /// Records the pairs a `<<` value brings in; the `<<` pair itself stays
-    /// in `pairs` until the mapping ends (so duplicate checks see it).
-    mutating func merge(_ value: YAMLNode, into top: Int) throws(StopReading) {
-        var sources: [[YAMLPair]] = []
-        switch value.content {
-        case .mapping(let pairs):
-            sources = [pairs]
-        case .sequence(let items):
+    /// Records the mappings a `<<` value brings in; the `<<` pair itself
+    /// waits with the others until the mapping ends.
+    mutating func merge(_ value: Int32, into top: Int, pairIndex: Int) throws(StopReading) {
+        let node = YAMLNode(index: value)
+        if document.pairs(node) != nil {
+            stack[top].mergeSources.append(value)
+        } else if let items = document.items(node) {
             for item in items {
-                guard let pairs = item.mapping else {
-                    diagnostics.error(.invalidMergeKey, at: item.location(in: file))
+                guard document.pairs(item) != nil else {
+                    diagnostics.error(.invalidMergeKey, at: document.location(item))
                     throw StopReading()
                 }
-                sources.append(pairs)
+                stack[top].mergeSources.append(item.index)
             }
-        case .scalar:
-            diagnostics.error(.invalidMergeKey, at: value.location(in: file))
+        } else {
+            diagnostics.error(.invalidMergeKey, at: document.location(node))
             throw StopReading()
         }
-        if stack[top].mergePosition == nil { stack[top].mergePosition = stack[top].pairs.count }
-        for pairs in sources { stack[top].merged.append(contentsOf: pairs) }
+        if stack[top].mergePosition == nil { stack[top].mergePosition = pairIndex }
     }
 
-    /// Replaces the `<<` pair with the merged pairs that no explicit key
-    /// overrides (the first of equal merged keys wins).
-    func applyMerges(_ frame: inout Frame, at position: Int) {
+    /// Writes the mapping's children with the `<<` pairs replaced by the
+    /// merged pairs that no explicit key overrides (the first of equal
+    /// merged keys wins).
+    mutating func appendMerged(_ frame: Frame, at position: Int) {
+        let explicit = Array(pending[frame.start...])
         var taken = Set<String>()
-        for pair in frame.pairs { if let k = pair.keyText { taken.insert(k) } }
-        var result: [YAMLPair] = []
-        result.reserveCapacity(frame.pairs.count + frame.merged.count)
-        result.append(contentsOf: frame.pairs[..<position])
-        for pair in frame.merged {
-            guard let k = pair.keyText else { continue }
-            if taken.insert(k).inserted { result.append(pair) }
+        var isMergeKey = [Bool](repeating: false, count: explicit.count / 2)
+        for p in 0..<explicit.count / 2 {
+            let key = YAMLNode(index: explicit[2 * p])
+            guard let s = document.scalar(key) else { continue }
+            if s.isPlain, s.text == "<<" { isMergeKey[p] = true } else { taken.insert(s.text) }
         }
-        for pair in frame.pairs[position...] where !(pair.key.scalar?.isPlain == true && pair.keyText == "<<") {
-            result.append(pair)
+        var merged: [Int32] = []
+        for source in frame.mergeSources {
+            guard let pairs = document.pairs(YAMLNode(index: source)) else { continue }
+            for pair in pairs {
+                guard let k = document.keyText(pair), taken.insert(k).inserted else { continue }
+                merged.append(pair.key.index)
+                merged.append(pair.value.index)
+            }
         }
-        frame.pairs = result
+        // Appended only now: no slice of `children` is alive, so no copy.
+        for p in 0..<position where !isMergeKey[p] {
+            document.children.append(contentsOf: explicit[(2 * p)..<(2 * p + 2)])
+        }
+        document.children.append(contentsOf: merged)
+        for p in position..<(explicit.count / 2) where !isMergeKey[p] {
+            document.children.append(contentsOf: explicit[(2 * p)..<(2 * p + 2)])
+        }
     }
 
     // MARK: Errors from libyaml
