@@ -41,6 +41,23 @@ package struct BuildSession {
         return formatter.string(from: now) + "-" + String(format: "%06x", UInt32.random(in: 0..<0x1000000))
     }
 
+    /// A private folder for the run's context and result files, removed
+    /// when the run ends: in memory (`/dev/shm`) where there is one, since
+    /// creating two files per subtask on disk costs more than running `true`;
+    /// else `tmp/RUN_ID` in the state folder.
+    static func makeWorkDirectory(stateDirectory: String, runID: String) -> String {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        if fm.fileExists(atPath: "/dev/shm", isDirectory: &isDirectory), isDirectory.boolValue,
+           access("/dev/shm", W_OK) == 0 {
+            let dir = "/dev/shm/planrun-\(getuid())-\(runID)"
+            if mkdir(dir, 0o700) == 0 { return dir }
+        }
+        let dir = (stateDirectory as NSString).appendingPathComponent("tmp/\(runID)")
+        try? fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
     package static func run(
         plan: Plan, configuration: RunConfiguration, cache: any BuildCache = NoBuildCache(),
         runner: (any CommandRunner)? = nil, canceller: RunCanceller, reporter: some ProgressReporter
@@ -88,10 +105,13 @@ package struct BuildSession {
         do { cache = try makeCache(directory) } catch {
             throw .state("cannot open the cache in \(directory): \(error)")
         }
+        let workDirectory = makeWorkDirectory(stateDirectory: directory, runID: runID)
+        defer { try? FileManager.default.removeItem(atPath: workDirectory) }
         let executor = Executor(
             graph: graph, configuration: configuration,
             runner: runner ?? ProcessCommandRunner(killGrace: configuration.killGrace),
-            cache: cache, store: store, runID: runID, logDirectory: logDirectory, canceller: canceller)
+            cache: cache, store: store, runID: runID, logDirectory: logDirectory,
+            workDirectory: workDirectory, canceller: canceller)
         let summary = await executor.run(selected: selected, reporter: reporter)
         withExtendedLifetime(lock) {}
         return summary

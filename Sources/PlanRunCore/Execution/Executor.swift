@@ -22,14 +22,17 @@ package struct Executor {
     package let cache: any BuildCache
     package let store: StateStore?
     package let runID: String
-    /// Where per-subtask logs, context and result files go; nil = none.
+    /// Where per-subtask logs go; nil = none.
     package let logDirectory: String?
+    /// Where the context and result files of attempts go (`PLANRUN_CONTEXT`,
+    /// `PLANRUN_RESULT`); nil = `logDirectory`.
+    package let workDirectory: String?
     package let canceller: RunCanceller
 
     package init(
         graph: TaskGraph, configuration: RunConfiguration, runner: any CommandRunner,
         cache: any BuildCache = NoBuildCache(), store: StateStore? = nil, runID: String = "run",
-        logDirectory: String? = nil, canceller: RunCanceller = RunCanceller()
+        logDirectory: String? = nil, workDirectory: String? = nil, canceller: RunCanceller = RunCanceller()
     ) {
         self.graph = graph
         self.configuration = configuration
@@ -38,6 +41,7 @@ package struct Executor {
         self.store = store
         self.runID = runID
         self.logDirectory = logDirectory
+        self.workDirectory = workDirectory
         self.canceller = canceller
     }
 
@@ -403,10 +407,12 @@ private struct ExecutorLoop {
         environment["PLANRUN_ATTEMPT"] = String(attempt)
         var contextPath: String?, resultPath: String?, logPath: String?
         if let dir = executor.logDirectory {
+            logPath = (dir as NSString).appendingPathComponent(subtask.id) + ".log"
+        }
+        if let dir = executor.workDirectory ?? executor.logDirectory {
             let base = (dir as NSString).appendingPathComponent(subtask.id)
             contextPath = base + ".context.json"
             resultPath = base + ".result"
-            logPath = base + ".log"
             environment["PLANRUN_CONTEXT"] = contextPath
             environment["PLANRUN_RESULT"] = resultPath
         }

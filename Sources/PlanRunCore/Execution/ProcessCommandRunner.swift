@@ -43,19 +43,11 @@ package struct ProcessCommandRunner: CommandRunner {
         }
         if Task.isCancelled { return fail("cancelled before it started", status: .cancelled) }
 
-        // Files of the attempt: log (appended across attempts), context, result.
-        let logFD: Int32
-        if let logPath = request.logPath {
-            logFD = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        } else {
-            logFD = open("/dev/null", O_WRONLY | O_CLOEXEC)
-        }
-        guard logFD >= 0 else {
-            return fail("cannot open log \(request.logPath ?? "/dev/null"): \(String(cString: strerror(errno)))")
-        }
-        defer { close(logFD) }
-        if request.attempt > 1 { Self.writeAll(logFD, Array("--- attempt \(request.attempt) ---\n".utf8)) }
-        let logStart = lseek(logFD, 0, SEEK_END)
+        // The log (appended across attempts) is created on the first output:
+        // a subtask that prints nothing costs no file.
+        let log = LogSink(path: request.logPath, displayLimit: displayLimit,
+                          header: request.attempt > 1 ? "--- attempt \(request.attempt) ---\n" : nil)
+        defer { log.close() }
 
         var contextBytes = Array(request.context.canonicalJSON.utf8)
         contextBytes.append(UInt8(ascii: "\n"))
@@ -125,7 +117,6 @@ package struct ProcessCommandRunner: CommandRunner {
 
         let control = AttemptControl()
         let resultLimit = AttemptOutcome.resultLimit
-        let capturedFD = logFD
         let stdinFD = inputFD
 
         // The process and, when there is a timeout, a timer racing it.
@@ -138,19 +129,33 @@ package struct ProcessCommandRunner: CommandRunner {
                         configuration,
                         input: .fileDescriptor(FileDescriptor(rawValue: stdinFD), closeAfterSpawningProcess: false),
                         output: .sequence,
-                        error: .fileDescriptor(FileDescriptor(rawValue: capturedFD), closeAfterSpawningProcess: false)
+                        error: .sequence
                     ) { execution in
                         control.pid.withLock { $0 = execution.processIdentifier.value }
-                        var stdout: [UInt8] = []
-                        for try await buffer in execution.standardOutput {
-                            buffer.withUnsafeBytes { raw in
-                                Self.writeAll(capturedFD, raw)
-                                if stdout.count <= resultLimit {
-                                    stdout.append(contentsOf: raw.prefix(resultLimit + 1 - stdout.count))
+                        // Both streams go to the log in arrival order; standard output is also the result.
+                        return try await withThrowingTaskGroup(of: [UInt8].self) { streams in
+                            streams.addTask {
+                                for try await buffer in execution.standardError {
+                                    buffer.withUnsafeBytes { log.append($0) }
                                 }
+                                return []
                             }
+                            streams.addTask {
+                                var stdout: [UInt8] = []
+                                for try await buffer in execution.standardOutput {
+                                    buffer.withUnsafeBytes { raw in
+                                        log.append(raw)
+                                        if stdout.count <= resultLimit {
+                                            stdout.append(contentsOf: raw.prefix(resultLimit + 1 - stdout.count))
+                                        }
+                                    }
+                                }
+                                return stdout
+                            }
+                            var stdout: [UInt8] = []
+                            for try await part in streams where !part.isEmpty { stdout = part }
+                            return stdout
                         }
-                        return stdout
                     }
                     return .success((result.terminationStatus, result.closureResult))
                 } catch {
@@ -182,7 +187,7 @@ package struct ProcessCommandRunner: CommandRunner {
             await Self.terminateGroup(pid, grace: killGrace)
         }
         let completedAt = Date()
-        let output = Self.readLog(fd: logFD, from: logStart, limit: displayLimit, path: request.logPath)
+        let output = log.displayed
 
         func finish(_ status: AttemptOutcome.Status, _ error: String?, exitCode: Int? = nil, result: [UInt8] = []) -> AttemptOutcome {
             AttemptOutcome(status: status, error: error, result: result, output: output, exitCode: exitCode,
@@ -220,7 +225,7 @@ package struct ProcessCommandRunner: CommandRunner {
         }
         if raw.count > resultLimit {
             raw = Array(raw.prefix(resultLimit))
-            Self.writeAll(logFD, Array("planrun: result truncated to 1 MiB\n".utf8))
+            Array("planrun: result truncated to 1 MiB\n".utf8).withUnsafeBytes { log.append($0) }
         }
         if request.agent.kind == .command {
             switch Self.agentResult(raw) {
@@ -301,23 +306,6 @@ package struct ProcessCommandRunner: CommandRunner {
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
         bytes.withUnsafeBytes { writeAll(fd, $0) }
     }
-
-    /// What the attempt wrote to its log, shortened to `limit` bytes.
-    private static func readLog(fd: Int32, from start: off_t, limit: Int, path: String?) -> [UInt8] {
-        guard let path, let handle = FileHandle(forReadingAtPath: path) else { return [] }
-        defer { try? handle.close() }
-        do {
-            try handle.seek(toOffset: UInt64(max(0, start)))
-            var bytes = Array(try handle.read(upToCount: limit + 1) ?? Data())
-            if bytes.count > limit {
-                bytes = Array(bytes.prefix(limit))
-                bytes += Array("\n... output shortened; full log: \(path)\n".utf8)
-            }
-            return bytes
-        } catch {
-            return []
-        }
-    }
 }
 
 /// What the process task and the timer of one attempt share: the child's
@@ -325,4 +313,59 @@ package struct ProcessCommandRunner: CommandRunner {
 private final class AttemptControl: Sendable {
     let pid = Mutex<pid_t?>(nil)
     let timedOut = Mutex(false)
+}
+
+/// Where an attempt's output goes: the log file, opened on the first byte
+/// (appending), and an in-memory copy of at most `displayLimit` bytes for
+/// the console. Standard output and standard error are read by two tasks,
+/// so the state is behind a mutex.
+private final class LogSink: Sendable {
+    private struct State {
+        var fd: Int32 = -1
+        var failed = false
+        var header: [UInt8]?
+        var displayed: [UInt8] = []
+        var shortened = false
+    }
+    private let path: String?
+    private let displayLimit: Int
+    private let state: Mutex<State>
+
+    init(path: String?, displayLimit: Int, header: String?) {
+        self.path = path
+        self.displayLimit = displayLimit
+        state = Mutex(State(header: header.map { Array($0.utf8) }))
+    }
+
+    func append(_ bytes: UnsafeRawBufferPointer) {
+        guard !bytes.isEmpty else { return }
+        state.withLock { s in
+            if s.displayed.count < displayLimit {
+                s.displayed.append(contentsOf: bytes.prefix(displayLimit - s.displayed.count))
+                if s.displayed.count == displayLimit, bytes.count > 0 { s.shortened = true }
+            } else {
+                s.shortened = true
+            }
+            guard let path, !s.failed else { return }
+            if s.fd < 0 {
+                s.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+                if s.fd < 0 { s.failed = true; return }
+                if let header = s.header { ProcessCommandRunner.writeAll(s.fd, header) }
+            }
+            ProcessCommandRunner.writeAll(s.fd, bytes)
+        }
+    }
+
+    /// The output for the console, with a note when it was shortened.
+    var displayed: [UInt8] {
+        state.withLock { s in
+            s.shortened ? s.displayed + Array("\n... output shortened; full log: \(path ?? "none")\n".utf8) : s.displayed
+        }
+    }
+
+    func close() {
+        state.withLock { s in
+            if s.fd >= 0 { _ = Glibc.close(s.fd); s.fd = -1 }
+        }
+    }
 }
