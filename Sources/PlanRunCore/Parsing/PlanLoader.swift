@@ -8,19 +8,26 @@ package enum PlanLoader {
     /// Loads and validates the plan at `path`. Throws every problem found,
     /// in source order, as `PlanDiagnostics`.
     package static func load(path: String) throws(PlanDiagnostics) -> Plan {
-        let bytes: [UInt8]
+        var bytes: [UInt8]
         switch readFile(path) {
         case .success(let b): bytes = b
         case .failure(let error): throw PlanDiagnostics([Diagnostic(error, at: nil)])
         }
         let url = URL(fileURLWithPath: path).standardizedFileURL
         let directory = url.deletingLastPathComponent().standardizedFileURL.path
-        return try load(bytes: bytes, file: path, directory: directory)
+        return try load(releasing: &bytes, file: path, directory: directory)
     }
 
     /// Loads and validates plan text. `file` is used in locations; `directory`
     /// is the plan's folder (absolute).
     package static func load(bytes: [UInt8], file: String, directory: String) throws(PlanDiagnostics) -> Plan {
+        var bytes = bytes
+        return try load(releasing: &bytes, file: file, directory: directory)
+    }
+
+    /// As `load(bytes:file:directory:)`; empties `bytes` once the document is
+    /// read, so that a big file's text is not kept while the model is built.
+    static func load(releasing bytes: inout [UInt8], file: String, directory: String) throws(PlanDiagnostics) -> Plan {
         var collector = DiagnosticCollector()
         let start = SourceLocation(file: file, line: 1, column: 1)
         if let offset = firstInvalidUTF8Offset(bytes) {
@@ -30,6 +37,7 @@ package enum PlanLoader {
         let outcome = bytes.withUnsafeBufferPointer { buffer in
             YAMLReader.read(buffer, file: file, diagnostics: &collector)
         }
+        bytes = []
         let document: YAMLDocument
         switch outcome {
         case .failed:

@@ -96,10 +96,11 @@ private struct Builder {
         self.source = source
         self.aliasBudget = aliasBudget
         document = YAMLDocument(file: file)
-        // Rough sizes for a plan: a node per ~8 bytes, text about half the file.
-        document.records.reserveCapacity(source.count / 8 + 16)
-        document.children.reserveCapacity(source.count / 8 + 16)
-        document.text.reserveCapacity(source.count / 2 + 16)
+        // Typical plans have a node per ~11 bytes, and scalars are about
+        // 70% of the text.
+        document.records.reserveCapacity(source.count / 10 + 16)
+        document.children.reserveCapacity(source.count / 10 + 16)
+        document.text.reserveCapacity(source.count / 4 * 3 + 16)
     }
 
     mutating func run() -> YAMLReader.Outcome {
