@@ -319,6 +319,9 @@ import Testing
         let missing = dir.appendingPathComponent("nope.yaml").path
         #expect(messages(missing) == ["error: no such file: \(missing)"])
         #expect(messages(dir.path) == ["error: \(dir.path) is a directory, not a plan file"])
+        let loop = dir.appendingPathComponent("loop.yaml").path
+        try FileManager.default.createSymbolicLink(atPath: loop, withDestinationPath: loop)
+        #expect(messages(loop) == ["error: cannot read \(loop): Too many levels of symbolic links"])
         let empty = dir.appendingPathComponent("empty.yaml")
         try Data().write(to: empty)
         #expect(messages(empty.path) == [

@@ -111,6 +111,11 @@ private struct Builder {
         }
         defer { yaml_parser_delete(&parser) }
         guard let base = source.baseAddress else { return .empty }
+        // Positions and offsets are stored as 32-bit numbers.
+        guard source.count < Int(Int32.max) else {
+            diagnostics.error(.yamlSyntax("the file is larger than 2 GB"), at: nil)
+            return .failed
+        }
         yaml_parser_set_input_string(&parser, base, source.count)
         var event = yaml_event_t()
         do {
