@@ -357,6 +357,14 @@ let planErrorCases: [PlanErrorCase] = [
         #expect(found == [Expected(2, 10, "the file is not valid UTF-8 text")])
     }
 
+    @Test func unclosedQuoteNotesWhereItStarted() {
+        let found = ParsingSupport.problems("version: 1\nname: \"release\nsubtasks: [{id: a, run: make}]\n")
+        #expect(ParsingSupport.triples(found) == [
+            Expected(4, 1, "invalid YAML: found unexpected end of stream while scanning a quoted scalar"),
+        ])
+        #expect(found.first?.notes == ["scanning a quoted scalar started at line 2, column 7"])
+    }
+
     @Test func billionLaughsIsRefusedQuickly() {
         var yaml = "version: 1\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
         for level in 1...9 {

@@ -356,7 +356,14 @@ private struct Builder {
                 return
             }
             let message = context.map { "\(problem) \($0)" } ?? problem
-            diagnostics.error(.yamlSyntax(message), at: location(parser.problem_mark))
+            var notes: [String] = []
+            if let context, parser.context_mark.line != parser.problem_mark.line {
+                // e.g. an unclosed quote: the problem is found far from its cause.
+                let where_ = "line \(parser.context_mark.line + 1), column \(parser.context_mark.column + 1)"
+                let what = context.hasPrefix("while ") ? String(context.dropFirst(6)) : context
+                notes.append("\(what) started at \(where_)")
+            }
+            diagnostics.append(Diagnostic(.error, at: location(parser.problem_mark), PlanError.yamlSyntax(message).description, notes: notes))
         }
     }
 
