@@ -214,6 +214,19 @@ let planErrorCases: [PlanErrorCase] = [
             Expected(3, 3, "agent `coder` of kind `command` needs a non-empty `command`"),
             Expected(6, 14, "agent `writer` of kind `command` needs a non-empty `command`"),
         ]),
+    PlanErrorCase("empty name and empty paths", """
+        version: 1
+        name: ""
+        subtasks:
+          - id: a
+            run: make
+            inputs: ["", src/a.c]
+            outputs: ['']
+        """, [
+            Expected(2, 7, "invalid value `` for `name`; expected a non-empty name"),
+            Expected(6, 14, "invalid value `` for `inputs`; expected a path relative to the plan's folder"),
+            Expected(7, 15, "invalid value `` for `outputs`; expected a path relative to the plan's folder"),
+        ]),
     // Semantics
     PlanErrorCase("missing and invalid ids", """
         version: 1

@@ -65,7 +65,12 @@ struct PlanBuilder {
                 if let v = version, v != planFormatVersion {
                     collector.error(.unsupportedVersion(found: doc.scalar(value)?.text ?? String(v)), at: at(value))
                 }
-            case "name": name = text(value, key: key)
+            case "name":
+                name = text(value, key: key)
+                if name?.isEmpty == true {
+                    collector.error(.invalidValue(key: key, value: "", expected: "a non-empty name"), at: at(value))
+                    name = nil
+                }
             case "goal": goal = text(value, key: key)
             case "max_parallel": maxParallel = integer(value, key: key, minimum: 1)
             case "approval":
@@ -248,12 +253,12 @@ struct PlanBuilder {
                     subtask.locations.dependsOn = list.locations
                 }
             case "inputs":
-                if let list = stringList(value, key: key) {
+                if let list = pathList(value, key: key) {
                     subtask.inputs = list.values
                     subtask.locations.inputs = list.locations
                 }
             case "outputs":
-                if let list = stringList(value, key: key) {
+                if let list = pathList(value, key: key) {
                     subtask.outputs = list.values
                     subtask.locations.outputs = list.locations
                 }
@@ -354,6 +359,17 @@ struct PlanBuilder {
             }
         }
         return ok ? (values, locations) : nil
+    }
+
+    /// A list of paths or globs: strings, none of them empty.
+    mutating func pathList(_ node: YAMLNode, key: String) -> (values: [String], locations: [SourceLocation])? {
+        guard let list = stringList(node, key: key) else { return nil }
+        var ok = true
+        for (value, location) in zip(list.values, list.locations) where value.isEmpty {
+            collector.error(.invalidValue(key: key, value: "", expected: "a path relative to the plan's folder"), at: location)
+            ok = false
+        }
+        return ok ? list : nil
     }
 
     /// `env` maps: names to text. Numbers and booleans are taken as written
