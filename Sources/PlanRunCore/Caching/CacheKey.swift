@@ -51,7 +51,7 @@ package struct CacheKey: Sendable, Hashable, Codable {
         var framer = FieldFramer()
         framer.add("planrun-cache-key")
         framer.add(String(formatVersion))
-        for name in components.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
+        for name in components.keys.sorted(by: byteOrder) {
             framer.add(name)
             framer.add(components[name]!)
         }

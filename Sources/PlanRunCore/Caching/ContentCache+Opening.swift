@@ -159,7 +159,7 @@ extension ContentCache {
             for dep in subtask.dependsOn { deps[dep] = (try? history.entry(for: dep))?.resultDigest ?? "unknown" }
             key = (try? self.key(for: subtask, dependencyDigests: deps))?.key
         }
-        let lastKey = (try? history.entry(for: id))?.key.key
+        let lastKey = (try? history.entry(for: id))?.key
         return Explanation(id: id, decision: decision, key: key, lastKey: lastKey)
     }
 }

@@ -98,7 +98,7 @@ package final class ContentCache: BuildCache {
         let last: HistoryEntry?
         do { last = try history.entry(for: subtask.id) } catch { throw .stateRead(reason: "\(error)") }
 
-        if let last, last.key.key == key.key {
+        if let last, last.key == key.key {
             if try outputsIntact(last.outputs) {
                 return .upToDate(CachedOutcome(key: key.key, resultDigest: last.resultDigest, result: last.result, reason: .cached))
             }
@@ -106,8 +106,11 @@ package final class ContentCache: BuildCache {
             return .run(reason: .outputsMissing, key: key.key)
         }
         if let outcome = try restore(subtask, key: key) { return .upToDate(outcome) }
-        guard let last else { return .run(reason: .neverRan, key: key.key) }
-        return .run(reason: key.reason(comparedTo: last.key, dependsOn: subtask.dependsOn) ?? .definitionChanged, key: key.key)
+        guard last != nil else { return .run(reason: .neverRan, key: key.key) }
+        let previous: CacheKey?
+        do { previous = try history.cacheKey(for: subtask.id) } catch { throw .stateRead(reason: "\(error)") }
+        guard let previous else { return .run(reason: .definitionChanged, key: key.key) }
+        return .run(reason: key.reason(comparedTo: previous, dependsOn: subtask.dependsOn) ?? .definitionChanged, key: key.key)
     }
 
     package func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String {

@@ -5,13 +5,26 @@ import Synchronization
 /// A subtask's last successful state: the key it ran (or was restored)
 /// with, its component digests, its result and its outputs as it left them.
 package struct HistoryEntry: Sendable, Hashable {
-    package var key: CacheKey
+    package var key: String
     package var resultDigest: String
     package var result: [UInt8]
     package var outputs: [OutputEntry]
+    /// The key's component digests, when loaded; a database history loads
+    /// them only on demand (`SubtaskHistory.cacheKey(for:)`), since a
+    /// skipped subtask needs only the key.
+    package var components: [String: String]?
 
     package init(key: CacheKey, resultDigest: String, result: [UInt8], outputs: [OutputEntry]) {
+        self.key = key.key
+        self.components = key.components
+        self.resultDigest = resultDigest
+        self.result = result
+        self.outputs = outputs
+    }
+
+    package init(key: String, resultDigest: String, result: [UInt8], outputs: [OutputEntry]) {
         self.key = key
+        self.components = nil
         self.resultDigest = resultDigest
         self.result = result
         self.outputs = outputs
@@ -21,6 +34,9 @@ package struct HistoryEntry: Sendable, Hashable {
 /// Where last successful states are kept (`subtask_state`, or memory).
 package protocol SubtaskHistory: Sendable {
     func entry(for id: String) throws -> HistoryEntry?
+    /// The last successful key with its components (to explain a change);
+    /// nil when absent or when the stored components do not match the key.
+    func cacheKey(for id: String) throws -> CacheKey?
     func save(_ entry: HistoryEntry, for id: String) throws
     /// Forgets the given subtasks (all when nil).
     func remove(_ ids: [String]?) throws
@@ -33,6 +49,12 @@ package final class InMemorySubtaskHistory: SubtaskHistory {
     package init() {}
 
     package func entry(for id: String) throws -> HistoryEntry? { entries.withLock { $0[id] } }
+
+    package func cacheKey(for id: String) throws -> CacheKey? {
+        guard let entry = try entry(for: id), let components = entry.components else { return nil }
+        let key = CacheKey(components: components)
+        return key.key == entry.key ? key : nil
+    }
 
     package func save(_ entry: HistoryEntry, for id: String) throws { entries.withLock { $0[id] = entry } }
 
@@ -52,7 +74,6 @@ package final class InMemorySubtaskHistory: SubtaskHistory {
 package final class DatabaseSubtaskHistory: SubtaskHistory {
     private let reader: any DatabaseReader
     private let writer: (any DatabaseWriter)?
-    private let cache = Mutex<[String: HistoryEntry]?>(nil)
 
     /// `writer` nil = read-only (`explain`, `plan`, `status`).
     package init(reader: any DatabaseReader, writer: (any DatabaseWriter)?) {
@@ -65,41 +86,69 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
         var components: [String: String]
     }
 
-    package func entry(for id: String) throws -> HistoryEntry? {
-        if let loaded = cache.withLock({ $0 }) { return loaded[id] }
-        var all: [String: HistoryEntry] = [:]
+    /// The same column, decoding only `outputs` (the components are most
+    /// of the text and are needed only to explain a changed key).
+    private struct OutputsOnly: Decodable {
+        var outputs: [OutputEntry]
+    }
+
+    private struct Loaded: Sendable {
+        var entries: [String: HistoryEntry]
+        var columns: [String: String]
+    }
+
+    private let loaded = Mutex<Loaded?>(nil)
+
+    private func load() throws -> Loaded {
+        if let done = loaded.withLock({ $0 }) { return done }
+        var all = Loaded(entries: [:], columns: [:])
         try reader.read { db in
             let rows = try Row.fetchCursor(db, sql: "SELECT subtask_id, cache_key, result_digest, result, outputs FROM subtask_state")
             let decoder = JSONDecoder()
             while let row = try rows.next() {
                 guard let id = row["subtask_id"] as String?, let key = row["cache_key"] as String?,
                       let digest = row["result_digest"] as String?, let outputsText = row["outputs"] as String?,
-                      let column = try? decoder.decode(OutputsColumn.self, from: Data(outputsText.utf8))
-                else { continue }
-                let cacheKey = CacheKey(components: column.components)
-                guard cacheKey.key == key else { continue } // tampered or torn row: ignore it
+                      let column = try? decoder.decode(OutputsOnly.self, from: Data(outputsText.utf8))
+                else { continue } // torn or tampered row: the subtask runs again
                 let result = (row["result"] as Data?).map { Array($0) } ?? []
-                all[id] = HistoryEntry(key: cacheKey, resultDigest: digest, result: result, outputs: column.outputs)
+                all.entries[id] = HistoryEntry(key: key, resultDigest: digest, result: result, outputs: column.outputs)
+                all.columns[id] = outputsText
             }
         }
-        return cache.withLock { c in
-            if c == nil { c = all }
-            return c?[id]
+        return loaded.withLock { l in
+            if l == nil { l = all }
+            return l!
         }
+    }
+
+    package func entry(for id: String) throws -> HistoryEntry? {
+        try load().entries[id]
+    }
+
+    package func cacheKey(for id: String) throws -> CacheKey? {
+        let all = try load()
+        guard let entry = all.entries[id], let text = all.columns[id],
+              let column = try? JSONDecoder().decode(OutputsColumn.self, from: Data(text.utf8))
+        else { return nil }
+        let key = CacheKey(components: column.components)
+        return key.key == entry.key ? key : nil
     }
 
     package func save(_ entry: HistoryEntry, for id: String) throws {
         guard let writer else { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let outputs = String(decoding: try encoder.encode(OutputsColumn(outputs: entry.outputs, components: entry.key.components)), as: UTF8.self)
+        let outputs = String(decoding: try encoder.encode(OutputsColumn(outputs: entry.outputs, components: entry.components ?? [:])), as: UTF8.self)
         try writer.write { db in
             try db.execute(sql: """
                 INSERT OR REPLACE INTO subtask_state (subtask_id, cache_key, result_digest, result, outputs, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [id, entry.key.key, entry.resultDigest, Data(entry.result), outputs, Date().timeIntervalSince1970])
+                """, arguments: [id, entry.key, entry.resultDigest, Data(entry.result), outputs, Date().timeIntervalSince1970])
         }
-        cache.withLock { c in c?[id] = entry }
+        loaded.withLock { l in
+            l?.entries[id] = entry
+            l?.columns[id] = outputs
+        }
     }
 
     package func remove(_ ids: [String]?) throws {
@@ -111,8 +160,15 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
                 try db.execute(sql: "DELETE FROM subtask_state")
             }
         }
-        cache.withLock { c in
-            if let ids { for id in ids { c?[id] = nil } } else { c = [:] }
+        loaded.withLock { l in
+            if let ids {
+                for id in ids {
+                    l?.entries[id] = nil
+                    l?.columns[id] = nil
+                }
+            } else {
+                l = Loaded(entries: [:], columns: [:])
+            }
         }
     }
 }
