@@ -14,6 +14,18 @@ import Testing
         #expect(summary.count(.done) == 4)
     }
 
+    @Test func recordedDurationsPutTheCriticalPathFirst() async {
+        let plan = makePlan([task("a"), task("b"), task("c", ["b"])])
+        let graph = TaskGraph(plan: plan)
+        for (durations, expected) in [([String: Double](), ["a", "b", "c"]), (["a": 1, "b": 1, "c": 10], ["b", "c", "a"])] {
+            let runner = FakeCommandRunner()
+            var executor = Executor(graph: graph, configuration: RunConfiguration(jobs: 1), runner: runner)
+            executor.expectedDurations = durations
+            _ = await executor.run(reporter: RecordingReporter())
+            #expect(await runner.log.records.map(\.id) == expected)
+        }
+    }
+
     @Test func peakConcurrencyIsTheJobLimit() async {
         let subtasks = (0..<12).map { task("t\($0)") }
         let runner = FakeCommandRunner(Dictionary(uniqueKeysWithValues: subtasks.map { ($0.id, FakeCommandRunner.Script(duration: .milliseconds(100))) }))

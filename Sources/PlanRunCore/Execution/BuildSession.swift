@@ -107,11 +107,12 @@ package struct BuildSession {
         }
         let workDirectory = makeWorkDirectory(stateDirectory: directory, runID: runID)
         defer { try? FileManager.default.removeItem(atPath: workDirectory) }
-        let executor = Executor(
+        var executor = Executor(
             graph: graph, configuration: configuration,
             runner: runner ?? ProcessCommandRunner(killGrace: configuration.killGrace),
             cache: cache, store: store, runID: runID, logDirectory: logDirectory,
             workDirectory: workDirectory, canceller: canceller)
+        executor.expectedDurations = (try? store.lastDurations()) ?? [:]
         let summary = await executor.run(selected: selected, reporter: reporter)
         withExtendedLifetime(lock) {}
         return summary

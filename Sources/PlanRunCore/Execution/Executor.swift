@@ -13,8 +13,11 @@ import Foundation
 ///
 /// Scheduling is eager: a subtask starts as soon as its dependencies are
 /// done and a slot is free (at most `jobs` at once, and at most an agent's
-/// `max_parallel` for that agent); among ready subtasks, plan order wins.
-/// A subtask keeps its slot between attempts.
+/// `max_parallel` for that agent). Among ready subtasks, plan order wins;
+/// when earlier runs recorded durations (`expectedDurations`), the subtask
+/// with the longest remaining critical path goes first, as ninja does with
+/// its build log, and plan order breaks ties. A subtask keeps its slot
+/// between attempts.
 package struct Executor {
     package let graph: TaskGraph
     package let configuration: RunConfiguration
@@ -28,6 +31,9 @@ package struct Executor {
     /// `PLANRUN_RESULT`); nil = `logDirectory`.
     package let workDirectory: String?
     package let canceller: RunCanceller
+    /// Seconds each subtask took when it last succeeded (from the state);
+    /// empty = schedule in plan order.
+    package var expectedDurations: [String: Double] = [:]
 
     package init(
         graph: TaskGraph, configuration: RunConfiguration, runner: any CommandRunner,
@@ -52,6 +58,16 @@ package struct Executor {
         var loop = ExecutorLoop(executor: self, selected: selected ?? [Bool](repeating: true, count: graph.count),
                                 reporter: reporter)
         return await loop.run()
+    }
+}
+
+/// A ready subtask in the queue: longest remaining critical path first,
+/// then plan order.
+private struct ReadyEntry: Comparable {
+    var weight: Double
+    var node: Int
+    static func < (a: ReadyEntry, b: ReadyEntry) -> Bool {
+        a.weight != b.weight ? a.weight > b.weight : a.node < b.node
     }
 }
 
@@ -83,7 +99,9 @@ private struct ExecutorLoop {
     var digests: [String?]
     var cacheKeys: [String?]
     /// Ready subtasks per agent, smallest plan position first.
-    var ready: [String: Heap<Int>] = [:]
+    var ready: [String: Heap<ReadyEntry>] = [:]
+    /// Remaining critical path of each subtask (0 everywhere without history).
+    var weight: [Double]
     var runningPerAgent: [String: Int] = [:]
     var running: [Int] = []
     var total: Int
@@ -105,6 +123,20 @@ private struct ExecutorLoop {
         digests = [String?](repeating: nil, count: graph.count)
         cacheKeys = [String?](repeating: nil, count: graph.count)
         total = selected.count { $0 }
+        weight = Self.criticalPaths(graph: graph, selected: selected, durations: executor.expectedDurations)
+    }
+
+    /// Each subtask's duration plus the longest chain of dependents after
+    /// it, using recorded durations (their mean where one is missing).
+    static func criticalPaths(graph: TaskGraph, selected: [Bool], durations: [String: Double]) -> [Double] {
+        var weight = [Double](repeating: 0, count: graph.count)
+        guard !durations.isEmpty else { return weight }
+        let mean = durations.values.reduce(0, +) / Double(durations.count)
+        for node in graph.topologicalOrder().reversed() where selected[node] {
+            let own = durations[graph.id(node)] ?? mean
+            weight[node] = own + (graph.dependents[node].filter { selected[$0] }.map { weight[$0] }.max() ?? 0)
+        }
+        return weight
     }
 
     var cachedCount = 0
@@ -232,7 +264,7 @@ private struct ExecutorLoop {
                 case .run(let reason, let key):
                     reports[node].reason = reason
                     cacheKeys[node] = key
-                    ready[subtask.agent, default: Heap()].insert(node)
+                    ready[subtask.agent, default: Heap()].insert(ReadyEntry(weight: weight[node], node: node))
                 }
             } catch {
                 fail(node, "cannot check the cache: \(error)", attempts: 0)
@@ -254,13 +286,14 @@ private struct ExecutorLoop {
     mutating func nextLaunches() -> [Launch] {
         var launches: [Launch] = []
         while running.count < executor.configuration.jobs {
-            var best: (agent: String, node: Int)?
+            var choice: (agent: String, entry: ReadyEntry)?
             for (agent, heap) in ready {
                 guard let top = heap.min else { continue }
                 if let limit = plan.agents[agent]?.maxParallel, runningPerAgent[agent, default: 0] >= limit { continue }
-                if best == nil || top < best!.node { best = (agent, top) }
+                if choice == nil || top < choice!.entry { choice = (agent, top) }
             }
-            guard let best else { break }
+            guard let choice else { break }
+            let best = (agent: choice.agent, node: choice.entry.node)
             _ = ready[best.agent]!.popMin()
             running.append(best.node)
             runningPerAgent[best.agent, default: 0] += 1

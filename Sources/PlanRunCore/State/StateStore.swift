@@ -277,6 +277,22 @@ package final class StateStore: Sendable {
         }
     }
 
+    /// How long each subtask's most recent successful attempt took, in
+    /// seconds (for critical-path scheduling).
+    package func lastDurations() throws -> [String: Double] {
+        try database.read { db in
+            var out: [String: Double] = [:]
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT subtask_id, completed_at - started_at AS duration, MAX(completed_at)
+                FROM attempts WHERE status = 'done' AND completed_at IS NOT NULL GROUP BY subtask_id
+                """)
+            for row in rows {
+                if let d = row["duration"] as Double? { out[row["subtask_id"]] = max(0, d) }
+            }
+            return out
+        }
+    }
+
     /// Leaves a cancellation reason for the running build (`planrun cancel`).
     /// Returns false when no run is in progress.
     package func requestCancel(reason: String) throws -> Bool {
