@@ -70,6 +70,22 @@ package enum InputGlob {
         }
         if case .globstar = compiled.last { compiled.append(Segment("*")!) }
         var walker = Walker(segments: compiled)
+        // Fast path: no wildcard at all (the common `inputs: [src/a.c]`).
+        let literal = compiled.compactMap { segment -> String? in
+            if case .literal(let name) = segment { return name }
+            return nil
+        }
+        if literal.count == compiled.count {
+            let rel = (absolute ? "/" : "") + literal.joined(separator: "/")
+            let full = absolute ? rel : Walker.join(path: root, rel)
+            switch FileStat.of(full)?.kind {
+            case .file: return [rel]
+            case .directory:
+                walker.addAllFiles(dir: full, rel: rel, ancestors: [])
+                return Array(Set(walker.results)).sorted(by: byteOrder)
+            default: return []
+            }
+        }
         let base = absolute ? "/" : root
         walker.walk(index: 0, dir: base, rel: absolute ? "/" : "", ancestors: [])
         return Array(Set(walker.results)).sorted(by: byteOrder)
