@@ -30,7 +30,7 @@ struct BuildCommand: AsyncParsableCommand {
 
     func run() async throws {
         if dryRun {
-            try DryRun.show(planArguments: planArguments, jobs: jobs, format: json ? .json : .text, color: output.color)
+            try DryRun.show(planArguments: planArguments, jobs: jobs, format: json ? .json : .text, stateDir: stateDir, color: output.color)
             return
         }
         let (path, targets) = planArguments.resolved

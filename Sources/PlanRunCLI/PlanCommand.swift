@@ -18,27 +18,28 @@ struct PlanCommand: AsyncParsableCommand {
     @OptionGroup var jobs: JobsOption
     @Option(help: "Output format: text, json, dot or mermaid.")
     var format: PreviewFormat = .text
+    @Option(help: "The state folder (default: .planrun beside the plan).")
+    var stateDir: String?
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try DryRun.show(planArguments: planArguments, jobs: jobs, format: format, color: output.color)
+        try DryRun.show(planArguments: planArguments, jobs: jobs, format: format, stateDir: stateDir, color: output.color)
     }
 }
 
 /// The dry run shared by `planrun plan` and `planrun build --dry-run`.
+/// Reads the state and cache read-only: nothing on disk changes.
 enum DryRun {
-    /// Gives each subtask's own verdict for the preview. Without recorded
-    /// history every subtask would run.
-    nonisolated(unsafe) static var reasonProvider: (Plan) -> (Subtask) -> RunReason = { _ in
-        { subtask in subtask.cache ? .neverRan : .cacheDisabled }
-    }
-
-    static func show(planArguments: PlanArguments, jobs: JobsOption, format: PreviewFormat, color: ColorChoice) throws {
+    static func show(planArguments: PlanArguments, jobs: JobsOption, format: PreviewFormat, stateDir: String?, color: ColorChoice) throws {
         let (path, targets) = planArguments.resolved
         let plan = try PlanLoading.load(path, color: color)
         let graph = TaskGraph(plan: plan)
         let selected = try PlanLoading.select(targets, in: graph, color: color)
-        let preview = PlanPreview(graph: graph, selected: selected, maxParallel: jobs.effective(for: plan), reason: reasonProvider(plan))
+        let cache = try CacheCommands.openCache(plan: plan, stateDir: stateDir, readOnly: true)
+        let reasons = cache.previewReasons(graph: graph, selected: selected)
+        let preview = PlanPreview(graph: graph, selected: selected, maxParallel: jobs.effective(for: plan)) { subtask in
+            reasons[subtask.id] ?? (subtask.cache ? .neverRan : .cacheDisabled)
+        }
         switch format {
         case .text: printOut(preview.text)
         case .json: printOut(preview.json.rendered() + "\n")
