@@ -83,6 +83,8 @@ import Testing
                 let content = String(decoding: try Data(contentsOf: dir.appendingPathComponent("step\(k).txt")), as: UTF8.self)
                 #expect(content == Self.expected(k, seed: seed), "iteration \(iteration): step\(k).txt")
             }
+            let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: stateDir + "/cache/tmp")) ?? []
+            #expect(leftovers.isEmpty, "iteration \(iteration): temporary files left in cache/tmp: \(leftovers)")
             let status = try PlanRunBinary.run(["status", "--json"], in: dir)
             #expect(status.status == 0, "iteration \(iteration): status unreadable: \(status.stderr)")
         }

@@ -213,6 +213,15 @@ package struct LocalCacheStore: Sendable {
         return true
     }
 
+    /// Removes what a killed writer left in `tmp/`. Call only while no
+    /// other process writes the store (the build lock is held).
+    package func removeLeftovers() {
+        guard !readOnly else { return }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root + "/tmp")) ?? [] {
+            unlink(root + "/tmp/" + name)
+        }
+    }
+
     // MARK: Files
 
     private func makeTemp() throws(CacheError) -> String {

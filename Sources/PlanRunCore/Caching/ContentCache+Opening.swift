@@ -6,6 +6,9 @@ extension ContentCache {
     /// (`.planrun` beside the plan unless `--state-dir`): history and stat
     /// cache in `state.db`, the store in `cache/`.
     ///
+    /// A writable cache is opened by a build holding the build lock, so the
+    /// temporary files a killed build left in `cache/tmp/` are removed.
+    ///
     /// Read-only (`explain`, `plan`, `status`): opens the database read-only
     /// and creates nothing; with no database yet, history is empty.
     package static func open(
@@ -32,6 +35,7 @@ extension ContentCache {
         } catch {
             throw .stateRead(reason: "\((stateDirectory as NSString).appendingPathComponent("state.db")): \(error)")
         }
+        if !readOnly { store.removeLeftovers() }
         return ContentCache(
             plan: plan, callerEnvironment: callerEnvironment, store: store, history: history,
             digests: digests, readOnly: readOnly, forcedIDs: forcedIDs)
