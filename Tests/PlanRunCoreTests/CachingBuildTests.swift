@@ -110,4 +110,16 @@ import Testing
         #expect(reasons["upper"] == .neverRan)
         #expect(!dir.exists(".planrun"))
     }
+
+    @Test func previewDoesNotBlameInputsADependencyWillCreate() throws {
+        let dir = CachingTempDir()
+        dir.write("src.txt", "x")
+        let plan = Plan(file: dir.url("plan.yaml"), directory: dir.path, name: "p", subtasks: [
+            Subtask(id: "gen", run: "cp src.txt gen.txt", inputs: ["src.txt"], outputs: ["gen.txt"]),
+            Subtask(id: "use", run: "cp gen.txt use.txt", inputs: ["gen.txt"], outputs: ["use.txt"], dependsOn: ["gen"]),
+        ])
+        let cache = try ContentCache.open(plan: plan, stateDirectory: dir.url(".planrun"), callerEnvironment: [:], readOnly: true)
+        let reasons = cache.previewReasons(graph: TaskGraph(plan: plan), selected: [true, true])
+        #expect(reasons == ["gen": .neverRan, "use": .neverRan])
+    }
 }

@@ -73,7 +73,8 @@ extension ContentCache {
     /// recorded digest, and a dependent it would otherwise skip is reported
     /// as `dependency ID changed` (its real fate depends on the new result).
     /// A subtask whose key cannot be computed (an input matching nothing)
-    /// gets its error instead.
+    /// gets its error instead, unless a dependency would run first (it may
+    /// create the input): then `never ran` or `dependency ID changed`.
     package func preview(graph: TaskGraph, selected: [Bool]) -> [String: Result<CacheDecision, CacheError>] {
         var out: [String: Result<CacheDecision, CacheError>] = [:]
         var digest: [Int: String] = [:]
@@ -100,7 +101,13 @@ extension ContentCache {
                 out[subtask.id] = .success(decision)
             } catch {
                 runs[node] = true
-                out[subtask.id] = .failure(error)
+                if let dep = graph.dependencies[node].first(where: { runs[$0] }) {
+                    // Its inputs may be made by a dependency that has yet to run.
+                    let ranBefore = (try? history.entry(for: subtask.id)) != nil
+                    out[subtask.id] = .success(.run(reason: ranBefore ? .dependencyChanged(id: graph.id(dep)) : .neverRan, key: nil))
+                } else {
+                    out[subtask.id] = .failure(error)
+                }
             }
         }
         return out
