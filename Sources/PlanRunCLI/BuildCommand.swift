@@ -41,6 +41,12 @@ struct BuildCommand: AsyncParsableCommand {
             jobs: jobs.effective(for: plan), keepGoing: keepGoing, targets: targets,
             environment: ProcessInfo.processInfo.environment, isTerminal: isatty(progressFD) == 1,
             stateDirectory: stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+        do {
+            try PlanApproval.check(plan, stateDirectory: BuildSession.stateDirectory(for: plan, configuration: config))
+        } catch {
+            printError("error: \(error)\n")
+            throw ExitCode(1)
+        }
         let canceller = RunCanceller()
         BuildSignals.install()
         let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: canceller, progressFD: progressFD)

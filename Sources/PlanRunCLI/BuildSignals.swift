@@ -9,7 +9,7 @@ import Synchronization
 /// handler (an atomic store is async-signal-safe), polled by `BuildSignals`.
 private let receivedSignal = Atomic<Int32>(0)
 
-/// Turns SIGINT and SIGTERM into cancelling the build (STYLE §5): the
+/// Turns SIGINT, SIGTERM and SIGHUP into cancelling the build (STYLE §5): the
 /// handler only records the signal; `waitForSignal` notices it and the
 /// caller cancels the build task. Subtasks run in their own process
 /// groups, so a terminal's Ctrl-C reaches planrun only, which then stops
@@ -19,6 +19,7 @@ enum BuildSignals {
         signal(SIGPIPE, SIG_IGN)
         signal(SIGINT) { receivedSignal.store($0, ordering: .relaxed) }
         signal(SIGTERM) { receivedSignal.store($0, ordering: .relaxed) }
+        signal(SIGHUP) { receivedSignal.store($0, ordering: .relaxed) }
     }
 
     /// Returns the signal once one arrives; throws when cancelled first.
@@ -34,6 +35,7 @@ enum BuildSignals {
         switch signal {
         case SIGINT: "interrupted (SIGINT)"
         case SIGTERM: "terminated (SIGTERM)"
+        case SIGHUP: "terminal closed (SIGHUP)"
         default: "signal \(signal)"
         }
     }

@@ -201,3 +201,27 @@ import Testing
         #expect(r.status == 130)
     }
 }
+
+@Suite(.serialized) struct BuildApprovalTests {
+    @Test func unapprovedPlanIsRefusedUntilApproved() throws {
+        let dir = try makeProject("version: 1\nname: gated\napproval: required\nsubtasks:\n  - id: a\n    run: touch ran\n")
+        let refused = try PlanRunBinary.run(["build"], in: dir)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("plan is not approved"))
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("ran").path))
+        #expect(try PlanRunBinary.run(["approve"], in: dir).status == 0)
+        let built = try PlanRunBinary.run(["build"], in: dir)
+        #expect(built.status == 0, "\(built.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("ran").path))
+    }
+
+    @Test func sighupCancelsLikeSIGTERM() async throws {
+        let dir = try makeProject("version: 1\nname: hup\nsubtasks:\n  - id: w\n    run: echo $$ > w.pid; sleep 30\n")
+        let build = try BackgroundPlanRun(["build", "--json"], in: dir)
+        #expect(try await eventually { try !recordedPids(in: dir).isEmpty })
+        kill(build.pid, SIGHUP)
+        let r = try await build.wait()
+        #expect(r.status == 130)
+        for pid in try recordedPids(in: dir) { #expect(!isAlive(pid)) }
+    }
+}
