@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+@testable import PlanRunCore
+
+@Suite struct CachingStoreTests {
+    @Test func blobsRoundTripAndAreVerifiedOnRead() throws {
+        let dir = CachingTempDir()
+        let store = LocalCacheStore(root: dir.url("cache"))
+        let digest = try store.putBlob(Array("content".utf8))
+        #expect(digest == Digest.sha256Hex(Array("content".utf8)))
+        #expect(store.blob(digest) == Array("content".utf8))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url("cache/tmp")).isEmpty)
+
+        try Data("tampered".utf8).write(to: URL(fileURLWithPath: store.blobPath(digest)))
+        let readOnly = LocalCacheStore(root: dir.url("cache"), readOnly: true)
+        #expect(readOnly.blob(digest) == nil)
+        #expect(FileManager.default.fileExists(atPath: store.blobPath(digest)))  // read-only: left alone
+        #expect(store.blob(digest) == nil)
+        #expect(!FileManager.default.fileExists(atPath: store.blobPath(digest)))  // bad blob removed
+    }
+
+    @Test func restoreChecksTheContentBeforeReplacingAnything() throws {
+        let dir = CachingTempDir()
+        let store = LocalCacheStore(root: dir.url("cache"))
+        dir.write("src.bin", "payload")
+        let digest = try store.putFile(dir.url("src.bin"))
+        #expect(try store.restoreBlob(digest, to: dir.url("out.bin"), executable: true))
+        #expect(dir.read("out.bin") == "payload")
+        #expect(FileStat.of(dir.url("out.bin"))?.isExecutable == true)
+
+        dir.write("existing.bin", "keep")
+        try Data("payloaX".utf8).write(to: URL(fileURLWithPath: store.blobPath(digest)))  // same size, wrong bytes
+        #expect(try store.restoreBlob(digest, to: dir.url("existing.bin"), executable: false) == false)
+        #expect(dir.read("existing.bin") == "keep")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains("planrun-tmp") }.isEmpty)
+    }
+
+    @Test(arguments: ["{not json", "{\"format\": 2}", "{\"format\":1,\"exit_status\":0,\"result_digest\":\"x\",\"result_blob\":\"../../etc/passwd\",\"outputs\":[],\"components\":{}}"])
+    func unreadableActionResultIsAMissAndIsRemoved(_ text: String) throws {
+        let dir = CachingTempDir()
+        let store = LocalCacheStore(root: dir.url("cache"))
+        let key = String(repeating: "ab", count: 32)
+        dir.write("cache/ac/" + key, text)
+        #expect(store.action(key) == nil)
+        #expect(!dir.exists("cache/ac/" + key))
+    }
+
+    @Test func actionKeysMustBeDigests() throws {
+        let dir = CachingTempDir()
+        let store = LocalCacheStore(root: dir.url("cache"))
+        #expect(store.action("../state.db") == nil)
+        let result = ActionResult(resultDigest: "r", resultBlob: String(repeating: "0", count: 64), outputs: [], components: [:])
+        try store.putAction("../../escape", result)
+        #expect(!dir.exists("escape") && !dir.exists("cache/escape"))
+        let key = String(repeating: "cd", count: 32)
+        try store.putAction(key, result)
+        #expect(store.action(key) == result)
+    }
+}
