@@ -27,6 +27,11 @@ struct BuildCommand: AsyncParsableCommand {
     @Option(help: "The state folder (default: .planrun beside the plan).")
     var stateDir: String?
     @OptionGroup var output: OutputOptions
+    @OptionGroup var ci: CIReportOptions
+
+    func validate() throws {
+        if dryRun, ci.report != nil { throw ValidationError("`--report` cannot be used with `--dry-run`") }
+    }
 
     func run() async throws {
         if dryRun {
@@ -49,14 +54,17 @@ struct BuildCommand: AsyncParsableCommand {
         }
         let canceller = RunCanceller()
         BuildSignals.install()
-        let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: canceller, progressFD: progressFD)
+        let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: canceller, progressFD: progressFD,
+                                         annotatePlanFile: CIReportOptions.annotationPlanFile(plan))
         switch outcome {
         case .failure(let failure):
             printError("error: \(failure)\n")
             throw ExitCode(1)
         case .success(let summary):
+            let reported = ci.write(summary, plan: plan, configuration: config)
             if json { printOut(summary.json.rendered() + "\n") }
             if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
+            if !reported { throw ExitCode(1) }
         }
     }
 }
@@ -70,12 +78,17 @@ enum BuildRun {
         case signal(Int32)
     }
 
-    static func run(plan: Plan, configuration: RunConfiguration, canceller: RunCanceller, progressFD: Int32) async -> Result<RunSummary, BuildSession.Failure> {
+    /// `annotatePlanFile`: under GitHub Actions, the plan's path for
+    /// annotations; output then goes in log groups (no live status line).
+    static func run(plan: Plan, configuration: RunConfiguration, canceller: RunCanceller, progressFD: Int32,
+                    annotatePlanFile: String? = nil) async -> Result<RunSummary, BuildSession.Failure> {
         await withTaskGroup(of: Step?.self) { group in
             group.addTask {
-                let reporter = TextReporter(isTerminal: configuration.isTerminal) { text in
-                    FileHandle(fileDescriptor: progressFD).write(Data(text.utf8))
-                }
+                let write: (String) -> Void = { text in FileHandle(fileDescriptor: progressFD).write(Data(text.utf8)) }
+                let text = TextReporter(isTerminal: configuration.isTerminal && annotatePlanFile == nil, write: write)
+                let reporter: any ProgressReporter = annotatePlanFile.map {
+                    GitHubActionsReporter(wrapping: text, plan: plan, planFile: $0, write: write)
+                } ?? text
                 var opened: ContentCache?
                 defer {
                     // Stat-cache records are written once, at the end; warnings follow the progress.
@@ -117,5 +130,34 @@ enum BuildRun {
             }
             return result ?? .failure(.state("the build did not finish"))
         }
+    }
+}
+
+/// CI reporting for `build` and `retry` (issue 5): `--report FILE` writes a
+/// JUnit XML report of the run; under GitHub Actions (`GITHUB_ACTIONS=true`)
+/// subtask output goes in log groups and failures become annotations.
+struct CIReportOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Write a JUnit XML report of the run to FILE (also when it fails or is cancelled).",
+                               valueName: "file"))
+    var report: String?
+
+    /// Writes the report when `--report` was given. Returns false, after
+    /// printing why, when it cannot be written.
+    func write(_ summary: RunSummary, plan: Plan, configuration: RunConfiguration) -> Bool {
+        guard let report else { return true }
+        let logs = (BuildSession.stateDirectory(for: plan, configuration: configuration) as NSString)
+            .appendingPathComponent("logs/\(summary.runID)")
+        do {
+            try JUnitReport(summary: summary, logDirectory: logs).write(to: report)
+            return true
+        } catch {
+            printError("error: \(error)\n")
+            return false
+        }
+    }
+
+    /// The plan's path for annotations when running under GitHub Actions, else nil.
+    static func annotationPlanFile(_ plan: Plan) -> String? {
+        GitHubActionsEnvironment.isEnabled ? GitHubActionsEnvironment.path(plan.file) : nil
     }
 }

@@ -90,6 +90,9 @@ enum PlanLoading {
         printError(renderer.render(diagnostics))
         let errors = diagnostics.filter { $0.severity == .error }.count
         if errors > 1 { printError("\(errors) errors\n") }
+        if GitHubActionsEnvironment.isEnabled {
+            printError(GitHubActions.annotations(for: diagnostics, path: GitHubActionsEnvironment.path))
+        }
     }
 
     /// The targets' selection, or exit 2 with "no subtask named ...".
@@ -100,5 +103,17 @@ enum PlanLoading {
             report(error.diagnostics, color: color)
             throw ExitCode(2)
         }
+    }
+}
+
+/// Whether the CLI runs under GitHub Actions (`GITHUB_ACTIONS=true`), and
+/// file paths as GitHub names them (relative to `GITHUB_WORKSPACE`). Core
+/// gets the decision, never the environment.
+enum GitHubActionsEnvironment {
+    static var isEnabled: Bool { ProcessInfo.processInfo.environment["GITHUB_ACTIONS"] == "true" }
+
+    static func path(_ path: String) -> String {
+        GitHubActions.workspacePath(path, workspace: ProcessInfo.processInfo.environment["GITHUB_WORKSPACE"],
+                                    currentDirectory: FileManager.default.currentDirectoryPath)
     }
 }

@@ -26,6 +26,7 @@ struct RetryCommand: AsyncParsableCommand {
     @Option(help: "The state folder (default: .planrun beside the plan).")
     var stateDir: String?
     @OptionGroup var output: OutputOptions
+    @OptionGroup var ci: CIReportOptions
 
     func run() async throws {
         let (path, named) = planArguments.resolved
@@ -66,14 +67,17 @@ struct RetryCommand: AsyncParsableCommand {
             environment: ProcessInfo.processInfo.environment, isTerminal: isatty(progressFD) == 1,
             stateDirectory: stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
         BuildSignals.install()
-        let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: RunCanceller(), progressFD: progressFD)
+        let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: RunCanceller(), progressFD: progressFD,
+                                         annotatePlanFile: CIReportOptions.annotationPlanFile(plan))
         switch outcome {
         case .failure(let failure):
             printError("error: \(failure)\n")
             throw ExitCode(1)
         case .success(let summary):
+            let reported = ci.write(summary, plan: plan, configuration: config)
             if json { printOut(summary.json.rendered() + "\n") }
             if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
+            if !reported { throw ExitCode(1) }
         }
     }
 }
