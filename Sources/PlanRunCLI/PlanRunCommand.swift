@@ -27,6 +27,7 @@ package struct PlanRunCommand: AsyncParsableCommand {
             ExplainCommand.self,
             CleanCommand.self,
             ApproveCommand.self,
+            ExportCommand.self,
         ]
     )
 
