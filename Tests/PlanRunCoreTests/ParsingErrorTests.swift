@@ -178,7 +178,7 @@ let planErrorCases: [PlanErrorCase] = [
         subtasks: [{id: a, run: make}]
         """, [
             Expected(2, 11, "invalid value `maybe` for `approval`; expected `none` or `required`"),
-            Expected(4, 17, "invalid value `robot` for `kind`; expected `shell` or `command`"),
+            Expected(4, 17, "invalid value `robot` for `kind`; expected `shell`, `command` or `http`"),
         ]),
     PlanErrorCase("null and list env values", """
         version: 1

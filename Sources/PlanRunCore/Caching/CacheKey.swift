@@ -79,6 +79,13 @@ package struct CacheKey: Sendable, Hashable, Codable {
         case .command:
             command.add("command")
             for word in agent.command { command.add(word) }
+        case .http:
+            command.add("http")
+            command.add(agent.url ?? "-")
+            for name in agent.headers.keys.sorted(by: byteOrder) {
+                command.add(name)
+                command.add(agent.headers[name]!)
+            }
         }
         command.add("run")
         command.add(subtask.run ?? "-")

@@ -66,6 +66,8 @@ package struct ProcessCommandRunner: CommandRunner {
             argv = request.agent.shell + [run]
         case .command:
             argv = request.agent.command
+        case .http:
+            return await HTTPAgentRunner().run(request)
         }
         guard let program = argv.first, !program.isEmpty else {
             return fail("agent `\(request.agent.name)` has no program to run")

@@ -15,6 +15,8 @@ package enum AgentKind: String, Sendable, Hashable, CaseIterable {
     case shell
     /// Runs the agent's program with the context JSON on standard input.
     case command
+    /// POSTs the context JSON to the agent's `url`; the response is the result.
+    case http
 }
 
 /// An agent as declared under `agents:` (or the built-in `shell`).
@@ -25,6 +27,11 @@ package struct AgentDefinition: Sendable, Hashable {
     package var shell: [String]
     /// For `command` agents: the program and its arguments.
     package var command: [String]
+    /// For `http` agents: the `http` or `https` URL the context is POSTed to.
+    package var url: String?
+    /// For `http` agents: header name -> the NAME of the environment
+    /// variable whose value is sent (secrets stay out of plan files).
+    package var headers: [String: String]
     /// The agent's own concurrency pool; nil = only the plan's limit applies.
     package var maxParallel: Int?
     package var retries: Int?
@@ -40,7 +47,8 @@ package struct AgentDefinition: Sendable, Hashable {
         name: String, kind: AgentKind, shell: [String] = AgentDefinition.defaultShell,
         command: [String] = [], maxParallel: Int? = nil, retries: Int? = nil,
         retryBackoff: Duration? = nil, timeout: Duration? = nil,
-        env: [String: String] = [:], location: SourceLocation? = nil
+        env: [String: String] = [:], location: SourceLocation? = nil,
+        url: String? = nil, headers: [String: String] = [:]
     ) {
         self.name = name
         self.kind = kind
@@ -52,6 +60,8 @@ package struct AgentDefinition: Sendable, Hashable {
         self.timeout = timeout
         self.env = env
         self.location = location
+        self.url = url
+        self.headers = headers
     }
 
     /// The agent that always exists, even when `agents:` does not name it.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// What `PlanBuilder` produces: the model, plus what validation needs to
 /// point at (declaration order and locations not kept in the model).
 struct PlanDraft {
@@ -22,7 +24,9 @@ struct PlanBuilder {
 
     static let planKeys = ["version", "name", "goal", "max_parallel", "approval", "env", "defaults", "agents", "subtasks"]
     static let defaultsKeys = ["agent", "retries", "retry_backoff", "timeout"]
-    static let agentKeys = ["kind", "shell", "command", "max_parallel", "retries", "retry_backoff", "timeout", "env"]
+    static let agentKeys = [
+        "kind", "shell", "command", "url", "headers", "max_parallel", "retries", "retry_backoff", "timeout", "env",
+    ]
     static let subtaskKeys = [
         "id", "description", "agent", "run", "depends_on", "inputs", "outputs", "with", "cache", "env",
         "env_inputs", "retries", "retry_backoff", "timeout",
@@ -151,6 +155,7 @@ struct PlanBuilder {
         var kind: AgentKind?
         var agent = AgentDefinition(name: name, kind: .shell, location: at(pair.key))
         var command: YAMLNode?
+        var url: YAMLNode?
         for field in pairs {
             guard let key = keyText(field) else { continue }
             let value = field.value
@@ -158,8 +163,8 @@ struct PlanBuilder {
             case "kind":
                 if let t = text(value, key: key) {
                     if let k = AgentKind(rawValue: t) { kind = k } else {
-                        collector.error(.invalidValue(key: key, value: t, expected: "`shell` or `command`"), at: at(value))
-                        kind = .shell
+                        collector.error(.invalidValue(key: key, value: t, expected: "`shell`, `command` or `http`"), at: at(value))
+                        kind = nil // inferred below, so that one mistake gives one error
                     }
                 }
             case "shell":
@@ -173,6 +178,14 @@ struct PlanBuilder {
             case "command":
                 command = value
                 agent.command = stringList(value, key: key)?.values ?? []
+            case "url":
+                url = value
+                if let t = text(value, key: key) {
+                    if Self.isHTTPURL(t) { agent.url = t } else {
+                        collector.error(.invalidValue(key: key, value: t, expected: "an `http://` or `https://` URL"), at: at(value))
+                    }
+                }
+            case "headers": agent.headers = headers(value)
             case "max_parallel": agent.maxParallel = integer(value, key: key, minimum: 1)
             case "retries": agent.retries = integer(value, key: key, minimum: 0)
             case "retry_backoff": agent.retryBackoff = duration(value, key: key)
@@ -181,8 +194,12 @@ struct PlanBuilder {
             default: unknown(field, key: key, context: context, known: Self.agentKeys)
             }
         }
-        // Without `kind`, an agent with a `command` is a command agent.
-        agent.kind = kind ?? (command != nil ? .command : .shell)
+        // Without `kind`, an agent with a `command` is a command agent, one
+        // with a `url` an http agent.
+        agent.kind = kind ?? (command != nil ? .command : url != nil ? .http : .shell)
+        if agent.kind == .http, url == nil {
+            collector.error(.missingKey(key: "url", context: "agent `\(name)` of kind `http`"), at: at(pair.key))
+        }
         if agent.kind == .command {
             if let command {
                 if doc.items(command)?.isEmpty == true {
@@ -393,6 +410,44 @@ struct PlanBuilder {
             }
         }
         return env
+    }
+
+    /// An http agent's `headers`: header name -> the name of the environment
+    /// variable that holds its value.
+    mutating func headers(_ node: YAMLNode) -> [String: String] {
+        guard let pairs = mapping(node, key: "headers") else { return [:] }
+        var headers: [String: String] = [:]
+        for pair in pairs {
+            guard let name = keyText(pair) else { continue }
+            guard Self.isHeaderName(name) else {
+                collector.error(.invalidValue(key: "headers", value: name, expected: "an HTTP header name"), at: at(pair.key))
+                continue
+            }
+            guard let variable = text(pair.value, key: "headers.\(name)") else { continue }
+            guard Self.isVariableName(variable) else {
+                collector.error(
+                    .invalidValue(key: "headers.\(name)", value: variable, expected: "the name of an environment variable"),
+                    at: at(pair.value))
+                continue
+            }
+            headers[name] = variable
+        }
+        return headers
+    }
+
+    /// `http://HOST...` or `https://HOST...` (scheme in any case).
+    static func isHTTPURL(_ text: String) -> Bool {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+              scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+        else { return false }
+        return true
+    }
+
+    /// An HTTP header field name (RFC 9110 `token`).
+    static func isHeaderName(_ name: String) -> Bool {
+        !name.isEmpty && name.unicodeScalars.allSatisfy { c in
+            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || "!#$%&'*+-.^_`|~".unicodeScalars.contains(c)
+        }
     }
 
     /// Any YAML value as JSON; mapping keys are their text.

@@ -1,0 +1,260 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Synchronization
+
+/// Runs attempts of `http` agents: POSTs the context JSON (the document a
+/// `command` agent gets on standard input) to the agent's `url` with
+/// `Content-Type: application/json`, plus the agent's `headers`, each
+/// valued from the environment variable it names.
+///
+/// A 2xx response is success; its body is the result, plain text or a JSON
+/// object `{"content": ..., "metadata": {...}}` read as for `command` agents.
+/// Anything else — another status (4xx included), a connection error, a
+/// missing header variable, a body that starts like JSON but is not — is an
+/// ordinary failed attempt, so the subtask's retry policy applies to it: the
+/// executor, not this runner, decides whether to try again. A timeout ends
+/// the attempt as `timed_out`; cancellation cancels the request.
+///
+/// The log gets the request line, the status and the body.
+package struct HTTPAgentRunner: CommandRunner {
+    /// At most this much of a response body is shown on the console; the
+    /// log keeps up to the result limit.
+    package var displayLimit: Int
+
+    package init(displayLimit: Int = 256 * 1024) {
+        self.displayLimit = displayLimit
+    }
+
+    /// One session for all attempts: ephemeral (no cookies, no cache shared
+    /// with anything else), no redirects to other schemes' surprises beyond
+    /// Foundation's defaults.
+    private static let session = URLSession(configuration: .ephemeral)
+
+    package func run(_ request: AttemptRequest) async -> AttemptOutcome {
+        let startedAt = Date()
+        let agent = request.agent
+        func fail(_ message: String, status: AttemptOutcome.Status = .failed, output: [UInt8] = []) -> AttemptOutcome {
+            AttemptOutcome(status: status, error: message, output: output, startedAt: startedAt, completedAt: Date())
+        }
+        if Task.isCancelled { return fail("cancelled before it started", status: .cancelled) }
+
+        guard let text = agent.url, let url = URL(string: text),
+              let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https"
+        else { return fail("agent `\(agent.name)` has no `http` or `https` url") }
+
+        var headers = [("Content-Type", "application/json"), ("Accept", "application/json, text/plain")]
+        for name in agent.headers.keys.sorted() {
+            let variable = agent.headers[name]!
+            guard let value = request.environment[variable] else {
+                return fail("agent `\(agent.name)`: header `\(name)` takes its value from `\(variable)`, which is not set")
+            }
+            headers.append((name, value))
+        }
+        let parts = RequestParts(
+            url: url, headers: headers, body: Data(request.context.canonicalJSON.utf8),
+            // Our own timer enforces `timeout`; Foundation's must not fire first.
+            timeout: Self.seconds(request.timeout ?? .seconds(7 * 24 * 3600)) + 5)
+
+        let log = HTTPLog(path: request.logPath, attempt: request.attempt)
+        log.write("POST \(text)\n")
+
+        // The request and, when there is a timeout, a timer racing it.
+        let timedOut = TimeoutFlag()
+        let outcome: Result<(Data, URLResponse), any Error> = await withTaskGroup(
+            of: Result<(Data, URLResponse), any Error>?.self
+        ) { group in
+            group.addTask {
+                do { return .success(try await Self.send(parts)) } catch { return .failure(error) }
+            }
+            if let timeout = request.timeout {
+                group.addTask {
+                    do { try await Task.sleep(for: timeout) } catch { return nil }
+                    timedOut.fire()
+                    return nil
+                }
+            }
+            var first: Result<(Data, URLResponse), any Error>?
+            while let next = await group.next() {
+                if let next {
+                    first = next
+                    group.cancelAll() // stop the timer
+                } else if timedOut.fired {
+                    group.cancelAll() // cancel the request
+                }
+            }
+            return first ?? .failure(CancellationError())
+        }
+
+        if timedOut.fired {
+            log.write("timed out\n")
+            return fail("timed out after \(DurationText.format(request.timeout ?? .zero))", status: .timedOut)
+        }
+        if Task.isCancelled {
+            log.write("cancelled\n")
+            return fail("cancelled", status: .cancelled)
+        }
+
+        let data: Data
+        let response: URLResponse
+        switch outcome {
+        case .failure(let error):
+            let message = Self.describe(error, url: text)
+            log.write(message + "\n")
+            return fail("agent `\(agent.name)`: \(message)")
+        case .success(let value):
+            (data, response) = value
+        }
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        var body = Array(data.prefix(AttemptOutcome.resultLimit))
+        log.write("HTTP \(status)\n")
+        log.write(body)
+        if data.count > body.count { log.write("\nplanrun: response truncated to 1 MiB\n") }
+        let shown = Array(body.prefix(displayLimit))
+        let completedAt = Date()
+
+        guard (200..<300).contains(status) else {
+            return AttemptOutcome(
+                status: .failed, error: "agent `\(agent.name)`: HTTP \(status) from \(text)" + Self.excerpt(body),
+                output: shown, startedAt: startedAt, completedAt: completedAt)
+        }
+        switch ProcessCommandRunner.agentResult(body) {
+        case .success(let content): body = content
+        case .failure(let problem):
+            return AttemptOutcome(
+                status: .failed, error: "agent `\(agent.name)`: \(problem.message)", output: shown,
+                startedAt: startedAt, completedAt: completedAt)
+        }
+        return AttemptOutcome(status: .succeeded, result: body, output: shown, startedAt: startedAt, completedAt: completedAt)
+    }
+
+    /// Sends the request; cancelling the calling task cancels it.
+    private static func send(_ parts: RequestParts) async throws -> (Data, URLResponse) {
+        var request = URLRequest(url: parts.url)
+        request.httpMethod = "POST"
+        for (name, value) in parts.headers { request.setValue(value, forHTTPHeaderField: name) }
+        request.httpBody = parts.body
+        request.timeoutInterval = parts.timeout
+        let pending = PendingRequest()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let task = session.dataTask(with: request) { data, response, error in
+                    if let error {
+                        continuation.resume(throwing: error)
+                    } else if let response {
+                        continuation.resume(returning: (data ?? Data(), response))
+                    } else {
+                        continuation.resume(throwing: URLError(.badServerResponse))
+                    }
+                }
+                pending.start(task)
+            }
+        } onCancel: {
+            pending.cancel()
+        }
+    }
+
+    /// A clear message for a transport error.
+    static func describe(_ error: any Error, url: String) -> String {
+        guard let error = error as? URLError else { return "request to \(url) failed: \(error.localizedDescription)" }
+        switch error.code {
+        case .cannotConnectToHost: return "cannot connect to \(url) (connection refused)"
+        case .cannotFindHost, .dnsLookupFailed: return "cannot resolve the host of \(url)"
+        case .timedOut: return "request to \(url) timed out"
+        case .networkConnectionLost: return "connection to \(url) lost before a complete response"
+        case .notConnectedToInternet: return "no network to reach \(url)"
+        case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
+             .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot:
+            return "TLS connection to \(url) failed"
+        case .badServerResponse: return "bad response from \(url)"
+        default: return "request to \(url) failed (URL error \(error.code.rawValue))"
+        }
+    }
+
+    /// `: FIRST LINE` of an error response's body, shortened, or nothing.
+    static func excerpt(_ body: [UInt8]) -> String {
+        let text = String(decoding: body.prefix(400), as: UTF8.self)
+        let line = text.split(whereSeparator: \.isNewline).first.map(String.init)?
+            .trimmingCharacters(in: .whitespaces) ?? ""
+        guard !line.isEmpty else { return "" }
+        return ": " + (line.count > 200 ? String(line.prefix(200)) + "..." : line)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        let (s, attoseconds) = duration.components
+        return Double(s) + Double(attoseconds) / 1e18
+    }
+}
+
+/// Set by an attempt's timer when the timeout expires.
+private final class TimeoutFlag: Sendable {
+    private let value = Mutex(false)
+    func fire() { value.withLock { $0 = true } }
+    var fired: Bool { value.withLock { $0 } }
+}
+
+/// What a request is made of, as Sendable values (`URLRequest` is not
+/// Sendable in swift-corelibs-foundation).
+private struct RequestParts: Sendable {
+    var url: URL
+    var headers: [(String, String)]
+    var body: Data
+    var timeout: Double
+}
+
+/// The data task of one request, so that a cancellation that arrives
+/// before or after the task starts still cancels it.
+private final class PendingRequest: Sendable {
+    private struct State {
+        var task: URLSessionDataTask?
+        var cancelled = false
+    }
+    // URLSessionDataTask is a class whose `cancel()` is thread-safe; the
+    // mutex only guards which task, and whether it was cancelled.
+    private let state = Mutex<State>(State())
+
+    func start(_ task: URLSessionDataTask) {
+        let cancelled = state.withLock { s in
+            s.task = task
+            return s.cancelled
+        }
+        task.resume()
+        if cancelled { task.cancel() }
+    }
+
+    func cancel() {
+        let task = state.withLock { s in
+            s.cancelled = true
+            return s.task
+        }
+        task?.cancel()
+    }
+}
+
+/// Appends an http attempt's request, status and body to its log file.
+private struct HTTPLog {
+    let path: String?
+    let attempt: Int
+
+    init(path: String?, attempt: Int) {
+        self.path = path
+        self.attempt = attempt
+        if attempt > 1 { write("--- attempt \(attempt) ---\n") }
+    }
+
+    func write(_ text: String) { write(Array(text.utf8)) }
+
+    func write(_ bytes: [UInt8]) {
+        guard let path, !bytes.isEmpty else { return }
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        ProcessCommandRunner.writeAll(fd, bytes)
+        close(fd)
+    }
+}
