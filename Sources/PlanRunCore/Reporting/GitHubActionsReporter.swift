@@ -55,8 +55,8 @@ package final class GitHubActionsReporter<Inner: ProgressReporter>: ProgressRepo
         if let line = plan[report.id]?.locations.item.line { properties.append(("line", String(line))) }
         var message = "subtask `\(report.id)` failed: \(report.error ?? "failed")"
         let text = JUnitReport.sanitized(output)
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-            .map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
+        // `\r\n` is one Character, so split on newlines of every kind.
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
         var tail = Array(lines.suffix(annotationLines + 1))
         if tail.last?.isEmpty == true { tail.removeLast() }
         if tail.count > annotationLines { tail.removeFirst(tail.count - annotationLines) }

@@ -74,17 +74,17 @@ package struct JUnitReport: Sendable {
         switch r.status {
         case .done:
             let output = Self.sanitized(r.output)
-            if !output.isEmpty { body += "      <system-out>\(Self.escape(output))</system-out>\n" }
+            if !output.isEmpty { body += "      <system-out>\(Self.escape(output, attribute: false))</system-out>\n" }
         case .cached:
             body += "      <properties>\n"
             body += Self.property("planrun.status", "cached", indent: 8)
             body += "      </properties>\n"
             let why = r.reason.map { $0 == .cached ? "cached" : "cached (\($0))" } ?? "cached"
-            body += "      <system-out>\(Self.escape(why))</system-out>\n"
+            body += "      <system-out>\(Self.escape(why, attribute: false))</system-out>\n"
         case .failed:
             let message = r.error ?? "failed"
             body += "      <failure message=\"\(Self.escape(message))\" type=\"failed\">"
-            body += Self.escape(failureOutput(r)) + "</failure>\n"
+            body += Self.escape(failureOutput(r), attribute: false) + "</failure>\n"
         case .blocked, .cancelled, .pending, .running:
             var message = r.status.rawValue
             if let error = r.error, error != message { message += ": \(error)" }
@@ -146,11 +146,12 @@ package struct JUnitReport: Sendable {
 
     // MARK: Escaping
 
-    /// Text safe for XML 1.0 character data and attribute values: markup
-    /// characters become entities; tab, newline and carriage return become
-    /// character references (so attributes keep them and `\r` survives
-    /// end-of-line normalization). Expects `sanitized` text for output.
-    package static func escape(_ text: String) -> String {
+    /// Text safe for an XML 1.0 attribute value (`attribute`) or character
+    /// data: markup characters become entities, and characters XML 1.0
+    /// forbids become U+FFFD. Tab, carriage return and (in attributes)
+    /// newline become character references, so a parser's end-of-line and
+    /// attribute-value normalization keeps them.
+    package static func escape(_ text: String, attribute: Bool = true) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {
@@ -162,7 +163,7 @@ package struct JUnitReport: Sendable {
             case "'": out += "&apos;"
             case "\t": out += "&#9;"
             case "\r": out += "&#13;"
-            case "\n": out.unicodeScalars.append(scalar)
+            case "\n": if attribute { out += "&#10;" } else { out.unicodeScalars.append(scalar) }
             default:
                 out.unicodeScalars.append(isAllowedInXML(scalar) ? scalar : "\u{FFFD}")
             }
