@@ -24,6 +24,8 @@ struct BuildCommand: AsyncParsableCommand {
     var json = false
     @Flag(help: "Show what would run, like `planrun plan`, without running anything.")
     var dryRun = false
+    @Flag(help: "Run the named targets (all subtasks when none is named) even when they are up to date.")
+    var force = false
     @Option(help: "The state folder (default: .planrun beside the plan).")
     var stateDir: String?
     @OptionGroup var output: OutputOptions
@@ -45,7 +47,8 @@ struct BuildCommand: AsyncParsableCommand {
         let config = RunConfiguration(
             jobs: jobs.effective(for: plan), keepGoing: keepGoing, targets: targets,
             environment: ProcessInfo.processInfo.environment, isTerminal: isatty(progressFD) == 1,
-            stateDirectory: stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+            stateDirectory: stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
+            forced: force && targets.isEmpty)
         do {
             try PlanApproval.check(plan, stateDirectory: BuildSession.stateDirectory(for: plan, configuration: config))
         } catch {
@@ -55,7 +58,8 @@ struct BuildCommand: AsyncParsableCommand {
         let canceller = RunCanceller()
         BuildSignals.install()
         let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: canceller, progressFD: progressFD,
-                                         annotatePlanFile: CIReportOptions.annotationPlanFile(plan))
+                                         annotatePlanFile: CIReportOptions.annotationPlanFile(plan),
+                                         forcedIDs: force ? Set(targets) : [])
         switch outcome {
         case .failure(let failure):
             printError("error: \(failure)\n")
@@ -81,7 +85,7 @@ enum BuildRun {
     /// `annotatePlanFile`: under GitHub Actions, the plan's path for
     /// annotations; output then goes in log groups (no live status line).
     static func run(plan: Plan, configuration: RunConfiguration, canceller: RunCanceller, progressFD: Int32,
-                    annotatePlanFile: String? = nil) async -> Result<RunSummary, BuildSession.Failure> {
+                    annotatePlanFile: String? = nil, forcedIDs: Set<String> = []) async -> Result<RunSummary, BuildSession.Failure> {
         await withTaskGroup(of: Step?.self) { group in
             group.addTask {
                 let write: (String) -> Void = { text in FileHandle(fileDescriptor: progressFD).write(Data(text.utf8)) }
@@ -102,7 +106,8 @@ enum BuildRun {
                         plan: plan, configuration: configuration,
                         makeCache: { directory in
                             let cache = try ContentCache.open(plan: plan, stateDirectory: directory,
-                                                              callerEnvironment: configuration.environment)
+                                                              callerEnvironment: configuration.environment,
+                                                              forcedIDs: forcedIDs)
                             opened = cache
                             return cache
                         },
