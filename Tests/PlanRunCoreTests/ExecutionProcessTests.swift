@@ -136,6 +136,86 @@ import Testing
         try await Task.sleep(for: .milliseconds(100))
         #expect(!processIsAlive(pid))
     }
+
+    // The child's setup (posix_spawn in ProcessSpawner).
+
+    @Test func childGetsDefaultSignalsAndNoExtraDescriptors() async throws {
+        // planrun ignores SIGPIPE; a subtask must not inherit that.
+        let previous = signal(SIGPIPE, SIG_IGN)
+        defer { signal(SIGPIPE, previous) }
+        let outcome = await ProcessCommandRunner().run(request(
+            "grep -E '^(SigIgn|SigBlk)' /proc/self/status; ls /proc/self/fd | sort -n | tr '\\n' ' '"))
+        #expect(outcome.status == .succeeded)
+        let text = String(decoding: outcome.result, as: UTF8.self)
+        // Standard signals (1-31: bits 0-30) are not ignored; glibc keeps its
+        // internal signals (32, 33) ignored.
+        let ignored = text.split(separator: "\n").first { $0.hasPrefix("SigIgn:") }
+            .flatMap { UInt64($0.dropFirst("SigIgn:".count).trimmingCharacters(in: .whitespaces), radix: 16) }
+        #expect(ignored.map { $0 & 0x7fff_ffff } == 0, "\(text)")
+        #expect(text.contains("SigBlk:\t0000000000000000"), "\(text)")
+        // 0, 1, 2 and the folder `ls` itself opened.
+        #expect(text.hasSuffix("0 1 2 3 "), "\(text)")
+    }
+
+    @Test func shellStandardInputIsEmpty() async {
+        let outcome = await ProcessCommandRunner().run(request("cat; echo end"))
+        #expect(outcome.status == .succeeded)
+        #expect(String(decoding: outcome.result, as: UTF8.self) == "end\n")
+    }
+
+    @Test func runsInItsOwnProcessGroup() async {
+        let outcome = await ProcessCommandRunner().run(request("ps -o pid= -o pgid= -p $$"))
+        let fields = String(decoding: outcome.result, as: UTF8.self).split(separator: " ", omittingEmptySubsequences: true)
+            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(fields.count == 2 && fields[0] == fields[1], "\(fields)")
+    }
+
+    @Test func outputOfABackgroundChildHoldingThePipeIsKept() async {
+        let outcome = await ProcessCommandRunner().run(request("(sleep 0.2; echo late) & echo early"))
+        #expect(outcome.status == .succeeded)
+        #expect(String(decoding: outcome.result, as: UTF8.self) == "early\nlate\n")
+    }
+
+    @Test func commandAgentProgramIsFoundOnTheSubtasksPath() async throws {
+        let bin = dir + "/bin"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        try "#!/bin/sh\necho from-tool\n".write(toFile: bin + "/planrun-test-tool", atomically: true, encoding: .utf8)
+        chmod(bin + "/planrun-test-tool", 0o755)
+        let agent = AgentDefinition(name: "tool", kind: .command, command: ["planrun-test-tool"])
+        let outcome = await ProcessCommandRunner().run(request("", agent: agent, env: ["PATH": bin + ":/usr/bin:/bin"]))
+        #expect(outcome.status == .succeeded)
+        #expect(String(decoding: outcome.result, as: UTF8.self) == "from-tool\n")
+    }
+
+    @Test func missingWorkingDirectoryIsReported() async {
+        var req = request("true")
+        req.workingDirectory = dir + "/gone"
+        let outcome = await ProcessCommandRunner().run(req)
+        #expect(outcome.status == .failed)
+        #expect(outcome.error == "cannot enter the plan's folder")
+    }
+
+    @Test func signalledChildIsReported() async {
+        let outcome = await ProcessCommandRunner().run(request("kill -KILL $$"))
+        #expect(outcome.status == .failed)
+        #expect(outcome.error == "killed by signal 9 (SIGKILL)")
+        #expect(outcome.exitCode == 137)
+    }
+
+    @Test func manyConcurrentAttemptsAllFinishWithTheirOwnOutput() async {
+        let runner = ProcessCommandRunner()
+        let results = await withTaskGroup(of: (Int, String).self) { group in
+            for i in 0..<64 {
+                let req = request("echo \(i); echo err\(i) >&2", id: "t\(i)")
+                group.addTask { (i, String(decoding: await runner.run(req).result, as: UTF8.self)) }
+            }
+            var out: [Int: String] = [:]
+            for await (i, text) in group { out[i] = text }
+            return out
+        }
+        #expect(results.count == 64)
+        for (i, text) in results { #expect(text == "\(i)\n") }
+    }
 }
 
 /// True when `pid` exists and is not a zombie.

@@ -4,15 +4,10 @@ import Glibc
 import Darwin
 #endif
 import Foundation
-import Subprocess
 import Synchronization
-#if canImport(System)
-import System
-#else
-import SystemPackage
-#endif
 
-/// Runs attempts as real processes through swift-subprocess.
+/// Runs attempts as real processes (`ProcessSpawner`: `posix_spawn`, and
+/// `ProcessMonitor`: one thread watching every child's output and exit).
 ///
 /// Each attempt starts in its own process group (`setpgid(0, 0)`), so the
 /// subtask and everything it starts can be stopped together. On timeout or
@@ -21,10 +16,11 @@ import SystemPackage
 /// SIGTERM after its parent exited) gets the same treatment, so no process
 /// of a stopped subtask survives.
 ///
-/// Standard error goes straight to the attempt's log file; standard output
-/// is read here, appended to the same log and kept (up to 1 MiB) as the
-/// result. A `command` agent reads the context JSON from standard input
-/// (the context file itself, not a pipe).
+/// Standard output and standard error are read through pipes into the
+/// attempt's log (created on the first byte, so a silent subtask costs no
+/// file); standard output is also kept (up to 1 MiB) as the result. A
+/// `command` agent reads the context JSON from standard input (the context
+/// file itself, not a pipe).
 package struct ProcessCommandRunner: CommandRunner {
     package var killGrace: Duration
     /// At most this much of an attempt's output is shown on the console;
@@ -52,8 +48,8 @@ package struct ProcessCommandRunner: CommandRunner {
         var contextBytes = Array(request.context.canonicalJSON.utf8)
         contextBytes.append(UInt8(ascii: "\n"))
         if let contextPath = request.contextPath {
-            do { try Data(contextBytes).write(to: URL(fileURLWithPath: contextPath)) } catch {
-                return fail("cannot write context \(contextPath): \(error.localizedDescription)")
+            guard Self.writeFile(contextPath, contextBytes) else {
+                return fail("cannot write context \(contextPath): \(String(cString: strerror(errno)))")
             }
         }
         if let resultPath = request.resultPath { unlink(resultPath) }
@@ -72,22 +68,26 @@ package struct ProcessCommandRunner: CommandRunner {
         guard let program = argv.first, !program.isEmpty else {
             return fail("agent `\(request.agent.name)` has no program to run")
         }
-        let executable: Executable
+        let executable: String
         if program.contains("/") {
             let absolute = program.hasPrefix("/") ? program : (request.workingDirectory as NSString).appendingPathComponent(program)
             guard access(absolute, X_OK) == 0 else {
                 return fail("agent `\(request.agent.name)`: program `\(program)` not found or not executable")
             }
-            executable = .path(FilePath(absolute))
+            executable = absolute
         } else {
-            executable = .name(program)
+            guard let found = ProcessSpawner.resolve(program, path: request.environment["PATH"]) else {
+                return fail("agent `\(request.agent.name)`: program `\(program)` not found")
+            }
+            executable = found
         }
-        var environment: [Environment.Key: String] = [:]
-        for (key, value) in request.environment {
-            if let k = Environment.Key(rawValue: key) { environment[k] = value }
+        var environment: [String] = []
+        environment.reserveCapacity(request.environment.count)
+        for (key, value) in request.environment where !key.isEmpty && !key.contains("=") {
+            environment.append(key + "=" + value)
         }
 
-        // Standard input: the context for command agents, else nothing.
+        // Standard input: the context for command agents, else /dev/null.
         var inputFD: Int32 = -1
         if request.agent.kind == .command {
             if let contextPath = request.contextPath {
@@ -95,98 +95,47 @@ package struct ProcessCommandRunner: CommandRunner {
             } else {
                 // No file: hand the JSON over through a temporary file.
                 let tmp = NSTemporaryDirectory() + "planrun-context-\(UUID().uuidString).json"
-                if (try? Data(contextBytes).write(to: URL(fileURLWithPath: tmp))) != nil {
+                if Self.writeFile(tmp, contextBytes) {
                     inputFD = open(tmp, O_RDONLY | O_CLOEXEC)
                     unlink(tmp)
                 }
             }
             guard inputFD >= 0 else { return fail("cannot open the context file for agent `\(request.agent.name)`") }
-        } else {
-            inputFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
         }
         defer { if inputFD >= 0 { close(inputFD) } }
 
-        var options = PlatformOptions()
-        options.processGroupID = 0
-        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: killGrace)]
-        let configuration = Configuration(
-            executable: executable,
-            arguments: Arguments(Array(argv.dropFirst())),
-            environment: .custom(environment),
-            workingDirectory: FilePath(request.workingDirectory),
-            platformOptions: options
-        )
-
-        let control = AttemptControl()
-        let resultLimit = AttemptOutcome.resultLimit
-        let stdinFD = inputFD
-
-        // The process and, when there is a timeout, a timer racing it.
-        let outcome: Result<(TerminationStatus, [UInt8]), any Error> = await withTaskGroup(
-            of: Result<(TerminationStatus, [UInt8]), any Error>?.self
-        ) { group in
-            group.addTask {
-                do {
-                    let result = try await Subprocess.run(
-                        configuration,
-                        input: .fileDescriptor(FileDescriptor(rawValue: stdinFD), closeAfterSpawningProcess: false),
-                        output: .sequence,
-                        error: .sequence
-                    ) { execution in
-                        control.pid.withLock { $0 = execution.processIdentifier.value }
-                        // Both streams go to the log in arrival order; standard output is also the result.
-                        return try await withThrowingTaskGroup(of: [UInt8].self) { streams in
-                            streams.addTask {
-                                for try await buffer in execution.standardError {
-                                    buffer.withUnsafeBytes { log.append($0) }
-                                }
-                                return []
-                            }
-                            streams.addTask {
-                                var stdout: [UInt8] = []
-                                for try await buffer in execution.standardOutput {
-                                    buffer.withUnsafeBytes { raw in
-                                        log.append(raw)
-                                        if stdout.count <= resultLimit {
-                                            stdout.append(contentsOf: raw.prefix(resultLimit + 1 - stdout.count))
-                                        }
-                                    }
-                                }
-                                return stdout
-                            }
-                            var stdout: [UInt8] = []
-                            for try await part in streams where !part.isEmpty { stdout = part }
-                            return stdout
-                        }
-                    }
-                    return .success((result.terminationStatus, result.closureResult))
-                } catch {
-                    return .failure(error)
-                }
+        let spawned: ProcessSpawner.Spawned
+        switch ProcessSpawner.spawn(path: executable, arguments: argv, environment: environment,
+                                    workingDirectory: request.workingDirectory,
+                                    standardInput: inputFD >= 0 ? inputFD : nil) {
+        case .success(let value):
+            spawned = value
+        case .failure(.pipe(let code)):
+            return fail("cannot create a pipe: \(String(cString: strerror(code)))")
+        case .failure(.spawn(let code)):
+            var st = stat()
+            if stat(request.workingDirectory, &st) != 0 || (st.st_mode & S_IFMT) != S_IFDIR
+                || access(request.workingDirectory, X_OK) != 0 {
+                return fail("cannot enter the plan's folder")
             }
-            if let timeout = request.timeout {
-                group.addTask {
-                    do { try await Task.sleep(for: timeout) } catch { return nil }
-                    control.timedOut.withLock { $0 = true }
-                    return nil
-                }
-            }
-            var first: Result<(TerminationStatus, [UInt8]), any Error>?
-            while let next = await group.next() {
-                if let next {
-                    first = next
-                    group.cancelAll() // stop the timer
-                } else if control.timedOut.withLock({ $0 }) {
-                    group.cancelAll() // stop the process (teardown: TERM, then KILL)
-                }
-            }
-            return first ?? .failure(CancellationError())
+            if code == ENOENT { return fail("agent `\(request.agent.name)`: program `\(program)` not found") }
+            return fail("agent `\(request.agent.name)`: cannot start `\(program)`: \(String(cString: strerror(code)))")
         }
 
-        let wasTimedOut = control.timedOut.withLock { $0 }
+        // Wait for the exit and the end of its output; a timeout or
+        // cancellation stops the process group (TERM, then KILL).
+        let monitor = ProcessMonitor.shared
+        monitor.add(spawned, log: log, timeout: request.timeout, grace: killGrace)
+        let exit = await withTaskCancellationHandler {
+            await monitor.wait(spawned.pid)
+        } onCancel: {
+            monitor.terminate(spawned.pid)
+        }
+
+        let wasTimedOut = exit.timedOut
         let wasCancelled = Task.isCancelled
-        if wasTimedOut || wasCancelled, let pid = control.pid.withLock({ $0 }) {
-            await Self.terminateGroup(pid, grace: killGrace)
+        if wasTimedOut || wasCancelled {
+            await Self.terminateGroup(spawned.pid, grace: killGrace)
         }
         let completedAt = Date()
         let output = log.displayed
@@ -200,15 +149,8 @@ package struct ProcessCommandRunner: CommandRunner {
         }
         if wasCancelled { return finish(.cancelled, "cancelled") }
 
-        let status: TerminationStatus
-        let stdout: [UInt8]
-        switch outcome {
-        case .failure(let error):
-            return finish(.failed, Self.describe(error, program: program, agent: request.agent))
-        case .success(let value):
-            (status, stdout) = value
-        }
-        switch status {
+        let stdout = exit.stdout
+        switch exit.termination {
         case .exited(0):
             break
         case .exited(127) where request.agent.kind == .shell:
@@ -220,6 +162,7 @@ package struct ProcessCommandRunner: CommandRunner {
         }
 
         // The result: the PLANRUN_RESULT file, else standard output.
+        let resultLimit = AttemptOutcome.resultLimit
         var raw = stdout
         if let resultPath = request.resultPath, let handle = FileHandle(forReadingAtPath: resultPath) {
             raw = Array((try? handle.read(upToCount: resultLimit + 1)) ?? Data())
@@ -260,18 +203,6 @@ package struct ProcessCommandRunner: CommandRunner {
         package var message: String
     }
 
-    private static func describe(_ error: any Error, program: String, agent: AgentDefinition) -> String {
-        if let error = error as? SubprocessError {
-            switch error.code {
-            case .executableNotFound: return "agent `\(agent.name)`: program `\(program)` not found"
-            case .failedToChangeWorkingDirectory: return "cannot enter the plan's folder"
-            case .spawnFailed: return "agent `\(agent.name)`: cannot start `\(program)`"
-            default: return "agent `\(agent.name)`: \(error)"
-            }
-        }
-        return "agent `\(agent.name)`: \(error)"
-    }
-
     private static func signalName(_ signal: Int32) -> String {
         switch signal {
         case SIGTERM: " (SIGTERM)"
@@ -305,23 +236,24 @@ package struct ProcessCommandRunner: CommandRunner {
         }
     }
 
+    /// Writes `bytes` to a new (or truncated) file; false on failure.
+    static func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return false }
+        writeAll(fd, bytes)
+        return close(fd) == 0
+    }
+
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
         bytes.withUnsafeBytes { writeAll(fd, $0) }
     }
-}
-
-/// What the process task and the timer of one attempt share: the child's
-/// pid (to sweep its group) and whether the timer fired.
-private final class AttemptControl: Sendable {
-    let pid = Mutex<pid_t?>(nil)
-    let timedOut = Mutex(false)
 }
 
 /// Where an attempt's output goes: the log file, opened on the first byte
 /// (appending), and an in-memory copy of at most `displayLimit` bytes for
 /// the console. Standard output and standard error are read by two tasks,
 /// so the state is behind a mutex.
-private final class LogSink: Sendable {
+final class LogSink: Sendable {
     private struct State {
         var fd: Int32 = -1
         var failed = false
