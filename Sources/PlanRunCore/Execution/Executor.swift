@@ -111,6 +111,8 @@ private struct ExecutorLoop {
     var cancelled = false
     var cancelReason: String?
     var firstFailure: String?
+    var lastFlush = ContinuousClock.now
+    var flushTickPending = false
 
     init(executor: Executor, selected: [Bool], reporter: some ProgressReporter) {
         self.executor = executor
@@ -177,8 +179,12 @@ private struct ExecutorLoop {
                         }
                     }
                 }
-                try? executor.store?.flush() // rows appear as events happen
+                flushState(group: &group)
                 guard !running.isEmpty, let done = await group.next() else { break }
+                if done.node == Self.flushTick {
+                    flushTickPending = false
+                    continue
+                }
                 checkCancellation()
                 if let retry = await handle(done) {
                     let runner = executor.runner
@@ -193,6 +199,7 @@ private struct ExecutorLoop {
                     }
                 }
             }
+            group.cancelAll() // a pending flush tick; nothing else is left
         }
 
         // Whatever never started.
@@ -223,6 +230,32 @@ private struct ExecutorLoop {
                                  startedAt: startedAt, completedAt: completedAt)
         reporter.report(.runFinished(summary), progress: progress)
         return summary
+    }
+
+    /// The `node` of the child that only wakes the loop to flush the state.
+    static let flushTick = -1
+    /// At most one state transaction per this interval while subtasks run.
+    static let flushInterval: Duration = .milliseconds(100)
+
+    /// Commits queued state rows: at once when nothing runs or the last
+    /// commit is `flushInterval` old, else after the rest of the interval
+    /// (a tick child wakes the loop), so a build of many short subtasks
+    /// makes a few transactions a second rather than one per event.
+    mutating func flushState(group: inout TaskGroup<AttemptDone>) {
+        guard let store = executor.store, store.hasPendingWrites else { return }
+        let now = ContinuousClock.now
+        if running.isEmpty || now - lastFlush >= Self.flushInterval {
+            try? store.flush()
+            lastFlush = now
+        } else if !flushTickPending {
+            flushTickPending = true
+            let delay = lastFlush + Self.flushInterval - now
+            group.addTask {
+                try? await Task.sleep(for: delay)
+                return AttemptDone(node: Self.flushTick, attempt: 0,
+                                   outcome: AttemptOutcome(status: .cancelled, startedAt: Date(), completedAt: Date()))
+            }
+        }
     }
 
     mutating func checkCancellation() {

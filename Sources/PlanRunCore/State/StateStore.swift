@@ -58,10 +58,16 @@ package final class StateStore: Sendable {
     private let pending = Mutex<[@Sendable (Database) throws -> Void]?>(nil)
 
     /// While deferring, event writes queue up and `flush` commits them in one
-    /// transaction. The executor's loop flushes before each wait, so rows
-    /// still appear as events happen, without one transaction per event.
+    /// transaction. The executor's loop flushes at most every 100 ms while
+    /// subtasks run (and at once when nothing runs), so rows appear within
+    /// a fraction of a second without one transaction per event.
     package func deferWrites() {
         pending.withLock { if $0 == nil { $0 = [] } }
+    }
+
+    /// Whether writes are queued for the next `flush`.
+    package var hasPendingWrites: Bool {
+        pending.withLock { !($0?.isEmpty ?? true) }
     }
 
     /// Commits the queued writes (in order, one transaction).
