@@ -13,6 +13,20 @@ package protocol BuildCache: Sendable {
     /// and returns the subtask's result digest. `key` is the one `decide`
     /// returned (nil when caching is disabled for the subtask).
     func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String
+
+    /// Called once before the first `decide` of a build with the subtasks it
+    /// will run: a chance to fetch ahead, or to refuse the build (thrown
+    /// errors stop it before anything runs). Default: nothing.
+    func prepare(graph: TaskGraph, selected: [Bool]) async throws
+
+    /// Called once when the build is over (background uploads finish).
+    /// Default: nothing.
+    func finishBuild() async
+}
+
+extension BuildCache {
+    package func prepare(graph: TaskGraph, selected: [Bool]) async throws {}
+    package func finishBuild() async {}
 }
 
 /// What the cache says about a subtask that is ready.
