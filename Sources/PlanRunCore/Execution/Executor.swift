@@ -473,10 +473,10 @@ private struct ExecutorLoop {
         environment["PLANRUN_ATTEMPT"] = String(attempt)
         var contextPath: String?, resultPath: String?, logPath: String?
         if let dir = executor.logDirectory {
-            logPath = (dir as NSString).appendingPathComponent(subtask.id) + ".log"
+            logPath = Self.join(dir, subtask.id) + ".log"
         }
         if let dir = executor.workDirectory ?? executor.logDirectory {
-            let base = (dir as NSString).appendingPathComponent(subtask.id)
+            let base = Self.join(dir, subtask.id)
             contextPath = base + ".context.json"
             resultPath = base + ".result"
             environment["PLANRUN_CONTEXT"] = contextPath
@@ -508,6 +508,11 @@ private struct ExecutorLoop {
             workingDirectory: plan.directory, environment: environment, context: context,
             contextPath: contextPath, resultPath: resultPath, logPath: logPath,
             timeout: plan.timeout(for: subtask))
+    }
+
+    /// `dir/name` (no Foundation path bridging on this per-subtask path).
+    static func join(_ dir: String, _ name: String) -> String {
+        dir.hasSuffix("/") ? dir + name : dir + "/" + name
     }
 
     static func seconds(_ d: Duration) -> Double {

@@ -69,7 +69,7 @@ package struct ProcessCommandRunner: CommandRunner {
             return fail("agent `\(request.agent.name)` has no program to run")
         }
         let executable: String
-        if program.contains("/") {
+        if program.utf8.contains(UInt8(ascii: "/")) {
             let absolute = program.hasPrefix("/") ? program : (request.workingDirectory as NSString).appendingPathComponent(program)
             guard access(absolute, X_OK) == 0 else {
                 return fail("agent `\(request.agent.name)`: program `\(program)` not found or not executable")
@@ -83,7 +83,7 @@ package struct ProcessCommandRunner: CommandRunner {
         }
         var environment: [String] = []
         environment.reserveCapacity(request.environment.count)
-        for (key, value) in request.environment where !key.isEmpty && !key.contains("=") {
+        for (key, value) in request.environment where !key.isEmpty && !key.utf8.contains(UInt8(ascii: "=")) {
             environment.append(key + "=" + value)
         }
 

@@ -57,7 +57,7 @@ package final class TextReporter: ProgressReporter {
     }
 
     private func line(for report: SubtaskReport, counter: String) -> String {
-        let time = String(format: "%.2fs", report.durationSeconds)
+        let time = Self.twoDecimals(report.durationSeconds) + "s"
         switch report.status {
         case .done: return "\(counter) done \(report.id) (\(time))\n"
         case .failed: return "\(counter) FAILED \(report.id): \(report.error ?? "failed") (\(time))\n"
@@ -108,6 +108,19 @@ package final class TextReporter: ProgressReporter {
             text += "  failed \(report.id): \(report.error ?? "failed")\n"
         }
         return text
+    }
+
+    /// `x` with two decimals, as `String(format: "%.2f")` prints it, without
+    /// Foundation's formatter (this runs for every finished subtask).
+    static func twoDecimals(_ x: Double) -> String {
+        let scaled = x * 100
+        // Near a tie the product's rounding error could decide it: let printf.
+        guard x.isFinite, x >= 0, x < 1e12, abs(scaled - scaled.rounded(.down) - 0.5) > 1e-6 else {
+            return String(format: "%.2f", x)
+        }
+        let hundredths = Int(scaled.rounded())
+        let fraction = hundredths % 100
+        return "\(hundredths / 100)." + (fraction < 10 ? "0" : "") + String(fraction)
     }
 
     private static func seconds(_ d: Duration) -> String {
