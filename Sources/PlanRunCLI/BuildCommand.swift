@@ -26,13 +26,18 @@ struct BuildCommand: AsyncParsableCommand {
     var dryRun = false
     @Flag(help: "Run the named targets (all subtasks when none is named) even when they are up to date.")
     var force = false
+    @Flag(help: "Run only the named subtasks; their dependencies' results come from the cache (local or remote), and the build fails before running anything when one is not there.")
+    var only = false
     @Option(help: "The state folder (default: .planrun beside the plan).")
     var stateDir: String?
     @OptionGroup var output: OutputOptions
     @OptionGroup var ci: CIReportOptions
+    @OptionGroup var remote: RemoteCacheOptions
 
     func validate() throws {
         if dryRun, ci.report != nil { throw ValidationError("`--report` cannot be used with `--dry-run`") }
+        if only, dryRun { throw ValidationError("`--only` cannot be used with `--dry-run`") }
+        if only, planArguments.targets.isEmpty { throw ValidationError("`--only` needs the ids of the subtasks to run") }
     }
 
     func run() async throws {
@@ -55,11 +60,13 @@ struct BuildCommand: AsyncParsableCommand {
             printError("error: \(error)\n")
             throw ExitCode(1)
         }
+        let remoteStore = try remote.store(environment: config.environment)
         let canceller = RunCanceller()
         BuildSignals.install()
         let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: canceller, progressFD: progressFD,
                                          annotatePlanFile: CIReportOptions.annotationPlanFile(plan),
-                                         forcedIDs: force ? Set(targets) : [])
+                                         forcedIDs: force ? Set(targets) : [],
+                                         remote: remoteStore, onlyTargets: only ? Set(targets) : nil)
         switch outcome {
         case .failure(let failure):
             printError("error: \(failure)\n")
@@ -85,7 +92,8 @@ enum BuildRun {
     /// `annotatePlanFile`: under GitHub Actions, the plan's path for
     /// annotations; output then goes in log groups (no live status line).
     static func run(plan: Plan, configuration: RunConfiguration, canceller: RunCanceller, progressFD: Int32,
-                    annotatePlanFile: String? = nil, forcedIDs: Set<String> = []) async -> Result<RunSummary, BuildSession.Failure> {
+                    annotatePlanFile: String? = nil, forcedIDs: Set<String> = [],
+                    remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil) async -> Result<RunSummary, BuildSession.Failure> {
         await withTaskGroup(of: Step?.self) { group in
             group.addTask {
                 let write: (String) -> Void = { text in FileHandle(fileDescriptor: progressFD).write(Data(text.utf8)) }
@@ -93,7 +101,7 @@ enum BuildRun {
                 let reporter: any ProgressReporter = annotatePlanFile.map {
                     GitHubActionsReporter(wrapping: text, plan: plan, planFile: $0, write: write)
                 } ?? text
-                var opened: ContentCache?
+                var opened: LayeredBuildCache?
                 defer {
                     // Stat-cache records are written once, at the end; warnings follow the progress.
                     try? opened?.finish()
@@ -105,9 +113,10 @@ enum BuildRun {
                     return .finished(.success(try await BuildSession.run(
                         plan: plan, configuration: configuration,
                         makeCache: { directory in
-                            let cache = try ContentCache.open(plan: plan, stateDirectory: directory,
+                            let local = try ContentCache.open(plan: plan, stateDirectory: directory,
                                                               callerEnvironment: configuration.environment,
                                                               forcedIDs: forcedIDs)
+                            let cache = LayeredBuildCache(local: local, remote: remote, onlyTargets: onlyTargets)
                             opened = cache
                             return cache
                         },

@@ -27,6 +27,7 @@ struct RetryCommand: AsyncParsableCommand {
     var stateDir: String?
     @OptionGroup var output: OutputOptions
     @OptionGroup var ci: CIReportOptions
+    @OptionGroup var remote: RemoteCacheOptions
 
     func run() async throws {
         let (path, named) = planArguments.resolved
@@ -66,9 +67,10 @@ struct RetryCommand: AsyncParsableCommand {
             jobs: jobs.effective(for: plan), keepGoing: keepGoing, targets: targets,
             environment: ProcessInfo.processInfo.environment, isTerminal: isatty(progressFD) == 1,
             stateDirectory: stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+        let remoteStore = try remote.store(environment: config.environment)
         BuildSignals.install()
         let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: RunCanceller(), progressFD: progressFD,
-                                         annotatePlanFile: CIReportOptions.annotationPlanFile(plan))
+                                         annotatePlanFile: CIReportOptions.annotationPlanFile(plan), remote: remoteStore)
         switch outcome {
         case .failure(let failure):
             printError("error: \(failure)\n")

@@ -105,6 +105,11 @@ package struct BuildSession {
         do { cache = try makeCache(directory) } catch {
             throw .state("cannot open the cache in \(directory): \(error)")
         }
+        // Fetch ahead from a remote cache; `--only` refuses here, before anything runs.
+        do { try await cache.prepare(graph: graph, selected: selected) } catch {
+            try? store.finishRun(id: runID, status: RunStatus.failed.rawValue, reason: "\(error)", at: Date())
+            throw .state("\(error)")
+        }
         let workDirectory = makeWorkDirectory(stateDirectory: directory, runID: runID)
         defer { try? FileManager.default.removeItem(atPath: workDirectory) }
         var executor = Executor(
@@ -114,6 +119,7 @@ package struct BuildSession {
             workDirectory: workDirectory, canceller: canceller)
         executor.expectedDurations = (try? store.lastDurations()) ?? [:]
         let summary = await executor.run(selected: selected, reporter: reporter)
+        await cache.finishBuild()
         withExtendedLifetime(lock) {}
         return summary
     }
