@@ -16,6 +16,13 @@ private let receivedSignal = Atomic<Int32>(0)
 /// them.
 enum BuildSignals {
     static func install() {
+        // A parent may start planrun with these signals blocked (a child
+        // spawned from a libdispatch worker thread inherits its mask, for
+        // one); unblock them so Ctrl-C and SIGTERM always reach the handler.
+        var wanted = sigset_t()
+        sigemptyset(&wanted)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&wanted, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &wanted, nil)
         signal(SIGPIPE, SIG_IGN)
         signal(SIGINT) { receivedSignal.store($0, ordering: .relaxed) }
         signal(SIGTERM) { receivedSignal.store($0, ordering: .relaxed) }
