@@ -1,0 +1,112 @@
+#!/bin/sh
+# Remote cache benchmark (issue 5 item 6).
+#
+# COUNT independent file subtasks (`cp in/I.txt out/I.txt`). A build in one
+# folder warms a real nginx (WebDAV PUT) on a free loopback port. Then, in
+# the same run, the best-of-RUNS wall time of:
+#   - a local no-op rebuild of that folder (stat cache warm, no remote), and
+#   - a build of a fresh copy (plan and inputs only: no .planrun/, no
+#     outputs) against the warm remote, which must run nothing and end with
+#     identical outputs (checked),
+# and their ratio (target: at most 3x).
+#
+# Usage: bench/remote-cache.sh
+#   PLANRUN=path  binary to measure (default: .build/release/planrun, built
+#                 with `swift build -c release` if missing)
+#   COUNT=2000    number of subtasks;  RUNS=5  runs of each (best counts)
+# Needs: python3, nginx (apt-get install -y nginx). Files go to
+# bench/out/remote-cache/.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+out="$root/bench/out/remote-cache"
+planrun=$(realpath "${PLANRUN:-$root/.build/release/planrun}" 2>/dev/null || echo "${PLANRUN:-$root/.build/release/planrun}")
+if [ ! -x "$planrun" ]; then
+    echo "building release binary: swift build -c release" >&2
+    (cd "$root" && swift build -c release >&2)
+fi
+nginx=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
+[ -n "$nginx" ] || { echo "bench/remote-cache.sh: nginx is missing (apt-get install -y nginx)" >&2; exit 1; }
+rm -rf "$out"
+mkdir -p "$out"
+
+python3 - "$planrun" "$nginx" "$out" "${COUNT:-2000}" "${RUNS:-5}" <<'PY'
+import json, os, shutil, signal, socket, subprocess, sys, time
+planrun, nginx, out, count, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+jobs = str(os.cpu_count() or 2)
+
+# nginx on a free loopback port, one process, everything under out/nginx.
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+ng = os.path.join(out, "nginx"); os.makedirs(os.path.join(ng, "root")); os.makedirs(os.path.join(ng, "tmp"))
+with open(os.path.join(ng, "nginx.conf"), "w") as f:
+    f.write(f"""daemon off; master_process off; worker_processes 1;
+pid {ng}/nginx.pid; error_log {ng}/error.log;
+events {{ worker_connections 1024; }}
+http {{ access_log off; client_body_temp_path {ng}/tmp; proxy_temp_path {ng}/tmp;
+  fastcgi_temp_path {ng}/tmp; uwsgi_temp_path {ng}/tmp; scgi_temp_path {ng}/tmp;
+  server {{ listen 127.0.0.1:{port}; root {ng}/root;
+    location / {{ dav_methods PUT; create_full_put_path on; client_max_body_size 0; }} }} }}
+""")
+server = subprocess.Popen([nginx, "-e", f"{ng}/error.log", "-p", ng, "-c", f"{ng}/nginx.conf"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+url = f"http://127.0.0.1:{port}"
+try:
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close(); break
+        except OSError:
+            time.sleep(0.02)
+
+    source = os.path.join(out, "source")
+    os.makedirs(os.path.join(source, "in"))
+    with open(os.path.join(source, "plan.yaml"), "w") as f:
+        f.write("version: 1\nname: remote\nsubtasks:\n")
+        for i in range(count):
+            f.write(f"  - id: t{i}\n    run: mkdir -p out && cp in/{i}.txt out/{i}.txt\n    inputs: [in/{i}.txt]\n    outputs: [out/{i}.txt]\n")
+    for i in range(count):
+        with open(os.path.join(source, "in", f"{i}.txt"), "w") as f:
+            f.write(f"input {i}\n")
+
+    def build(folder, *extra):
+        start = time.perf_counter()
+        p = subprocess.run([planrun, "build", "plan.yaml", "--json", "-j", jobs, *extra], cwd=folder,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PLANRUN_REMOTE_CACHE": ""})
+        elapsed = time.perf_counter() - start
+        if p.returncode != 0:
+            sys.exit(f"planrun failed ({p.returncode}): {p.stderr.decode()[-2000:]}")
+        if b"warning" in p.stderr:
+            sys.exit(f"planrun warned: {p.stderr.decode()[-2000:]}")
+        return elapsed, json.loads(p.stdout)
+
+    full, _ = build(source, "--remote-cache", url)
+    stored = sum(len(files) for _, _, files in os.walk(os.path.join(ng, "root")))
+    time.sleep(2.5)   # outputs older than planrun's racy-timestamp window
+    build(source)     # warm-up no-op (fills the stat cache)
+    noop = []
+    for _ in range(runs):
+        t, summary = build(source)
+        assert summary["completed"] == 0 and summary["cached"] == count, summary
+        noop.append(t)
+
+    fresh = []
+    for r in range(runs):
+        clone = os.path.join(out, f"clone-{r}")
+        os.makedirs(clone)
+        shutil.copy(os.path.join(source, "plan.yaml"), clone)
+        shutil.copytree(os.path.join(source, "in"), os.path.join(clone, "in"))
+        t, summary = build(clone, "--remote-cache", url)
+        assert summary["completed"] == 0 and summary["cached"] == count, {k: summary[k] for k in ("completed", "cached", "total")}
+        for i in range(count):
+            with open(os.path.join(clone, "out", f"{i}.txt"), "rb") as a, open(os.path.join(source, "out", f"{i}.txt"), "rb") as b:
+                assert a.read() == b.read(), i
+        fresh.append(t)
+        shutil.rmtree(clone)
+
+    print(f"remote cache: {count} file subtasks, -j {jobs}, nginx WebDAV on loopback, best of {runs}")
+    print(f"  full build, warming the remote ({stored} files stored)  {full:8.3f} s")
+    print(f"  local no-op rebuild                      {min(noop):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in noop)})")
+    print(f"  fresh copy against the warm remote       {min(fresh):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in fresh)})")
+    print(f"ratio fresh-from-remote / local no-op      {min(fresh) / min(noop):.1f}x")
+finally:
+    server.kill()
+    server.wait()
+PY
