@@ -55,6 +55,46 @@ import Testing
         #expect(try fresh.cacheKey(for: "c")?.key == Self.entry(3).key)
     }
 
+    @Test func historyColumnRoundTripsAwkwardPathsAndComponents() throws {
+        let outputs = [
+            OutputEntry(path: "out/a,b:1.txt", kind: .file, digest: String(repeating: "1", count: 64), executable: true),
+            OutputEntry(path: "12:é\n,", kind: .folder, digest: String(repeating: "2", count: 64)),
+        ]
+        let components = ["command": "c", "input:x,y:z": "d", "dep:10:": ""]
+        let text = HistoryColumn.encode(outputs: outputs, components: components)
+        #expect(HistoryColumn.outputs(text) == outputs)
+        #expect(HistoryColumn.components(text) == components)
+        #expect(HistoryColumn.outputs(HistoryColumn.encode(outputs: [], components: [:])) == [])
+
+        // A cut anywhere loses the outputs or changes the components.
+        for length in 0..<text.utf8.count {
+            let cut = String(decoding: Array(text.utf8.prefix(length)), as: UTF8.self)
+            #expect(HistoryColumn.outputs(cut) == nil || HistoryColumn.components(cut) != components, "cut at \(length)")
+        }
+        for bad in ["", "h2", "2:h2,", "2:h2,1:1,", "2:h2,1:0,1:x", "2:h2,1:1,1:a,4:fil,1:d,1:-,", "2:h2,1:0,1:a,",
+                    "2:h2,99999999999:0,", "2:h2,1:1,1:a,4:file,1:d,1:?,", "2:h3,1:0,"] {
+            #expect(HistoryColumn.outputs(bad) == nil || HistoryColumn.components(bad) == nil, "\(bad)")
+        }
+        #expect(HistoryColumn.outputs("2:h2,1:0,1:a,") == [])
+        #expect(HistoryColumn.components("2:h2,1:0,1:a,") == nil)
+    }
+
+    /// Rows written before format 2 (JSON) still read, so an upgrade does
+    /// not make every subtask run again.
+    @Test func historyWrittenAsJSONStillReads() throws {
+        let dir = CachingTempDir()
+        let state = try StateStore(directory: dir.url(".planrun"))
+        let e = Self.entry(4)
+        let json = #"{"components":{"command":"c4","input:a.txt":"d4"},"outputs":[{"digest":"\#(String(repeating: "a", count: 64))","executable":true,"kind":"file","path":"out/4.txt"}]}"#
+        try state.database.write { db in
+            try db.execute(sql: "INSERT INTO subtask_state (subtask_id, cache_key, result_digest, result, outputs, updated_at) VALUES (?, ?, ?, ?, ?, 0)",
+                           arguments: ["d", e.key, e.resultDigest, Data(e.result), json])
+        }
+        let history = DatabaseSubtaskHistory(reader: state.database, writer: state.database)
+        #expect(try history.entry(for: "d") == Self.stored(4))
+        #expect(try history.cacheKey(for: "d") == CacheKey(components: e.components!))
+    }
+
     @Test func statCacheRoundTripsThroughTheDatabase() throws {
         let dir = CachingTempDir()
         let state = try StateStore(directory: dir.url(".planrun"))

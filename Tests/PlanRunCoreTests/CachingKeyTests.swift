@@ -22,6 +22,27 @@ import Testing
         #expect(CacheKey.combine(k1.components) == k1.key)
     }
 
+    /// Spec vectors: keys computed by an independent implementation (Python
+    /// hashlib) of the format comment in CacheKey.swift, so that speeding up
+    /// `make` can never change a key silently (every stored key would go stale).
+    @Test func keyMatchesTheSpecifiedEncoding() {
+        let s = Subtask(
+            id: "t", run: "cp in/1.txt out/1.txt", inputs: ["in/*.txt"], outputs: ["out/1.txt"],
+            dependsOn: ["zeta", "alpha"], env: ["B": "2"], envInputs: ["CFLAGS", "CC", "CC"])
+        let p = Self.plan([s], env: ["A": "1", "B": "0"])
+        let k = Self.key(
+            s, plan: p, inputs: ["in/1.txt": String(repeating: "aa", count: 32), "in/0.txt": String(repeating: "bb", count: 32)],
+            deps: ["zeta": String(repeating: "cc", count: 32), "alpha": String(repeating: "dd", count: 32)],
+            caller: ["CC": "gcc", "HOME": "/root"])
+        #expect(k.key == "526804522f2ff9d8dea0e0ed514513f39f0068d54b2b9756b515fa6ea8b962cf")
+        #expect(k.components.count == 8)
+        #expect(CacheKey.combine(k.components) == k.key)
+
+        let c = Subtask(id: "c", agent: "coder", cache: false)
+        let pc = Self.plan([c], agents: ["coder": AgentDefinition(name: "coder", kind: .command, command: ["python3", "a.py"])])
+        #expect(Self.key(c, plan: pc).key == "74a205b0b0b423ffe18ef189cf9798efdbff2084809c60b81e6990bae142c002")
+    }
+
     @Test func framingSeparatesFields() {
         var a = FieldFramer(); a.add("ab"); a.add("c")
         var b = FieldFramer(); b.add("a"); b.add("bc")

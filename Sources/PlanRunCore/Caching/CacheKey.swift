@@ -178,6 +178,9 @@ package struct FieldFramer {
         buffer.append(UInt8(ascii: ","))
     }
 
+    /// The framed bytes added so far.
+    package var bytes: [UInt8] { buffer }
+
     /// Lowercase hex SHA-256 of everything added.
     package var digest: String {
         Digest.hex(SHA256.hash(data: buffer))

@@ -66,8 +66,8 @@ package final class InMemorySubtaskHistory: SubtaskHistory {
 }
 
 /// `SubtaskHistory` over the state database's `subtask_state` table.
-/// Columns: `cache_key`, `result_digest`, `result` (blob), `outputs` (JSON
-/// `{"outputs": [OutputEntry], "components": {NAME: DIGEST}}`), `updated_at`.
+/// Columns: `cache_key`, `result_digest`, `result` (blob), `outputs`
+/// (outputs and key components, `HistoryColumn`), `updated_at`.
 /// All rows are read once, on first use (one query instead of one per
 /// subtask); writes go straight to the database. A row that cannot be
 /// decoded reads as absent, so the subtask runs again.
@@ -79,17 +79,6 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
     package init(reader: any DatabaseReader, writer: (any DatabaseWriter)?) {
         self.reader = reader
         self.writer = writer
-    }
-
-    private struct OutputsColumn: Codable {
-        var outputs: [OutputEntry]
-        var components: [String: String]
-    }
-
-    /// The same column, decoding only `outputs` (the components are most
-    /// of the text and are needed only to explain a changed key).
-    private struct OutputsOnly: Decodable {
-        var outputs: [OutputEntry]
     }
 
     private struct Loaded: Sendable {
@@ -104,14 +93,13 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
         var all = Loaded(entries: [:], columns: [:])
         try reader.read { db in
             let rows = try Row.fetchCursor(db, sql: "SELECT subtask_id, cache_key, result_digest, result, outputs FROM subtask_state")
-            let decoder = JSONDecoder()
             while let row = try rows.next() {
-                guard let id = row["subtask_id"] as String?, let key = row["cache_key"] as String?,
-                      let digest = row["result_digest"] as String?, let outputsText = row["outputs"] as String?,
-                      let column = try? decoder.decode(OutputsOnly.self, from: Data(outputsText.utf8))
+                guard let id = row[0] as String?, let key = row[1] as String?,
+                      let digest = row[2] as String?, let outputsText = row[4] as String?,
+                      let outputs = HistoryColumn.outputs(outputsText)
                 else { continue } // torn or tampered row: the subtask runs again
-                let result = (row["result"] as Data?).map { Array($0) } ?? []
-                all.entries[id] = HistoryEntry(key: key, resultDigest: digest, result: result, outputs: column.outputs)
+                let result = (row.dataNoCopy(atIndex: 3)).map { Array($0) } ?? []
+                all.entries[id] = HistoryEntry(key: key, resultDigest: digest, result: result, outputs: outputs)
                 all.columns[id] = outputsText
             }
         }
@@ -128,17 +116,15 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
     package func cacheKey(for id: String) throws -> CacheKey? {
         let all = try load()
         guard let entry = all.entries[id], let text = all.columns[id],
-              let column = try? JSONDecoder().decode(OutputsColumn.self, from: Data(text.utf8))
+              let components = HistoryColumn.components(text)
         else { return nil }
-        let key = CacheKey(components: column.components)
+        let key = CacheKey(components: components)
         return key.key == entry.key ? key : nil
     }
 
     package func save(_ entry: HistoryEntry, for id: String) throws {
         guard let writer else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let outputs = String(decoding: try encoder.encode(OutputsColumn(outputs: entry.outputs, components: entry.components ?? [:])), as: UTF8.self)
+        let outputs = HistoryColumn.encode(outputs: entry.outputs, components: entry.components ?? [:])
         try writer.write { db in
             try db.execute(sql: """
                 INSERT OR REPLACE INTO subtask_state (subtask_id, cache_key, result_digest, result, outputs, updated_at)
@@ -169,6 +155,130 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
             } else {
                 l = Loaded(entries: [:], columns: [:])
             }
+        }
+    }
+}
+
+/// The `outputs` column of `subtask_state`, format 2: netstring fields
+/// (`FieldFramer`'s framing, `LENGTH:BYTES,`) in this order:
+///   "h2", the number of outputs N, then N times: path, kind (`file` or
+///   `folder`), digest, `x` (executable) or `-`; then name, digest for
+///   each key component, names in ascending byte order.
+/// Skipping a subtask needs only the outputs, which come first, so a
+/// history load reads a few short fields per row and stops; the
+/// components are read only to explain a changed key. Format 1 (JSON
+/// `{"components": {...}, "outputs": [...]}`), written by earlier
+/// versions, is still read. Any text that does not parse is nil: the row
+/// reads as absent and the subtask runs again.
+enum HistoryColumn {
+    static let marker = "h2"
+
+    static func encode(outputs: [OutputEntry], components: [String: String]) -> String {
+        var framer = FieldFramer()
+        framer.add(marker)
+        framer.add(String(outputs.count))
+        for output in outputs {
+            framer.add(output.path)
+            framer.add(output.kind.rawValue)
+            framer.add(output.digest)
+            framer.add(output.executable ? "x" : "-")
+        }
+        for name in components.keys.sorted(by: byteOrder) {
+            framer.add(name)
+            framer.add(components[name]!)
+        }
+        return String(decoding: framer.bytes, as: UTF8.self)
+    }
+
+    /// The outputs of a column; nil when it does not parse.
+    static func outputs(_ text: String) -> [OutputEntry]? {
+        if text.utf8.first == UInt8(ascii: "{") { return JSONColumn.decode(text)?.outputs }
+        var text = text
+        return text.withUTF8 { bytes -> [OutputEntry]? in
+            var reader = FieldReader(bytes)
+            return reader.readOutputs()
+        }
+    }
+
+    /// The key components of a column; nil when it does not parse.
+    static func components(_ text: String) -> [String: String]? {
+        if text.utf8.first == UInt8(ascii: "{") { return JSONColumn.decode(text)?.components }
+        var text = text
+        return text.withUTF8 { bytes -> [String: String]? in
+            var reader = FieldReader(bytes)
+            guard reader.readOutputs() != nil else { return nil }
+            var components: [String: String] = [:]
+            while !reader.atEnd {
+                guard let name = reader.nextString(), let digest = reader.nextString() else { return nil }
+                components[name] = digest
+            }
+            return components
+        }
+    }
+
+    /// Format 1, as written before format 2.
+    private struct JSONColumn: Decodable {
+        var outputs: [OutputEntry]
+        var components: [String: String]
+
+        static func decode(_ text: String) -> JSONColumn? {
+            try? JSONDecoder().decode(JSONColumn.self, from: Data(text.utf8))
+        }
+    }
+
+    /// Reads netstring fields from UTF-8 bytes.
+    private struct FieldReader {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var position = 0
+
+        init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+        var atEnd: Bool { position == bytes.count }
+
+        /// The byte range of the next field; nil when malformed or at the end.
+        mutating func next() -> Range<Int>? {
+            var length = 0
+            var digits = 0
+            while position < bytes.count, bytes[position] >= UInt8(ascii: "0"), bytes[position] <= UInt8(ascii: "9") {
+                length = length * 10 + Int(bytes[position] - UInt8(ascii: "0"))
+                position += 1
+                digits += 1
+                if digits > 9 { return nil }
+            }
+            guard digits > 0, position < bytes.count, bytes[position] == UInt8(ascii: ":") else { return nil }
+            let start = position + 1
+            guard length < bytes.count - start, bytes[start + length] == UInt8(ascii: ",") else { return nil }
+            position = start + length + 1
+            return start..<(start + length)
+        }
+
+        mutating func nextString() -> String? {
+            guard let range = next() else { return nil }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        }
+
+        func equals(_ range: Range<Int>, _ text: StaticString) -> Bool {
+            range.count == text.utf8CodeUnitCount
+                && memcmp(bytes.baseAddress! + range.lowerBound, text.utf8Start, range.count) == 0
+        }
+
+        /// The marker, the count and the outputs.
+        mutating func readOutputs() -> [OutputEntry]? {
+            guard let marker = next(), equals(marker, "h2"), let countField = nextString(),
+                  let count = Int(countField), count >= 0, count <= bytes.count
+            else { return nil }
+            var outputs: [OutputEntry] = []
+            outputs.reserveCapacity(count)
+            for _ in 0..<count {
+                guard let path = nextString(), let kindRange = next(), let digest = nextString(), let flag = next()
+                else { return nil }
+                let kind: OutputEntry.Kind
+                if equals(kindRange, "file") { kind = .file } else if equals(kindRange, "folder") { kind = .folder } else { return nil }
+                let executable: Bool
+                if equals(flag, "x") { executable = true } else if equals(flag, "-") { executable = false } else { return nil }
+                outputs.append(OutputEntry(path: path, kind: kind, digest: digest, executable: executable))
+            }
+            return outputs
         }
     }
 }
