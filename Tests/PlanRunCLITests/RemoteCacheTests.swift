@@ -261,22 +261,25 @@ struct RemoteCacheTests {
         #expect(Self.ran(in: dir) == ["gen", "use"])
         #expect(try String(contentsOf: dir.appendingPathComponent("out/a.txt"), encoding: .utf8) == "source a\n")
     }
+}
 
+/// Command-line checks that need no server.
+@Suite struct RemoteCacheOptionTests {
     @Test func onlyNeedsTargets() throws {
-        let dir = try Self.makeSource()
+        let dir = try RemoteCacheTests.makeSource()
         let result = try PlanRunBinary.run(["build", "plan.yaml", "--only"], in: dir)
         #expect(result.status == 64)
         #expect(result.stderr.contains("`--only` needs the ids of the subtasks to run"))
     }
 
     @Test func badRemoteURLsAreUsageErrors() throws {
-        let dir = try Self.makeSource()
+        let dir = try RemoteCacheTests.makeSource()
         let option = try PlanRunBinary.run(["build", "plan.yaml", "--remote-cache", "ftp://cache"], in: dir)
         #expect(option.status == 64)
         #expect(option.stderr.contains("`--remote-cache` must be an http or https URL (got `ftp://cache`)"))
         let variable = try PlanRunBinary.run(["build", "plan.yaml"], in: dir, environment: ["PLANRUN_REMOTE_CACHE": "cache:8080"])
         #expect(variable.status == 64)
         #expect(variable.stderr == "error: `PLANRUN_REMOTE_CACHE` must be an http or https URL (got `cache:8080`)\n")
-        #expect(Self.ran(in: dir).isEmpty)
+        #expect(RemoteCacheTests.ran(in: dir).isEmpty)
     }
 }
