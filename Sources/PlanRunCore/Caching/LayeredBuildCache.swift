@@ -218,7 +218,7 @@ package final class LayeredBuildCache: BuildCache {
         }
         var digests: [Int: String] = [:]
         for nodes in byLevel {
-            guard remote.isAvailable else { return }
+            guard remote.isAvailable, !Task.isCancelled else { return }
             var wanted: [(node: Int, key: String)] = []
             for node in nodes {
                 let subtask = graph.plan.subtasks[node]
@@ -248,7 +248,7 @@ package final class LayeredBuildCache: BuildCache {
                 }
                 while let (node, digest) = await group.next() {
                     if let digest { out.append((node, digest)) }
-                    if next < wanted.count, remote.isAvailable {
+                    if next < wanted.count, remote.isAvailable, !Task.isCancelled {
                         let item = wanted[next]
                         next += 1
                         group.addTask { (item.node, await self.fetch(plan.subtasks[item.node], key: item.key)?.resultDigest) }

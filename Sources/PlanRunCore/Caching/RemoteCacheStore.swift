@@ -133,7 +133,10 @@ package final class RemoteCacheStore: Sendable {
         }
     }
 
+    /// Turns the remote off with `reason`, unless the build is being
+    /// cancelled (a cancelled request says nothing about the remote).
     private func trip(_ reason: String) {
+        if Task.isCancelled { return }
         failure.withLock { if $0 == nil { $0 = reason } }
     }
 
