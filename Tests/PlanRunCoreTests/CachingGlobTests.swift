@@ -84,6 +84,31 @@ import Testing
         #expect(try InputGlob.inputFiles(of: optional, root: dir.path) == ["src/a.c", "src/b.c"])
     }
 
+    /// The one-stat fast path must agree with `expand` on what is plain.
+    @Test(arguments: [
+        ("a.txt", true), ("in/1.txt", true), ("a/b/c", true), (".hidden/x", true), ("a/..b", true), ("..", true),
+        ("-a.txt", false), ("/abs/a", false), ("a//b", false), ("./a", false), ("a/./b", false), ("a/", false),
+        (".", false), ("a/.", false), ("", false), ("*.c", false), ("a?", false), ("[ab]", false), ("a\\*", false),
+    ])
+    func plainPathsAreExactlyThoseExpandReturnsUnchanged(_ entry: String, _ plain: Bool) throws {
+        #expect(InputGlob.isPlainPath(entry) == plain)
+        if plain, entry != "..", entry != "a/..b" {
+            let dir = CachingTempDir()
+            dir.write(entry, "x")
+            #expect(try InputGlob.expand(entry, root: dir.path) == [entry])
+            #expect(try InputGlob.inputFiles(of: Subtask(id: "t", inputs: [entry]), root: dir.path) == [entry])
+        }
+    }
+
+    @Test func singlePlainInputThatIsMissingOrAFolder() throws {
+        let dir = Self.tree()
+        #expect(throws: CacheError.inputNotFound(subtask: "t", pattern: "nope.c")) {
+            try InputGlob.inputFiles(of: Subtask(id: "t", inputs: ["nope.c"]), root: dir.path)
+        }
+        #expect(try InputGlob.inputFiles(of: Subtask(id: "t", inputs: ["src"]), root: dir.path)
+            == InputGlob.expand("src", root: dir.path))
+    }
+
     @Test func unterminatedBracketIsReported() {
         let dir = Self.tree()
         #expect(throws: CacheError.self) { try InputGlob.expand("src/[ab.c", root: dir.path) }

@@ -47,6 +47,12 @@ import Testing
         var a = FieldFramer(); a.add("ab"); a.add("c")
         var b = FieldFramer(); b.add("a"); b.add("bc")
         #expect(a.digest != b.digest)
+        var c = FieldFramer(); c.add(""); c.add("é"); c.add(String(repeating: "x", count: 1234)); c.add([7, 8])
+        #expect(c.bytes == Array(("0:,2:é,1234:" + String(repeating: "x", count: 1234) + ",2:").utf8) + [7, 8, UInt8(ascii: ",")])
+        let framed = c.bytes
+        #expect(c.takeDigest() == Digest.sha256Hex(framed))
+        #expect(c.bytes.isEmpty)
+        #expect(Digest.hex([0x00, 0x9f, 0xa0, 0xff]) == "009fa0ff")
     }
 
     struct ReasonCase: Sendable, CustomTestStringConvertible {

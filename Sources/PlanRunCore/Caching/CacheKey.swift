@@ -46,14 +46,25 @@ package struct CacheKey: Sendable, Hashable, Codable {
         self.key = CacheKey.combine(components)
     }
 
+    /// `key` must be `combine(components)` (`make` computes both at once).
+    private init(key: String, components: [String: String]) {
+        self.key = key
+        self.components = components
+    }
+
     /// The key of a component map, per the specification above.
     package static func combine(_ components: [String: String]) -> String {
+        combine(sorted: components.sorted { byteOrder($0.key, $1.key) })
+    }
+
+    /// The key of components already in ascending byte order of name.
+    private static func combine(sorted: [(key: String, value: String)]) -> String {
         var framer = FieldFramer()
         framer.add("planrun-cache-key")
         framer.add(String(formatVersion))
-        for name in components.keys.sorted(by: byteOrder) {
+        for (name, digest) in sorted {
             framer.add(name)
-            framer.add(components[name]!)
+            framer.add(digest)
         }
         return framer.digest
     }
@@ -66,10 +77,66 @@ package struct CacheKey: Sendable, Hashable, Codable {
         for subtask: Subtask, in plan: Plan, inputDigests: [String: String],
         dependencyDigests: [String: String], callerEnvironment: [String: String]
     ) -> CacheKey {
-        var components: [String: String] = [:]
-        let agent = plan.agent(for: subtask)
+        // One framer, reset between components; names go straight into a
+        // list that is already in byte order but for the inputs and
+        // dependencies, which are sorted among themselves:
+        // command < definition < dep:* < env < env_inputs < input:*.
+        var framer = FieldFramer()
+        var sorted: [(key: String, value: String)] = []
+        sorted.reserveCapacity(5 + inputDigests.count + dependencyDigests.count)
 
-        var command = FieldFramer()
+        if let agent = plan.agents[subtask.agent] {
+            addCommand(agent, subtask, to: &framer)
+        } else {
+            addCommand(.builtinShell, subtask, to: &framer)
+        }
+        sorted.append(("command", framer.takeDigest()))
+
+        framer.add(subtask.with?.canonicalJSON ?? "-")
+        framer.add("inputs")
+        for pattern in subtask.inputs { framer.add(pattern) }
+        framer.add("outputs")
+        for pattern in subtask.outputs { framer.add(pattern) }
+        framer.add("cache")
+        framer.add(subtask.cache ? "true" : "false")
+        sorted.append(("definition", framer.takeDigest()))
+
+        let depStart = sorted.count
+        for (id, digest) in dependencyDigests { sorted.append(("dep:" + id, digest)) }
+        if dependencyDigests.count > 1 { sorted[depStart...].sort { byteOrder($0.key, $1.key) } }
+
+        let agentEnv = plan.agents[subtask.agent]?.env ?? [:]
+        if agentEnv.isEmpty && subtask.env.isEmpty {
+            addEnvironment(plan.env, to: &framer)
+        } else if agentEnv.isEmpty && plan.env.isEmpty {
+            addEnvironment(subtask.env, to: &framer)
+        } else {
+            addEnvironment(plan.environment(for: subtask), to: &framer)
+        }
+        sorted.append(("env", framer.takeDigest()))
+
+        let names = subtask.envInputs.count > 1 ? Set(subtask.envInputs).sorted(by: byteOrder) : subtask.envInputs
+        for name in names {
+            framer.add(name)
+            if let value = callerEnvironment[name] {
+                framer.add("=" + value)
+            } else {
+                framer.add("unset")
+            }
+        }
+        sorted.append(("env_inputs", framer.takeDigest()))
+
+        let inputStart = sorted.count
+        for (path, digest) in inputDigests { sorted.append(("input:" + path, digest)) }
+        if inputDigests.count > 1 { sorted[inputStart...].sort { byteOrder($0.key, $1.key) } }
+
+        var components: [String: String] = [:]
+        components.reserveCapacity(sorted.count)
+        for (name, digest) in sorted { components[name] = digest }
+        return CacheKey(key: combine(sorted: sorted), components: components)
+    }
+
+    private static func addCommand(_ agent: AgentDefinition, _ subtask: Subtask, to command: inout FieldFramer) {
         command.add(agent.name)
         command.add(agent.kind.rawValue)
         switch agent.kind {
@@ -89,40 +156,18 @@ package struct CacheKey: Sendable, Hashable, Codable {
         }
         command.add("run")
         command.add(subtask.run ?? "-")
-        components["command"] = command.digest
+    }
 
-        var env = FieldFramer()
-        let environment = plan.environment(for: subtask)
-        for name in environment.keys.sorted(by: byteOrder) {
+    private static func addEnvironment(_ environment: [String: String], to env: inout FieldFramer) {
+        if environment.count == 1, let only = environment.first {
+            env.add(only.key)
+            env.add(only.value)
+            return
+        }
+        for (name, value) in environment.sorted(by: { byteOrder($0.key, $1.key) }) {
             env.add(name)
-            env.add(environment[name]!)
+            env.add(value)
         }
-        components["env"] = env.digest
-
-        var envInputs = FieldFramer()
-        for name in Set(subtask.envInputs).sorted(by: byteOrder) {
-            envInputs.add(name)
-            if let value = callerEnvironment[name] {
-                envInputs.add("=" + value)
-            } else {
-                envInputs.add("unset")
-            }
-        }
-        components["env_inputs"] = envInputs.digest
-
-        var definition = FieldFramer()
-        definition.add(subtask.with?.canonicalJSON ?? "-")
-        definition.add("inputs")
-        for pattern in subtask.inputs { definition.add(pattern) }
-        definition.add("outputs")
-        for pattern in subtask.outputs { definition.add(pattern) }
-        definition.add("cache")
-        definition.add(subtask.cache ? "true" : "false")
-        components["definition"] = definition.digest
-
-        for (path, digest) in inputDigests { components["input:" + path] = digest }
-        for (id, digest) in dependencyDigests { components["dep:" + id] = digest }
-        return CacheKey(components: components)
     }
 
     /// Why `self` differs from `previous` (the key of the last successful
@@ -154,7 +199,15 @@ package struct CacheKey: Sendable, Hashable, Codable {
 /// matches, but spelled out here because the key depends on it).
 @inline(__always)
 func byteOrder(_ a: String, _ b: String) -> Bool {
-    a.utf8.lexicographicallyPrecedes(b.utf8)
+    let fast = a.utf8.withContiguousStorageIfAvailable { pa in
+        b.utf8.withContiguousStorageIfAvailable { pb -> Bool in
+            let n = min(pa.count, pb.count)
+            let c = n == 0 ? 0 : memcmp(pa.baseAddress!, pb.baseAddress!, n)
+            return c != 0 ? c < 0 : pa.count < pb.count
+        }
+    }
+    if let fast, let fast { return fast }
+    return a.utf8.lexicographicallyPrecedes(b.utf8)
 }
 
 /// Netstring framing fed into SHA-256: `field(x)` = length ":" bytes ",".
@@ -165,17 +218,38 @@ package struct FieldFramer {
     package init() { buffer.reserveCapacity(256) }
 
     package mutating func add(_ text: String) {
-        buffer.append(contentsOf: String(text.utf8.count).utf8)
-        buffer.append(UInt8(ascii: ":"))
-        buffer.append(contentsOf: text.utf8)
+        appendLength(text.utf8.count)
+        if text.utf8.withContiguousStorageIfAvailable({ buffer.append(contentsOf: $0) }) == nil {
+            buffer.append(contentsOf: text.utf8)
+        }
         buffer.append(UInt8(ascii: ","))
     }
 
     package mutating func add(_ bytes: [UInt8]) {
-        buffer.append(contentsOf: String(bytes.count).utf8)
-        buffer.append(UInt8(ascii: ":"))
+        appendLength(bytes.count)
         buffer.append(contentsOf: bytes)
         buffer.append(UInt8(ascii: ","))
+    }
+
+    /// The decimal length and ":", without making a `String`.
+    private mutating func appendLength(_ count: Int) {
+        if count < 10 {
+            buffer.append(UInt8(ascii: "0") + UInt8(count))
+        } else {
+            var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                         UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+                (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            var n = count, i = 20
+            withUnsafeMutableBytes(of: &digits) { raw in
+                while n > 0 {
+                    i -= 1
+                    raw[i] = UInt8(ascii: "0") + UInt8(n % 10)
+                    n /= 10
+                }
+                buffer.append(contentsOf: raw[i...])
+            }
+        }
+        buffer.append(UInt8(ascii: ":"))
     }
 
     /// The framed bytes added so far.
@@ -184,5 +258,12 @@ package struct FieldFramer {
     /// Lowercase hex SHA-256 of everything added.
     package var digest: String {
         Digest.hex(SHA256.hash(data: buffer))
+    }
+
+    /// `digest`, then starts over empty (keeping the buffer's storage).
+    package mutating func takeDigest() -> String {
+        let out = digest
+        buffer.removeAll(keepingCapacity: true)
+        return out
     }
 }

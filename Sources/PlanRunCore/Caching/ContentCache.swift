@@ -192,7 +192,7 @@ package final class ContentCache: BuildCache {
         guard let st = FileStat.of(full) else { return nil }
         switch st.kind {
         case .file:
-            return OutputEntry(path: path, kind: .file, digest: try digester.digest(ofFile: full), executable: st.isExecutable)
+            return OutputEntry(path: path, kind: .file, digest: try digester.digest(ofFile: full, stat: st), executable: st.isExecutable)
         case .directory:
             let manifest = try folderManifest(full)
             return OutputEntry(path: path, kind: .folder, digest: Digest.sha256Hex(manifest.bytes))
@@ -219,7 +219,7 @@ package final class ContentCache: BuildCache {
             guard let child = FileStat.of(path) else { continue }
             switch child.kind {
             case .file:
-                files.append(.init(path: childRel, digest: try digester.digest(ofFile: path), executable: child.isExecutable))
+                files.append(.init(path: childRel, digest: try digester.digest(ofFile: path, stat: child), executable: child.isExecutable))
             case .directory:
                 try collect(path, rel: childRel, into: &files, ancestors: &ancestors)
             default:

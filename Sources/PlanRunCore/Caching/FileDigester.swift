@@ -133,6 +133,12 @@ package final class FileDigester: Sendable {
     /// The digest of the regular file at the absolute `path` (symlinks followed).
     package func digest(ofFile path: String) throws(CacheError) -> String {
         guard let before = FileStat.of(path) else { throw .missingFile(path: path) }
+        return try digest(ofFile: path, stat: before)
+    }
+
+    /// As `digest(ofFile:)`, given what `FileStat.of(path)` (symlinks
+    /// followed) just returned, so a caller that has it stats only once.
+    package func digest(ofFile path: String, stat before: FileStat) throws(CacheError) -> String {
         guard before.kind == .file else {
             throw before.kind == .directory ? .isDirectory(path: path) : .notAFile(path: path)
         }
@@ -179,7 +185,10 @@ package final class FileDigester: Sendable {
     }
 
     private func cachedRecord(_ path: String) throws(CacheError) -> FileDigestRecord? {
-        if let known = state.withLock({ $0.known }) { return known[path] }
+        // Looked up under the lock: copying the dictionary out would cost a
+        // retain and release per file.
+        let (isLoaded, record) = state.withLock { s in (s.known != nil, s.known?[path]) }
+        if isLoaded { return record }
         let loaded: [String: FileDigestRecord]
         do { loaded = try store.loadAll() } catch { throw .stateRead(reason: "\(error)") }
         return state.withLock { s in

@@ -43,6 +43,15 @@ package enum InputGlob {
 
     /// Every input file of `subtask`, plan-relative, sorted, unique.
     package static func inputFiles(of subtask: Subtask, root: String) throws(CacheError) -> [String] {
+        // Fast path: one plain file path (the common `inputs: [src/a.c]`).
+        if subtask.inputs.count == 1, isPlainPath(subtask.inputs[0]) {
+            let path = subtask.inputs[0]
+            switch FileStat.of(Walker.join(path: root, path))?.kind {
+            case .file: return [path]
+            case .directory: break // every file below: the general path
+            default: throw .inputNotFound(subtask: subtask.id, pattern: path)
+            }
+        }
         var all = Set<String>()
         for entry in subtask.inputs {
             let pattern = Pattern(entry)
@@ -53,6 +62,29 @@ package enum InputGlob {
             all.formUnion(files)
         }
         return all.sorted(by: byteOrder)
+    }
+
+    /// Whether `entry` is a relative path that `expand` returns unchanged
+    /// when it names a file: not optional (`-`), not absolute, no wildcard
+    /// or escape, no empty or `.` segment.
+    static func isPlainPath(_ entry: String) -> Bool {
+        if entry.utf8.first == UInt8(ascii: "-") { return false }
+        var segmentLength = 0
+        var lastByte: UInt8 = 0
+        for byte in entry.utf8 {
+            switch byte {
+            case UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "["), UInt8(ascii: "\\"):
+                return false
+            case UInt8(ascii: "/"):
+                // An empty segment (leading `/`, `//`) or a `.` segment.
+                if segmentLength == 0 || (segmentLength == 1 && lastByte == UInt8(ascii: ".")) { return false }
+                segmentLength = 0
+            default:
+                segmentLength += 1
+            }
+            lastByte = byte
+        }
+        return segmentLength > 0 && !(segmentLength == 1 && lastByte == UInt8(ascii: "."))
     }
 
     /// The files `pattern` matches under `root`, plan-relative, sorted.
