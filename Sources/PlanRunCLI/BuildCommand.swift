@@ -96,7 +96,7 @@ enum BuildRun {
                     remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil) async -> Result<RunSummary, BuildSession.Failure> {
         await withTaskGroup(of: Step?.self) { group in
             group.addTask {
-                let write: (String) -> Void = { text in FileHandle(fileDescriptor: progressFD).write(Data(text.utf8)) }
+                let write: (String) -> Void = { text in writeProgress(progressFD, text) }
                 let text = TextReporter(isTerminal: configuration.isTerminal && annotatePlanFile == nil, write: write)
                 let reporter: any ProgressReporter = annotatePlanFile.map {
                     GitHubActionsReporter(wrapping: text, plan: plan, planFile: $0, write: write)
@@ -106,7 +106,7 @@ enum BuildRun {
                     // Stat-cache records are written once, at the end; warnings follow the progress.
                     try? opened?.finish()
                     for warning in opened?.takeWarnings() ?? [] {
-                        FileHandle(fileDescriptor: progressFD).write(Data("warning: \(warning)\n".utf8))
+                        writeProgress(progressFD, "warning: \(warning)\n")
                     }
                 }
                 do throws(BuildSession.Failure) {
@@ -143,6 +143,22 @@ enum BuildRun {
                 }
             }
             return result ?? .failure(.state("the build did not finish"))
+        }
+    }
+
+    /// Writes progress text with `write(2)`, straight from the string's
+    /// bytes: no `FileHandle` and `Data` per event (two per subtask), and a
+    /// closed reader (EPIPE, SIGPIPE is ignored) drops the text instead of
+    /// raising.
+    static func writeProgress(_ fd: Int32, _ text: String) {
+        var text = text
+        text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if n < 0 { if errno == EINTR { continue }; return }
+                offset += n
+            }
         }
     }
 }
