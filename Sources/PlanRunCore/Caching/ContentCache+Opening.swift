@@ -41,29 +41,10 @@ extension ContentCache {
             digests: digests, readOnly: readOnly, forcedIDs: forcedIDs)
     }
 
-    /// Opens `state.db` for reading without creating or changing any file.
-    /// SQLite creates `-wal` and `-shm` files even for a read-only
-    /// connection to a WAL database; when no build is running and the
-    /// database has no `-wal` file (it was closed cleanly), nothing can
-    /// change it, so it is opened `immutable` and no file is created. While
-    /// a build runs, those files exist already and a normal read-only
-    /// connection is used. nil when there is no database.
+    /// Opens `state.db` for reading without creating or changing any file
+    /// (`StateStore.openReadOnly`); nil when there is no history yet.
     static func openReadOnly(stateDirectory: String) throws -> DatabaseQueue? {
-        let path = (stateDirectory as NSString).appendingPathComponent("state.db")
-        guard FileStat.of(path)?.kind == .file else { return nil }
-        var config = Configuration()
-        config.readonly = true
-        config.busyMode = .timeout(10)
-        let quiet = FileStat.of(path + "-wal") == nil && BuildLock.holder(directory: stateDirectory) == nil
-        let database: DatabaseQueue
-        if quiet {
-            let uri = "file:" + path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed)! + "?immutable=1"
-            database = try DatabaseQueue(path: uri, configuration: config)
-        } else {
-            database = try DatabaseQueue(path: path, configuration: config)
-        }
-        let ready = try database.read { db in try db.tableExists("subtask_state") }
-        return ready ? database : nil
+        try StateStore.openReadOnly(directory: stateDirectory, requiredTable: "subtask_state")
     }
 
     /// What a build would do with each selected subtask, without running or

@@ -44,15 +44,38 @@ package final class StateStore: Sendable {
     }
 
     /// Opens an existing database read-only; nil when there is none.
+    /// Creates and changes no file (see `openReadOnly`).
     package init?(readingDirectory directory: String) throws {
         path = (directory as NSString).appendingPathComponent("state.db")
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let database = try Self.openReadOnly(directory: directory, requiredTable: "runs") else { return nil }
+        self.database = database
+    }
+
+    /// Opens `state.db` for reading without creating or changing any file;
+    /// nil when there is no database or it lacks `requiredTable`.
+    ///
+    /// SQLite creates `-wal` and `-shm` files even for a read-only
+    /// connection to a WAL database. When no build holds the lock and there
+    /// is no `-wal` file (the database was closed cleanly), nothing can
+    /// change it, so it is opened `immutable` and no file is created. While
+    /// a build runs those files exist already, and a normal read-only
+    /// connection sees its latest commits.
+    package static func openReadOnly(directory: String, requiredTable: String) throws -> DatabaseQueue? {
+        let path = (directory as NSString).appendingPathComponent("state.db")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { return nil }
         var config = Configuration()
         config.readonly = true
         config.busyMode = .timeout(10)
-        database = try DatabaseQueue(path: path, configuration: config)
-        let ready = try database.read { db in try db.tableExists("runs") }
-        if !ready { return nil }
+        let quiet = !FileManager.default.fileExists(atPath: path + "-wal") && BuildLock.holder(directory: directory) == nil
+        let database: DatabaseQueue
+        if quiet, let escaped = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) {
+            database = try DatabaseQueue(path: "file:" + escaped + "?immutable=1", configuration: config)
+        } else {
+            database = try DatabaseQueue(path: path, configuration: config)
+        }
+        let ready = try database.read { db in try db.tableExists(requiredTable) }
+        return ready ? database : nil
     }
 
     private let pending = Mutex<[@Sendable (Database) throws -> Void]?>(nil)
