@@ -92,6 +92,9 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
         if let done = loaded.withLock({ $0 }) { return done }
         var all = Loaded(entries: [:], columns: [:])
         try reader.read { db in
+            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM subtask_state") ?? 0
+            all.entries.reserveCapacity(count)
+            all.columns.reserveCapacity(count)
             let rows = try Row.fetchCursor(db, sql: "SELECT subtask_id, cache_key, result_digest, result, outputs FROM subtask_state")
             while let row = try rows.next() {
                 guard let id = row[0] as String?, let key = row[1] as String?,
@@ -296,11 +299,13 @@ package struct DatabaseDigestStore: DigestStore {
     package func loadAll() throws -> [String: FileDigestRecord] {
         try reader.read { db in
             var all: [String: FileDigestRecord] = [:]
+            all.reserveCapacity(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM file_digests") ?? 0)
             let rows = try Row.fetchCursor(db, sql: "SELECT path, size, mtime_ns, inode, ctime_ns, digest FROM file_digests")
             while let row = try rows.next() {
-                guard let path = row["path"] as String?, let size = row["size"] as Int64?,
-                      let mtime = row["mtime_ns"] as Int64?, let inode = row["inode"] as Int64?,
-                      let ctime = row["ctime_ns"] as Int64?, let digest = row["digest"] as String?
+                // Columns by index (as selected): no name lookups per row.
+                guard let path = row[0] as String?, let size = row[1] as Int64?,
+                      let mtime = row[2] as Int64?, let inode = row[3] as Int64?,
+                      let ctime = row[4] as Int64?, let digest = row[5] as String?
                 else { continue }
                 all[path] = FileDigestRecord(
                     path: path, size: size, mtimeNs: mtime, inode: UInt64(bitPattern: inode), ctimeNs: ctime, digest: digest)
