@@ -393,7 +393,7 @@ let planErrorCases: [PlanErrorCase] = [
         #expect(found.count == 1)
         #expect(found.first?.message == "YAML aliases expand to more than 100000 nodes; refusing to expand further")
         #expect(found.first?.line == 6)
-        #expect(elapsed < .seconds(1))
+        #expect(elapsed < .seconds(5)) // unbounded expansion would take hours (10^9 nodes)
     }
 
     @Test func deepNestingIsRefused() {
