@@ -71,6 +71,54 @@ import Testing
         #expect(try store.latestRun(buildRunning: false)?.status == "failed")
     }
 
+    /// Finishes attempt `attempt` of `subtask` in run `run`.
+    private func finish(_ store: StateStore, run: String, _ subtask: String, attempt: Int = 1, status: String,
+                        from start: Double, to end: Double) throws {
+        try store.attemptFinished(runID: run, subtask: subtask, attempt: attempt, status: status,
+                                  startedAt: Date(timeIntervalSince1970: start), completedAt: Date(timeIntervalSince1970: end),
+                                  exitCode: status == "done" ? 0 : 1, error: nil, result: nil, resultDigest: nil, cacheKey: nil)
+    }
+
+    @Test func lastDurationsAreTheLatestSuccessfulAttempts() throws {
+        let store = try StateStore(directory: dir)
+        #expect(try store.lastDurations().isEmpty)
+        try store.beginRun(id: "r1", plan: "p", planFile: "plan.yaml", pid: getpid(), startedAt: Date(),
+                           subtasks: [("a", 0, "shell"), ("b", 1, "shell"), ("c", 2, "shell")])
+        try store.beginRun(id: "r2", plan: "p", planFile: "plan.yaml", pid: getpid(), startedAt: Date(),
+                           subtasks: [("a", 0, "shell"), ("b", 1, "shell"), ("c", 2, "shell")])
+        try finish(store, run: "r1", "a", status: "done", from: 100, to: 102)
+        try finish(store, run: "r2", "a", status: "done", from: 200, to: 205)   // later: wins
+        try finish(store, run: "r1", "b", status: "done", from: 300, to: 303)
+        try finish(store, run: "r2", "b", status: "done", from: 150, to: 151)   // written later, completed earlier
+        try finish(store, run: "r2", "b", attempt: 2, status: "failed", from: 400, to: 450) // failures never count
+        try finish(store, run: "r1", "c", status: "timed_out", from: 100, to: 130)
+        #expect(try store.lastDurations() == ["a": 5, "b": 3])
+        // Deferred writes land with the flush, in order.
+        store.deferWrites()
+        try finish(store, run: "r2", "c", status: "done", from: 500, to: 500.25)
+        #expect(try store.lastDurations()["c"] == nil)
+        try store.flush()
+        #expect(try store.lastDurations() == ["a": 5, "b": 3, "c": 0.25])
+    }
+
+    @Test func durationsMigrateFromAnExistingHistory() throws {
+        // A database at schema v1 (before `subtask_durations`) with history.
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let old = try DatabaseQueue(path: (dir as NSString).appendingPathComponent("state.db"))
+        try StateStore.migrator.migrate(old, upTo: "v1")
+        try old.write { db in
+            try db.execute(sql: """
+                INSERT INTO runs (id, plan, plan_file, status, pid, started_at) VALUES ('r', 'p', 'plan.yaml', 'completed', 1, 0);
+                INSERT INTO attempts (run_id, subtask_id, attempt, status, started_at, completed_at) VALUES
+                    ('r', 'a', 1, 'done', 10, 14), ('r', 'a', 2, 'done', 20, 21),
+                    ('r', 'b', 1, 'failed', 10, 40), ('r', 'c', 1, 'done', 10, NULL);
+                """)
+        }
+        try old.close()
+        let store = try StateStore(directory: dir)
+        #expect(try store.lastDurations() == ["a": 1])
+    }
+
     @Test func cancelRequestIsRecordedForTheRunningRun() throws {
         let store = try StateStore(directory: dir)
         #expect(try store.requestCancel(reason: "nobody") == false)

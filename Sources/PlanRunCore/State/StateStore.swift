@@ -19,6 +19,9 @@ import Synchronization
 /// - `subtask_state(subtask_id PK, cache_key, result_digest, result,
 ///   outputs, updated_at)`: last successful state per subtask (Caching).
 /// - `file_digests(path PK, size, mtime_ns, inode, ctime_ns, digest)`.
+/// - `subtask_durations(subtask_id PK, seconds, completed_at)` (`v2-durations`):
+///   each subtask's latest successful attempt, kept by a trigger on
+///   `attempts`, for critical-path scheduling.
 ///
 /// Times are seconds since 1970 (REAL). Writes happen one event at a time
 /// from the executor's loop, so a reader in another process always sees a
@@ -178,6 +181,30 @@ package final class StateStore: Sendable {
                 );
                 """)
         }
+        // The duration of each subtask's latest successful attempt, kept by
+        // a trigger, so `lastDurations` reads one row per subtask instead of
+        // grouping the whole attempt history (which grows with every build:
+        // 20 ms at 28,000 attempts, on the path to the first subtask).
+        migrator.registerMigration("v2-durations") { db in
+            try db.execute(sql: """
+                CREATE TABLE subtask_durations (
+                    subtask_id TEXT PRIMARY KEY NOT NULL,
+                    seconds REAL NOT NULL,
+                    completed_at REAL NOT NULL
+                );
+                INSERT INTO subtask_durations (subtask_id, seconds, completed_at)
+                    SELECT subtask_id, MAX(0, completed_at - started_at), MAX(completed_at)
+                    FROM attempts WHERE status = 'done' AND completed_at IS NOT NULL GROUP BY subtask_id;
+                CREATE TRIGGER attempts_done_duration AFTER INSERT ON attempts
+                WHEN NEW.status = 'done' AND NEW.completed_at IS NOT NULL
+                BEGIN
+                    INSERT INTO subtask_durations (subtask_id, seconds, completed_at)
+                    VALUES (NEW.subtask_id, MAX(0, NEW.completed_at - NEW.started_at), NEW.completed_at)
+                    ON CONFLICT(subtask_id) DO UPDATE SET seconds = excluded.seconds, completed_at = excluded.completed_at
+                    WHERE excluded.completed_at >= subtask_durations.completed_at;
+                END;
+                """)
+        }
         return migrator
     }
 
@@ -311,12 +338,9 @@ package final class StateStore: Sendable {
     package func lastDurations() throws -> [String: Double] {
         try database.read { db in
             var out: [String: Double] = [:]
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT subtask_id, completed_at - started_at AS duration, MAX(completed_at)
-                FROM attempts WHERE status = 'done' AND completed_at IS NOT NULL GROUP BY subtask_id
-                """)
+            let rows = try Row.fetchAll(db, sql: "SELECT subtask_id, seconds FROM subtask_durations")
             for row in rows {
-                if let d = row["duration"] as Double? { out[row["subtask_id"]] = max(0, d) }
+                if let d = row["seconds"] as Double? { out[row["subtask_id"]] = max(0, d) }
             }
             return out
         }
