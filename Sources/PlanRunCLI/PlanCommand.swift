@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import PlanRunCore
 
@@ -35,8 +36,14 @@ enum DryRun {
         let plan = try PlanLoading.load(path, color: color)
         let graph = TaskGraph(plan: plan)
         let selected = try PlanLoading.select(targets, in: graph, color: color)
-        let cache = try CacheCommands.openCache(plan: plan, stateDir: stateDir, readOnly: true)
-        let reasons = cache.previewReasons(graph: graph, selected: selected)
+        // With neither history nor a local cache store, nothing can be
+        // skipped: every subtask would run for the first time, and the keys
+        // (which read every input file) need not be computed.
+        let stateDirectory = CacheCommands.stateDirectory(plan: plan, stateDir: stateDir)
+        let files = FileManager.default
+        let fresh = !files.fileExists(atPath: stateDirectory + "/state.db") && !files.fileExists(atPath: stateDirectory + "/cache/ac")
+        let reasons = fresh ? [:] : try CacheCommands.openCache(plan: plan, stateDir: stateDir, readOnly: true)
+            .previewReasons(graph: graph, selected: selected)
         let preview = PlanPreview(graph: graph, selected: selected, maxParallel: jobs.effective(for: plan)) { subtask in
             reasons[subtask.id] ?? (subtask.cache ? .neverRan : .cacheDisabled)
         }
