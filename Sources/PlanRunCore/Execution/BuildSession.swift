@@ -55,15 +55,40 @@ package struct BuildSession {
     /// else `tmp/RUN_ID` in the state folder.
     static func makeWorkDirectory(stateDirectory: String, runID: String) -> String {
         let fm = FileManager.default
+        let candidates = workDirectoryCandidates(stateDirectory: stateDirectory, runID: runID)
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: "/dev/shm", isDirectory: &isDirectory), isDirectory.boolValue,
            access("/dev/shm", W_OK) == 0 {
-            let dir = "/dev/shm/planrun-\(getuid())-\(runID)"
-            if mkdir(dir, 0o700) == 0 { return dir }
+            if mkdir(candidates[0], 0o700) == 0 { return candidates[0] }
         }
-        let dir = (stateDirectory as NSString).appendingPathComponent("tmp/\(runID)")
-        try? fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
+        try? fm.createDirectory(atPath: candidates[1], withIntermediateDirectories: true)
+        return candidates[1]
+    }
+
+    /// Where run `runID`'s work folder is: in memory first, else in the state folder.
+    static func workDirectoryCandidates(stateDirectory: String, runID: String) -> [String] {
+        ["/dev/shm/planrun-\(getuid())-\(runID)", (stateDirectory as NSString).appendingPathComponent("tmp/\(runID)")]
+    }
+
+    /// Removes the run's work folder: its files with `unlinkat` (one call
+    /// each; `FileManager` also stats every entry, which cost several
+    /// milliseconds after the last subtask of a 200-subtask build), then
+    /// the folder. Anything else a subtask left there (a folder) goes
+    /// through `FileManager`.
+    static func removeWorkDirectory(_ path: String) {
+        if let dir = opendir(path) {
+            let fd = dirfd(dir)
+            while let entry = readdir(dir) {
+                let removed = withUnsafeBytes(of: entry.pointee.d_name) { raw -> Bool in
+                    let name = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+                    if name[0] == 0x2E && (name[1] == 0 || (name[1] == 0x2E && name[2] == 0)) { return true }
+                    return unlinkat(fd, name, 0) == 0
+                }
+                if !removed { break }
+            }
+            closedir(dir)
+        }
+        if rmdir(path) != 0 { try? FileManager.default.removeItem(atPath: path) }
     }
 
     package static func run(
@@ -98,7 +123,14 @@ package struct BuildSession {
         let logDirectory = (directory as NSString).appendingPathComponent("logs/\(runID)")
         do {
             store = try StateStore(directory: directory)
-            try store.closeStaleRuns()
+            // A build killed mid-run (SIGKILL) left its work folder behind.
+            // Only ids planrun makes (digits, hex, `-`) name a folder to remove.
+            for stale in try store.closeStaleRuns() where !stale.isEmpty
+                && stale.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || $0 == 0x2D }) {
+                for folder in workDirectoryCandidates(stateDirectory: directory, runID: stale) {
+                    removeWorkDirectory(folder)
+                }
+            }
             try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
             try store.beginRun(
                 id: runID, plan: plan.name, planFile: plan.file, pid: getpid(), startedAt: Date(),
@@ -119,7 +151,7 @@ package struct BuildSession {
             throw .state("\(error)")
         }
         let workDirectory = makeWorkDirectory(stateDirectory: directory, runID: runID)
-        defer { try? FileManager.default.removeItem(atPath: workDirectory) }
+        defer { removeWorkDirectory(workDirectory) }
         var executor = Executor(
             graph: graph, configuration: configuration,
             runner: runner ?? ProcessCommandRunner(killGrace: configuration.killGrace),
