@@ -4,8 +4,28 @@ import Crypto
 package enum Digest {
     package static func sha256Hex(_ bytes: some Sequence<UInt8>) -> String {
         var hasher = SHA256()
-        hasher.update(data: Array(bytes))
+        if bytes.withContiguousStorageIfAvailable({ hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }) == nil {
+            hasher.update(data: Array(bytes))
+        }
         return hex(hasher.finalize())
+    }
+
+    /// A Crypto digest through its bytes: iterating a `Digest` copies it
+    /// into a new array each time.
+    package static func hex(_ digest: some Crypto.Digest) -> String {
+        digest.withUnsafeBytes { hex(UnsafeRawBufferPointer($0)) }
+    }
+
+    package static func hex(_ digest: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: digest.count * 2) { out in
+            var i = 0
+            for byte in digest {
+                out[i] = nibble(byte >> 4)
+                out[i + 1] = nibble(byte & 0xf)
+                i += 2
+            }
+            return i
+        }
     }
 
     package static func hex(_ digest: some Sequence<UInt8>) -> String {
