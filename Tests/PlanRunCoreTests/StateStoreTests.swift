@@ -92,13 +92,31 @@ import Testing
         try finish(store, run: "r2", "b", status: "done", from: 150, to: 151)   // written later, completed earlier
         try finish(store, run: "r2", "b", attempt: 2, status: "failed", from: 400, to: 450) // failures never count
         try finish(store, run: "r1", "c", status: "timed_out", from: 100, to: 130)
+        // A run's durations count once it ends.
+        #expect(try store.lastDurations().isEmpty)
+        try store.finishRun(id: "r2", status: "failed", reason: nil, at: Date())
+        #expect(try store.lastDurations() == ["a": 5, "b": 1])
+        try store.finishRun(id: "r1", status: "failed", reason: nil, at: Date())
         #expect(try store.lastDurations() == ["a": 5, "b": 3])
         // Deferred writes land with the flush, in order.
+        try store.beginRun(id: "r3", plan: "p", planFile: "plan.yaml", pid: getpid(), startedAt: Date(),
+                           subtasks: [("c", 2, "shell")])
         store.deferWrites()
-        try finish(store, run: "r2", "c", status: "done", from: 500, to: 500.25)
+        try finish(store, run: "r3", "c", status: "done", from: 500, to: 500.25)
+        try store.finishRun(id: "r3", status: "completed", reason: nil, at: Date())
         #expect(try store.lastDurations()["c"] == nil)
         try store.flush()
         #expect(try store.lastDurations() == ["a": 5, "b": 3, "c": 0.25])
+    }
+
+    @Test func aKilledRunsDurationsCountWhenItIsClosed() throws {
+        let store = try StateStore(directory: dir)
+        try store.beginRun(id: "killed", plan: "p", planFile: "plan.yaml", pid: 999_999, startedAt: Date(),
+                           subtasks: [("a", 0, "shell"), ("b", 1, "shell")])
+        try finish(store, run: "killed", "a", status: "done", from: 10, to: 12.5)
+        try store.attemptStarted(runID: "killed", subtask: "b", attempt: 1, at: Date(), reason: nil)
+        #expect(try store.closeStaleRuns() == ["killed"])
+        #expect(try store.lastDurations() == ["a": 2.5])
     }
 
     @Test func durationsMigrateFromAnExistingHistory() throws {

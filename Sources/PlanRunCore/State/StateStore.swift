@@ -20,8 +20,9 @@ import Synchronization
 ///   outputs, updated_at)`: last successful state per subtask (Caching).
 /// - `file_digests(path PK, size, mtime_ns, inode, ctime_ns, digest)`.
 /// - `subtask_durations(subtask_id PK, seconds, completed_at)` (`v2-durations`):
-///   each subtask's latest successful attempt, kept by a trigger on
-///   `attempts`, for critical-path scheduling.
+///   each subtask's latest successful attempt, for critical-path
+///   scheduling; a run's attempts are copied in when it ends (`finishRun`,
+///   or `closeStaleRuns` for a killed one).
 ///
 /// Times are seconds since 1970 (REAL). Writes happen one event at a time
 /// from the executor's loop, so a reader in another process always sees a
@@ -181,8 +182,7 @@ package final class StateStore: Sendable {
                 );
                 """)
         }
-        // The duration of each subtask's latest successful attempt, kept by
-        // a trigger, so `lastDurations` reads one row per subtask instead of
+        // The duration of each subtask's latest successful attempt, so `lastDurations` reads one row per subtask instead of
         // grouping the whole attempt history (which grows with every build:
         // 20 ms at 28,000 attempts, on the path to the first subtask).
         migrator.registerMigration("v2-durations") { db in
@@ -205,7 +205,25 @@ package final class StateStore: Sendable {
                 END;
                 """)
         }
+        // The trigger cost a statement per finished attempt; the run's
+        // durations are now copied in one statement when it ends
+        // (`recordDurations`).
+        migrator.registerMigration("v3-durations-per-run") { db in
+            try db.execute(sql: "DROP TRIGGER IF EXISTS attempts_done_duration")
+        }
         return migrator
+    }
+
+    /// Copies the successful attempts of run `id` into `subtask_durations`
+    /// (the latest completion wins), in one statement.
+    private static func recordDurations(_ db: Database, runID id: String) throws {
+        try db.execute(sql: """
+            INSERT INTO subtask_durations (subtask_id, seconds, completed_at)
+                SELECT subtask_id, MAX(0, completed_at - started_at), completed_at
+                FROM attempts WHERE run_id = ? AND status = 'done' AND completed_at IS NOT NULL
+            ON CONFLICT(subtask_id) DO UPDATE SET seconds = excluded.seconds, completed_at = excluded.completed_at
+                WHERE excluded.completed_at >= subtask_durations.completed_at
+            """, arguments: [id])
     }
 
     // MARK: Runs
@@ -235,6 +253,7 @@ package final class StateStore: Sendable {
                     UPDATE attempts SET status = 'cancelled', completed_at = ?, error = 'interrupted'
                     WHERE run_id = ? AND status = 'running'
                     """, arguments: [now.timeIntervalSince1970, id])
+                try Self.recordDurations(db, runID: id)
                 closed.append(id)
             }
             return closed
@@ -330,6 +349,7 @@ package final class StateStore: Sendable {
         try perform { db in
             try db.execute(sql: "UPDATE runs SET status = ?, reason = ?, completed_at = ? WHERE id = ?",
                            arguments: [status, reason, time.timeIntervalSince1970, id])
+            try Self.recordDurations(db, runID: id)
         }
     }
 
