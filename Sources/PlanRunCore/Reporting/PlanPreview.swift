@@ -42,13 +42,12 @@ package struct PlanPreview: Sendable {
             batches.append(entries)
         }
         self.batches = batches
+        // Ordered by dependent, then dependency, both in plan order.
         var edges: [(String, String)] = []
         for node in 0..<graph.count where selected[node] {
-            for dep in graph.dependencies[node] { edges.append((graph.id(dep), graph.id(node))) }
+            for dep in graph.dependencies[node].sorted() { edges.append((graph.id(dep), graph.id(node))) }
         }
-        self.edges = edges.sorted { a, b in
-            (graph.plan.index[a.1]!, graph.plan.index[a.0]!) < (graph.plan.index[b.1]!, graph.plan.index[b.0]!)
-        }
+        self.edges = edges
     }
 
     /// The stable JSON document of DESIGN §3.
