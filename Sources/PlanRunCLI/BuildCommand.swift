@@ -17,43 +17,58 @@ struct BuildCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var planArguments: PlanArguments
-    @OptionGroup var jobs: JobsOption
-    @Flag(name: [.customShort("k"), .customLong("keep-going")], help: "Keep running subtasks that do not depend on a failure.")
-    var keepGoing = false
-    @Flag(help: "Print the summary as JSON on standard output (progress goes to standard error).")
-    var json = false
+    @OptionGroup var options: RunOptions
     @Flag(help: "Show what would run, like `planrun plan`, without running anything.")
     var dryRun = false
     @Flag(help: "Run the named targets (all subtasks when none is named) even when they are up to date.")
     var force = false
     @Flag(help: "Run only the named subtasks; their dependencies' results come from the cache (local or remote), and the build fails before running anything when one is not there.")
     var only = false
-    @Option(help: "The state folder (default: .planrun beside the plan).")
-    var stateDir: String?
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var ci: CIReportOptions
-    @OptionGroup var remote: RemoteCacheOptions
 
     func validate() throws {
-        if dryRun, ci.report != nil { throw ValidationError("`--report` cannot be used with `--dry-run`") }
+        if dryRun, options.ci.report != nil { throw ValidationError("`--report` cannot be used with `--dry-run`") }
         if only, dryRun { throw ValidationError("`--only` cannot be used with `--dry-run`") }
         if only, planArguments.targets.isEmpty { throw ValidationError("`--only` needs the ids of the subtasks to run") }
     }
 
     func run() async throws {
         if dryRun {
-            try DryRun.show(planArguments: planArguments, jobs: jobs, format: json ? .json : .text, stateDir: stateDir, color: output.color)
+            try DryRun.show(planArguments: planArguments, jobs: options.jobs, format: options.json ? .json : .text,
+                            stateDir: options.stateDir, color: options.output.color)
             return
         }
         let (path, targets) = planArguments.resolved
-        let plan = try PlanLoading.load(path, color: output.color)
-        _ = try PlanLoading.select(targets, in: TaskGraph(plan: plan), color: output.color)
+        let plan = try PlanLoading.load(path, color: options.output.color)
+        _ = try PlanLoading.select(targets, in: TaskGraph(plan: plan), color: options.output.color)
+        try await options.execute(plan: plan, targets: targets, forced: force && targets.isEmpty,
+                                  forcedIDs: force ? Set(targets) : [], onlyTargets: only ? Set(targets) : nil)
+    }
+}
+
+/// The options `build` and `retry` share, and the run they both end with.
+struct RunOptions: ParsableArguments {
+    @OptionGroup var jobs: JobsOption
+    @Flag(name: [.customShort("k"), .customLong("keep-going")], help: "Keep running subtasks that do not depend on a failure.")
+    var keepGoing = false
+    @Flag(help: "Print the summary as JSON on standard output (progress goes to standard error).")
+    var json = false
+    @Option(help: "The state folder (default: .planrun beside the plan).")
+    var stateDir: String?
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var ci: CIReportOptions
+    @OptionGroup var remote: RemoteCacheOptions
+
+    /// Runs `targets` (and what they depend on) after the approval check,
+    /// prints the summary, writes the CI report, and exits with the run's
+    /// code (0, 1, 130), or 1 when the state or the report cannot be written.
+    func execute(plan: Plan, targets: [String], forced: Bool = false, forcedIDs: Set<String> = [],
+                 onlyTargets: Set<String>? = nil) async throws {
         let progressFD = json ? STDERR_FILENO : STDOUT_FILENO
         let config = RunConfiguration(
             jobs: jobs.effective(for: plan), keepGoing: keepGoing, targets: targets,
             environment: ProcessInfo.processInfo.environment, isTerminal: isatty(progressFD) == 1,
             stateDirectory: stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
-            forced: force && targets.isEmpty)
+            forced: forced)
         do {
             try PlanApproval.check(plan, stateDirectory: BuildSession.stateDirectory(for: plan, configuration: config))
         } catch {
@@ -61,12 +76,10 @@ struct BuildCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let remoteStore = try remote.store(environment: config.environment)
-        let canceller = RunCanceller()
         BuildSignals.install()
-        let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: canceller, progressFD: progressFD,
+        let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: RunCanceller(), progressFD: progressFD,
                                          annotatePlanFile: CIReportOptions.annotationPlanFile(plan),
-                                         forcedIDs: force ? Set(targets) : [],
-                                         remote: remoteStore, onlyTargets: only ? Set(targets) : nil)
+                                         forcedIDs: forcedIDs, remote: remoteStore, onlyTargets: onlyTargets)
         switch outcome {
         case .failure(let failure):
             printError("error: \(failure)\n")

@@ -18,22 +18,13 @@ struct RetryCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var planArguments: PlanArguments
-    @OptionGroup var jobs: JobsOption
-    @Flag(name: [.customShort("k"), .customLong("keep-going")], help: "Keep running subtasks that do not depend on a failure.")
-    var keepGoing = false
-    @Flag(help: "Print the summary as JSON on standard output (progress goes to standard error).")
-    var json = false
-    @Option(help: "The state folder (default: .planrun beside the plan).")
-    var stateDir: String?
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var ci: CIReportOptions
-    @OptionGroup var remote: RemoteCacheOptions
+    @OptionGroup var options: RunOptions
 
     func run() async throws {
         let (path, named) = planArguments.resolved
-        let plan = try PlanLoading.load(path, color: output.color)
-        _ = try PlanLoading.select(named, in: TaskGraph(plan: plan), color: output.color)
-        let directory = CacheCommands.stateDirectory(plan: plan, stateDir: stateDir)
+        let plan = try PlanLoading.load(path, color: options.output.color)
+        _ = try PlanLoading.select(named, in: TaskGraph(plan: plan), color: options.output.color)
+        let directory = CacheCommands.stateDirectory(plan: plan, stateDir: options.stateDir)
         let last: (runID: String, status: String, ids: [String])?
         do {
             last = try StateStore(readingDirectory: directory)?.unfinishedSubtasksOfLastRun()
@@ -58,28 +49,6 @@ struct RetryCommand: AsyncParsableCommand {
             printOut("nothing to retry: every subtask of the last run (\(last.runID)) succeeded\n")
             return
         }
-        do { try PlanApproval.check(plan, stateDirectory: directory) } catch {
-            printError("error: \(error)\n")
-            throw ExitCode(1)
-        }
-        let progressFD = json ? STDERR_FILENO : STDOUT_FILENO
-        let config = RunConfiguration(
-            jobs: jobs.effective(for: plan), keepGoing: keepGoing, targets: targets,
-            environment: ProcessInfo.processInfo.environment, isTerminal: isatty(progressFD) == 1,
-            stateDirectory: stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
-        let remoteStore = try remote.store(environment: config.environment)
-        BuildSignals.install()
-        let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: RunCanceller(), progressFD: progressFD,
-                                         annotatePlanFile: CIReportOptions.annotationPlanFile(plan), remote: remoteStore)
-        switch outcome {
-        case .failure(let failure):
-            printError("error: \(failure)\n")
-            throw ExitCode(1)
-        case .success(let summary):
-            let reported = ci.write(summary, plan: plan, configuration: config)
-            if json { printOut(summary.json.rendered() + "\n") }
-            if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
-            if !reported { throw ExitCode(1) }
-        }
+        try await options.execute(plan: plan, targets: targets)
     }
 }
