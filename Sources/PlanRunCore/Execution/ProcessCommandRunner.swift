@@ -81,11 +81,6 @@ package struct ProcessCommandRunner: CommandRunner {
             }
             executable = found
         }
-        var environment: [String] = []
-        environment.reserveCapacity(request.environment.count)
-        for (key, value) in request.environment where !key.isEmpty && !key.utf8.contains(UInt8(ascii: "=")) {
-            environment.append(key + "=" + value)
-        }
 
         // Standard input: the context for command agents, else /dev/null.
         var inputFD: Int32 = -1
@@ -105,7 +100,7 @@ package struct ProcessCommandRunner: CommandRunner {
         defer { if inputFD >= 0 { close(inputFD) } }
 
         let spawned: ProcessSpawner.Spawned
-        switch ProcessSpawner.spawn(path: executable, arguments: argv, environment: environment,
+        switch ProcessSpawner.spawn(path: executable, arguments: argv, environment: request.environment,
                                     workingDirectory: request.workingDirectory,
                                     standardInput: inputFD >= 0 ? inputFD : nil) {
         case .success(let value):
@@ -164,9 +159,8 @@ package struct ProcessCommandRunner: CommandRunner {
         // The result: the PLANRUN_RESULT file, else standard output.
         let resultLimit = AttemptOutcome.resultLimit
         var raw = stdout
-        if let resultPath = request.resultPath, let handle = FileHandle(forReadingAtPath: resultPath) {
-            raw = Array((try? handle.read(upToCount: resultLimit + 1)) ?? Data())
-            try? handle.close()
+        if let resultPath = request.resultPath, let fromFile = Self.readFile(resultPath, limit: resultLimit + 1) {
+            raw = fromFile
         }
         if raw.count > resultLimit {
             raw = Array(raw.prefix(resultLimit))
@@ -234,6 +228,24 @@ package struct ProcessCommandRunner: CommandRunner {
             if n < 0 { if errno == EINTR { continue }; return }
             offset += n
         }
+    }
+
+    /// At most `limit` bytes of the file at `path`; nil if it cannot be
+    /// opened (an absent result file is the common case: one failed `open`).
+    static func readFile(_ path: String, limit: Int) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { _ = close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: min(limit, 64 * 1024))
+        while out.count < limit {
+            let want = min(chunk.count, limit - out.count)
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, want) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return out
     }
 
     /// Writes `bytes` to a new (or truncated) file; false on failure.

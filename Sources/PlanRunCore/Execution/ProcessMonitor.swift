@@ -88,6 +88,27 @@ package enum ProcessSpawner {
         path: String, arguments: [String], environment: [String], workingDirectory: String,
         standardInput: Int32?
     ) -> Result<Spawned, Failure> {
+        let envp = CStringBlock(environment)
+        return spawn(path: path, arguments: arguments, envp: envp, workingDirectory: workingDirectory,
+                     standardInput: standardInput)
+    }
+
+    /// As above, with the environment as a dictionary: its `KEY=VALUE`
+    /// entries are written straight into one C buffer (no `String` per
+    /// entry). Keys that are empty or contain `=` are skipped.
+    package static func spawn(
+        path: String, arguments: [String], environment: [String: String], workingDirectory: String,
+        standardInput: Int32?
+    ) -> Result<Spawned, Failure> {
+        let envp = CStringBlock(environment: environment)
+        return spawn(path: path, arguments: arguments, envp: envp, workingDirectory: workingDirectory,
+                     standardInput: standardInput)
+    }
+
+    private static func spawn(
+        path: String, arguments: [String], envp: CStringBlock, workingDirectory: String,
+        standardInput: Int32?
+    ) -> Result<Spawned, Failure> {
         guard let out = makePipe() else { return .failure(.pipe(errno)) }
         guard let err = makePipe() else {
             let code = errno
@@ -124,14 +145,11 @@ package enum ProcessSpawner {
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
-        let argv = cStrings(arguments)
-        let envp = cStrings(environment)
-        defer {
-            for p in argv { free(p) }
-            for p in envp { free(p) }
-        }
+        let argv = CStringBlock(arguments)
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        let rc = posix_spawn(&pid, path, &actions, &attributes, argv.pointers, envp.pointers)
+        withExtendedLifetime(argv) {}
+        withExtendedLifetime(envp) {}
         close(out.write)
         close(err.write)
         guard rc == 0 else {
@@ -146,12 +164,70 @@ package enum ProcessSpawner {
         return .success(Spawned(pid: pid, pidfd: pidfd, stdout: out.read, stderr: err.read))
     }
 
-    private static func cStrings(_ strings: [String]) -> [UnsafeMutablePointer<CChar>?] {
-        var out: [UnsafeMutablePointer<CChar>?] = []
-        out.reserveCapacity(strings.count + 1)
-        for s in strings { out.append(strdup(s)) }
-        out.append(nil)
-        return out
+    /// A null-terminated array of C strings in one allocation (the strings'
+    /// bytes) plus the pointer array: two allocations per spawn instead of
+    /// one `strdup` per argument and environment entry.
+    private final class CStringBlock {
+        private let bytes: UnsafeMutablePointer<CChar>
+        let pointers: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+
+        convenience init(_ strings: [String]) {
+            self.init(count: strings.count, size: strings.reduce(0) { $0 + $1.utf8.count + 1 }) { put in
+                for s in strings { put(s, nil) }
+            }
+        }
+
+        convenience init(environment: [String: String]) {
+            var count = 0, size = 0
+            for (key, value) in environment where Self.isValidKey(key) {
+                count += 1
+                size += key.utf8.count + value.utf8.count + 2
+            }
+            self.init(count: count, size: size) { put in
+                for (key, value) in environment where Self.isValidKey(key) { put(key, value) }
+            }
+        }
+
+        private static func isValidKey(_ key: String) -> Bool {
+            var key = key
+            return key.withUTF8 { utf8 in
+                guard let base = utf8.baseAddress, utf8.count > 0 else { return false }
+                return memchr(base, Int32(UInt8(ascii: "=")), utf8.count) == nil
+            }
+        }
+
+        /// `fill` calls `put(a, b)` once per entry: `a`, or `a=b` when `b` is given.
+        private init(count: Int, size: Int, fill: ((String, String?) -> Void) -> Void) {
+            bytes = .allocate(capacity: max(size, 1))
+            pointers = .allocate(capacity: count + 1)
+            var offset = 0, index = 0
+            func copy(_ s: String) {
+                var s = s
+                s.withUTF8 { utf8 in
+                    if let base = utf8.baseAddress { memcpy(bytes + offset, base, utf8.count) }
+                    offset += utf8.count
+                }
+            }
+            fill { a, b in
+                guard index < count else { return }
+                pointers[index] = bytes + offset
+                index += 1
+                copy(a)
+                if let b {
+                    bytes[offset] = CChar(bitPattern: UInt8(ascii: "="))
+                    offset += 1
+                    copy(b)
+                }
+                bytes[offset] = 0
+                offset += 1
+            }
+            pointers[index] = nil
+        }
+
+        deinit {
+            bytes.deallocate()
+            pointers.deallocate()
+        }
     }
 
     /// The first executable `name` in `path` (a `PATH` value); nil if none.
