@@ -67,7 +67,7 @@ struct RunOptions: ParsableArguments {
         let config = RunConfiguration(
             jobs: jobs.effective(for: plan), keepGoing: keepGoing, targets: targets,
             environment: ProcessInfo.processInfo.environment, isTerminal: isatty(progressFD) == 1,
-            stateDirectory: stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
+            stateDirectory: CacheCommands.absolute(stateDir),
             forced: forced)
         do {
             try PlanApproval.check(plan, stateDirectory: BuildSession.stateDirectory(for: plan, configuration: config))

@@ -29,8 +29,7 @@ struct CancelCommand: AsyncParsableCommand {
         let (path, rest) = planArguments.resolved
         guard rest.isEmpty else { throw ValidationError("cancel takes no subtask ids") }
         let plan = try PlanLoading.load(path, color: output.color)
-        let config = RunConfiguration(jobs: 1, stateDirectory: stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
-        let directory = BuildSession.stateDirectory(for: plan, configuration: config)
+        let directory = CacheCommands.stateDirectory(plan: plan, stateDir: stateDir)
         guard let pid = BuildLock.holder(directory: directory) else {
             printError("error: no build of `\(path)` is running\n")
             throw ExitCode(1)

@@ -33,8 +33,13 @@ struct ExplainCommand: AsyncParsableCommand {
 enum CacheCommands {
     /// `--state-dir`, else `.planrun` beside the plan.
     static func stateDirectory(plan: Plan, stateDir: String?) -> String {
-        let config = RunConfiguration(jobs: 1, stateDirectory: stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+        let config = RunConfiguration(jobs: 1, stateDirectory: absolute(stateDir))
         return BuildSession.stateDirectory(for: plan, configuration: config)
+    }
+
+    /// `--state-dir` as an absolute, standardized path.
+    static func absolute(_ stateDir: String?) -> String? {
+        stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     }
 
     /// The plan's content cache; a state that cannot be opened exits 1 with

@@ -22,8 +22,7 @@ struct StatusCommand: AsyncParsableCommand {
         guard rest.count <= 1 else { throw ValidationError("status takes at most one subtask id") }
         let plan = try PlanLoading.load(path, color: output.color)
         _ = try PlanLoading.select(rest, in: TaskGraph(plan: plan), color: output.color)
-        let config = RunConfiguration(jobs: 1, stateDirectory: stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
-        let directory = BuildSession.stateDirectory(for: plan, configuration: config)
+        let directory = CacheCommands.stateDirectory(plan: plan, stateDir: stateDir)
         let store: StateStore?
         let run: RunStatusReport?
         do {
