@@ -20,28 +20,18 @@ package struct PlanPreview: Sendable {
 
     package var total: Int { batches.reduce(0) { $0 + $1.count } }
 
-    /// Computes the preview. `reason` gives a subtask's own verdict assuming
-    /// its dependencies are unchanged; a subtask that would be skipped still
-    /// runs when one of its dependencies runs (`dependency ID changed`).
+    /// Computes the preview. `reason` gives each subtask's verdict in the
+    /// context of its dependencies (`ContentCache.preview` already turns a
+    /// skip below a dependency that runs into `dependency ID changed`).
     package init(graph: TaskGraph, selected: [Bool], maxParallel: Int, reason: (Subtask) -> RunReason) {
         planName = graph.plan.name
         self.maxParallel = maxParallel
-        var runs = [Bool](repeating: false, count: graph.count)
-        var batches: [[Entry]] = []
-        for batch in graph.batches(maxParallel: maxParallel, selected: selected) {
-            var entries: [Entry] = []
-            for node in batch {
+        batches = graph.batches(maxParallel: maxParallel, selected: selected).map { batch in
+            batch.map { node in
                 let subtask = graph.plan.subtasks[node]
-                var why = reason(subtask)
-                if why.skips, let dep = graph.dependencies[node].first(where: { runs[$0] }) {
-                    why = .dependencyChanged(id: graph.id(dep))
-                }
-                runs[node] = !why.skips
-                entries.append(Entry(id: subtask.id, agent: subtask.agent, reason: why))
+                return Entry(id: subtask.id, agent: subtask.agent, reason: reason(subtask))
             }
-            batches.append(entries)
         }
-        self.batches = batches
         // Ordered by dependent, then dependency, both in plan order.
         var edges: [(String, String)] = []
         for node in 0..<graph.count where selected[node] {
