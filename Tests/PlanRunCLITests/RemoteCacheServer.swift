@@ -37,7 +37,7 @@ final class NginxServer: @unchecked Sendable {
             error_log \(f)/error.log;
             events { worker_connections 256; }
             http {
-              access_log off;
+              access_log \(f)/access.log;
               client_body_temp_path \(f)/tmp;
               proxy_temp_path \(f)/tmp;
               fastcgi_temp_path \(f)/tmp;
@@ -86,6 +86,19 @@ final class NginxServer: @unchecked Sendable {
     deinit { stop() }
 
     /// Files under the served folder, as `ac/KEY` / `cas/DIGEST`.
+    /// The requests served so far, as `METHOD PATH STATUS` (`GET /ac/… 200`).
+    func requests() -> [String] {
+        let log = (try? String(contentsOf: folder.appendingPathComponent("access.log"), encoding: .utf8)) ?? ""
+        return log.split(separator: "\n").compactMap { line in
+            // 127.0.0.1 - - [time] "GET /ac/KEY HTTP/1.1" 200 …
+            let quoted = line.split(separator: "\"")
+            guard quoted.count >= 3 else { return nil }
+            let request = quoted[1].split(separator: " ")
+            guard request.count >= 2, let status = quoted[2].split(separator: " ").first else { return nil }
+            return "\(request[0]) \(request[1]) \(status)"
+        }
+    }
+
     func storedFiles() -> [String] {
         let base = root.path + "/"
         let walker = FileManager.default.enumerator(atPath: root.path)

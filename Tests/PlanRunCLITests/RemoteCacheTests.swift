@@ -121,6 +121,49 @@ struct RemoteCacheTests {
         #expect(server.storedFiles() == stored)
     }
 
+    /// Outputs are written straight from the downloaded bytes: nothing goes
+    /// to the local store, so outputs deleted later come from the remote
+    /// again, and without the remote the subtask simply runs.
+    @Test func restoreFromTheRemoteKeepsNoLocalCopy() throws {
+        let server = try NginxServer()
+        defer { server.stop() }
+        let source = try Self.makeSource()
+        #expect(try Self.build(source, remote: server.url).status == 0)
+        let clone = try Self.freshCopy(of: source)
+        let first = try Self.build(clone, remote: server.url)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try parseJSON(first.stdout)["cached"] as? Int == 3)
+        let store = clone.appendingPathComponent(".planrun/cache")
+        for folder in ["ac", "cas"] {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: store.appendingPathComponent(folder).path)) ?? []
+            #expect(names.isEmpty, "\(folder): \(names)")
+        }
+        let before = server.requests().count
+
+        // A no-op asks the remote nothing.
+        let noop = try Self.build(clone, remote: server.url)
+        #expect(noop.status == 0)
+        #expect(server.requests().count == before)
+
+        // Deleted outputs come back from the remote.
+        try FileManager.default.removeItem(at: clone.appendingPathComponent("out/site"))
+        try FileManager.default.removeItem(at: clone.appendingPathComponent("out/tool.sh"))
+        let again = try Self.build(clone, remote: server.url)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(!again.stderr.contains("warning"), "\(again.stderr)")
+        #expect(try parseJSON(again.stdout)["cached"] as? Int == 3)
+        #expect(Self.ran(in: clone).isEmpty)
+        try Self.expectSameOutputs(source, clone)
+        #expect(server.requests().dropFirst(before).contains { $0.hasPrefix("GET /ac/") })
+
+        // Without the remote, a subtask whose output is gone runs.
+        try FileManager.default.removeItem(at: clone.appendingPathComponent("out/solo.txt"))
+        let local = try Self.build(clone, remote: nil)
+        #expect(local.status == 0, "\(local.stderr)")
+        #expect(Self.ran(in: clone) == ["solo"])
+        try Self.expectSameOutputs(source, clone)
+    }
+
     @Test(arguments: ["../escaped.txt", "/tmp/planrun-escaped.txt", "out/../../escaped.txt"])
     func poisonedActionWithAnEscapingPathIsRefused(path: String) throws {
         let server = try NginxServer()

@@ -213,6 +213,24 @@ package struct LocalCacheStore: Sendable {
         return true
     }
 
+    /// Writes `bytes` to the absolute `destination` (replacing it) through a
+    /// temporary file beside it, so a reader sees the old file or the new
+    /// one. The caller has checked the bytes against their digest.
+    package static func replaceFile(_ destination: String, with bytes: [UInt8], executable: Bool) throws(CacheError) {
+        let temp = destination + ".planrun-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try writeFile(bytes, to: temp, mode: executable ? 0o755 : 0o644)
+        } catch {
+            unlink(temp)
+            throw error
+        }
+        if rename(temp, destination) != 0 {
+            let reason = errnoText()
+            unlink(temp)
+            throw .storeWrite(reason: "cannot restore `\(destination)`: \(reason)")
+        }
+    }
+
     /// Removes what a killed writer left in `tmp/`. Call only while no
     /// other process writes the store (the build lock is held).
     package func removeLeftovers() {
@@ -262,10 +280,11 @@ package struct LocalCacheStore: Sendable {
         }
     }
 
-    static func writeFile(_ bytes: [UInt8], to path: String) throws(CacheError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    static func writeFile(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws(CacheError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .storeWrite(reason: "cannot create `\(path)`: \(errnoText())") }
         defer { close(fd) }
+        fchmod(fd, mode)  // the mode asked for, whatever the umask
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

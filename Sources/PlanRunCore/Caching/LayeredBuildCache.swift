@@ -34,6 +34,11 @@ package final class LayeredBuildCache: BuildCache {
     private let uploadedBlobs = Mutex<Set<String>>([])
     private let uploads: UploadQueue?
     private let remoteWarned = Mutex(false)
+    /// Subtasks `prepare` restored from the remote, by id, until `decide`
+    /// takes them (it checks the key first).
+    private let restoredAhead = Mutex<[String: CachedOutcome]>([:])
+    /// Small blobs downloaded in this build, by digest.
+    private let smallBlobs = Mutex<[String: [UInt8]]>([:])
 
     package init(local: ContentCache, remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil) {
         self.local = local
@@ -68,11 +73,18 @@ package final class LayeredBuildCache: BuildCache {
     // MARK: BuildCache
 
     package func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
+        let isForced = forced || local.forcedIDs.contains(subtask.id)
+        if let ahead = restoredAhead.withLock({ $0.removeValue(forKey: subtask.id) }), !isForced, subtask.cache,
+           let key = try? local.key(for: subtask, dependencyDigests: dependencyDigests), key.key == ahead.key {
+            return .upToDate(ahead)
+        }
         let first = try await local.decide(subtask, dependencyDigests: dependencyDigests, forced: forced)
         guard let remote, remote.isAvailable, case .run(let reason, let key?) = first else { return first }
         if case .forced = reason { return first }
-        guard await fetch(subtask, key: key) != nil else { return first }
-        return try await local.decide(subtask, dependencyDigests: dependencyDigests, forced: forced)
+        guard let cacheKey = try? local.key(for: subtask, dependencyDigests: dependencyDigests), cacheKey.key == key,
+              let outcome = await restoreFromRemote(subtask, key: cacheKey)
+        else { return first }
+        return .upToDate(outcome)
     }
 
     package func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String {
@@ -126,11 +138,16 @@ package final class LayeredBuildCache: BuildCache {
 
     // MARK: Read-through
 
-    /// Fetches the remote entry for `key` into the local store; its action
-    /// result, or nil on a miss, an unavailable remote or a refused entry.
-    private func fetch(_ subtask: Subtask, key: String) async -> ActionResult? {
-        guard let remote, lookedUp.withLock({ $0.insert(key).inserted }) else { return nil }
-        guard case .hit(let bytes) = await remote.action(key) else { return nil }
+    /// Restores `subtask` straight from the remote entry for `key`: the
+    /// `ac` entry is validated, its blobs are downloaded and checked
+    /// against their digests in memory, the outputs are written in place
+    /// and the history records the key. Nothing goes to the local store (a
+    /// later build whose outputs are gone asks the remote again; one
+    /// without the remote runs the subtask). nil on a miss, an unavailable
+    /// remote or a refused entry (with a warning).
+    private func restoreFromRemote(_ subtask: Subtask, key: CacheKey) async -> CachedOutcome? {
+        guard let remote, !local.readOnly, lookedUp.withLock({ $0.insert(key.key).inserted }) else { return nil }
+        guard case .hit(let bytes) = await remote.action(key.key) else { return nil }
         let action: ActionResult
         switch RemoteCacheStore.validateAction(bytes, for: subtask) {
         case .success(let valid): action = valid
@@ -138,41 +155,107 @@ package final class LayeredBuildCache: BuildCache {
             warn("remote cache entry for `\(subtask.id)` refused: \(refusal); running it")
             return nil
         }
+        // The blobs of outputs that are not already as recorded.
+        var stale: [OutputEntry] = []
+        for output in action.outputs {
+            if let now = try? local.snapshot(output.path), now.kind == output.kind, now.digest == output.digest { continue }
+            stale.append(output)
+        }
+        var wanted = [action.resultBlob]
+        for output in stale where output.kind == .file { wanted.append(output.digest) }
+        guard var blobs = await download(wanted, for: subtask, remote: remote) else { return nil }
+        var manifests: [String: FolderManifest] = [:]
+        for output in stale where output.kind == .folder {
+            guard let fetched = await download([output.digest], for: subtask, remote: remote),
+                  let manifestBytes = fetched[output.digest]
+            else { return nil }
+            switch RemoteCacheStore.validateManifest(manifestBytes) {
+            case .success(let manifest):
+                guard let files = await download(manifest.files.map(\.digest), for: subtask, remote: remote) else { return nil }
+                blobs.merge(files) { a, _ in a }
+                manifests[output.path] = manifest
+            case .failure(let refusal):
+                warn("remote cache entry for `\(subtask.id)` refused: \(refusal); running it")
+                return nil
+            }
+        }
+        guard let result = blobs[action.resultBlob],
+              ContentCache.resultDigest(result: result, outputs: action.outputs) == action.resultDigest
+        else {
+            warn("remote cache entry for `\(subtask.id)` refused: \(RemoteCacheStore.Refusal.resultMismatch); running it")
+            return nil
+        }
         do {
-            var wanted = [action.resultBlob]
-            for output in action.outputs where output.kind == .file { wanted.append(output.digest) }
-            guard try await download(wanted, for: subtask, remote: remote) else { return nil }
-            for output in action.outputs where output.kind == .folder {
-                guard try await download([output.digest], for: subtask, remote: remote),
-                      let bytes = local.store.blob(output.digest)
-                else { return nil }
-                switch RemoteCacheStore.validateManifest(bytes) {
-                case .success(let manifest):
-                    guard try await download(manifest.files.map(\.digest), for: subtask, remote: remote) else { return nil }
-                case .failure(let refusal):
-                    warn("remote cache entry for `\(subtask.id)` refused: \(refusal); running it")
+            for output in stale {
+                guard try write(output, blobs: blobs, manifest: manifests[output.path]) else {
+                    warn("cannot restore `\(output.path)` of `\(subtask.id)` from the remote cache; running it")
                     return nil
                 }
             }
-            try local.store.putAction(key, action)
         } catch {
-            warn("cannot store the remote cache entry for `\(subtask.id)`: \(error)")
+            warn("cannot restore `\(subtask.id)` from the remote cache: \(error); running it")
             return nil
         }
-        return action
+        do {
+            try local.history.save(
+                HistoryEntry(key: key, resultDigest: action.resultDigest, result: result, outputs: action.outputs), for: subtask.id)
+        } catch {
+            warn("cannot record `\(subtask.id)` restored from the remote cache: \(error)")
+            return nil
+        }
+        return CachedOutcome(key: key.key, resultDigest: action.resultDigest, result: result, reason: .restored)
     }
 
-    /// Downloads the blobs not yet in the local store, checking each
-    /// against its digest; false when one is missing or refused.
-    private func download(_ digests: [String], for subtask: Subtask, remote: RemoteCacheStore) async throws(CacheError) -> Bool {
+    /// Puts one output back from verified bytes; false when the destination
+    /// is of the other kind (a folder where a file was recorded, or the
+    /// reverse: left alone, the subtask runs instead).
+    private func write(_ output: OutputEntry, blobs: [String: [UInt8]], manifest: FolderManifest?) throws(CacheError) -> Bool {
+        let root = local.plan.directory
+        let destination = try PathSafety.prepareDestination(output.path, root: root)
+        let existing = FileStat.of(destination, followSymlinks: false)
+        switch output.kind {
+        case .file:
+            if existing?.kind == .directory { return false }
+            guard let bytes = blobs[output.digest] else { return false }
+            try LocalCacheStore.replaceFile(destination, with: bytes, executable: output.executable)
+            return true
+        case .folder:
+            guard let manifest else { return false }
+            if let existing, existing.kind != .directory { return false }
+            if existing != nil {
+                do { try FileManager.default.removeItem(atPath: destination) } catch { return false }
+            }
+            if mkdir(destination, 0o755) != 0 && errno != EEXIST { return false }
+            for file in manifest.files {
+                guard let bytes = blobs[file.digest] else { return false }
+                let target = try PathSafety.prepareDestination(output.path + "/" + file.path, root: root)
+                try LocalCacheStore.replaceFile(target, with: bytes, executable: file.executable)
+            }
+            return true
+        }
+    }
+
+    /// Downloads blobs into memory, checking each against its digest; nil
+    /// when one is missing or refused (a warning names a bad one). Small
+    /// blobs are remembered for the build (results are often identical,
+    /// often empty).
+    private func download(_ digests: [String], for subtask: Subtask, remote: RemoteCacheStore) async -> [String: [UInt8]]? {
+        var out: [String: [UInt8]] = [:]
         var missing: [String] = []
         var seen = Set<String>()
-        for digest in digests where seen.insert(digest).inserted && !local.store.hasBlob(digest) { missing.append(digest) }
-        if missing.isEmpty { return true }
+        for digest in digests where seen.insert(digest).inserted {
+            if digest == LayeredBuildCache.emptyDigest {
+                out[digest] = []
+            } else if let known = smallBlobs.withLock({ $0[digest] }) {
+                out[digest] = known
+            } else {
+                missing.append(digest)
+            }
+        }
+        if missing.isEmpty { return out }
         let limit = 4
-        let store = local.store
         let results: [(String, BlobFetch)] = await withTaskGroup(of: (String, BlobFetch).self) { group in
-            var out: [(String, BlobFetch)] = []
+            var results: [(String, BlobFetch)] = []
             var next = 0
             func start(_ group: inout TaskGroup<(String, BlobFetch)>) {
                 let digest = missing[next]
@@ -180,35 +263,45 @@ package final class LayeredBuildCache: BuildCache {
                 group.addTask {
                     guard case .hit(let bytes) = await remote.blob(digest) else { return (digest, .missing) }
                     guard Digest.sha256Hex(bytes) == digest else { return (digest, .mismatch) }
-                    do throws(CacheError) { try store.putBlob(bytes) } catch { return (digest, .failed(error)) }
-                    return (digest, .stored)
+                    return (digest, .fetched(bytes))
                 }
             }
             while next < missing.count && next < limit { start(&group) }
             while let r = await group.next() {
-                out.append(r)
+                results.append(r)
                 if next < missing.count { start(&group) }
             }
-            return out
+            return results
         }
         var ok = true
         for (digest, result) in results {
             switch result {
-            case .stored: continue
+            case .fetched(let bytes):
+                out[digest] = bytes
+                if bytes.count <= LayeredBuildCache.smallBlobLimit {
+                    smallBlobs.withLock { if $0.count < LayeredBuildCache.smallBlobCount { $0[digest] = bytes } }
+                }
             case .missing: ok = false
             case .mismatch:
                 warn("remote cache entry for `\(subtask.id)` refused: \(RemoteCacheStore.Refusal.blobMismatch(digest: digest)); running it")
                 ok = false
-            case .failed(let error): throw error
             }
         }
-        return ok
+        return ok ? out : nil
     }
 
-    /// Warms the local store before the build: level by level, computes
-    /// the keys it can (a dependency's result digest comes from the local
-    /// store or the remote entry) and fetches the missing entries, at most
-    /// `maxConcurrentRequests` subtasks at a time.
+    /// SHA-256 of no bytes (an empty result or file needs no download).
+    private static let emptyDigest = Digest.sha256Hex([UInt8]())
+    /// Blobs up to this size are remembered, at most `smallBlobCount` of them.
+    private static let smallBlobLimit = 4096
+    private static let smallBlobCount = 4096
+
+    /// Restores from the remote before the build: level by level, computes
+    /// the keys it can (a dependency's result digest comes from the history,
+    /// the local store or the remote entry) and restores the subtasks that
+    /// are neither recorded with that key nor in the local store, at most
+    /// `maxConcurrentRequests` at a time. `decide` then takes each outcome
+    /// once it has checked the key.
     private func prefetch(graph: TaskGraph, selected: [Bool], remote: RemoteCacheStore) async {
         let levels = graph.levels()
         var byLevel: [[Int]] = []
@@ -219,7 +312,7 @@ package final class LayeredBuildCache: BuildCache {
         var digests: [Int: String] = [:]
         for nodes in byLevel {
             guard remote.isAvailable, !Task.isCancelled else { return }
-            var wanted: [(node: Int, key: String)] = []
+            var wanted: [(node: Int, key: CacheKey)] = []
             for node in nodes {
                 let subtask = graph.plan.subtasks[node]
                 guard subtask.cache, !local.forcedIDs.contains(subtask.id) else { continue }
@@ -229,8 +322,10 @@ package final class LayeredBuildCache: BuildCache {
                     guard let digest = digests[dep] else { known = false; break }
                     deps[graph.id(dep)] = digest
                 }
-                guard known, let key = try? local.key(for: subtask, dependencyDigests: deps).key else { continue }
-                if let action = local.store.action(key) {
+                guard known, let key = try? local.key(for: subtask, dependencyDigests: deps) else { continue }
+                if let last = try? local.history.entry(for: subtask.id), last.key == key.key {
+                    digests[node] = last.resultDigest  // `decide` checks its outputs
+                } else if let action = local.store.action(key.key) {
                     digests[node] = action.resultDigest
                 } else {
                     wanted.append((node, key))
@@ -241,18 +336,20 @@ package final class LayeredBuildCache: BuildCache {
             let found: [(Int, String)] = await withTaskGroup(of: (Int, String?).self) { group in
                 var out: [(Int, String)] = []
                 var next = 0
-                while next < wanted.count && next < limit {
+                func start(_ group: inout TaskGroup<(Int, String?)>) {
                     let item = wanted[next]
                     next += 1
-                    group.addTask { (item.node, await self.fetch(plan.subtasks[item.node], key: item.key)?.resultDigest) }
+                    group.addTask {
+                        let subtask = plan.subtasks[item.node]
+                        guard let outcome = await self.restoreFromRemote(subtask, key: item.key) else { return (item.node, nil) }
+                        self.restoredAhead.withLock { $0[subtask.id] = outcome }
+                        return (item.node, outcome.resultDigest)
+                    }
                 }
+                while next < wanted.count && next < limit { start(&group) }
                 while let (node, digest) = await group.next() {
                     if let digest { out.append((node, digest)) }
-                    if next < wanted.count, remote.isAvailable, !Task.isCancelled {
-                        let item = wanted[next]
-                        next += 1
-                        group.addTask { (item.node, await self.fetch(plan.subtasks[item.node], key: item.key)?.resultDigest) }
-                    }
+                    if next < wanted.count, remote.isAvailable, !Task.isCancelled { start(&group) }
                 }
                 return out
             }
@@ -289,8 +386,8 @@ package final class LayeredBuildCache: BuildCache {
 
 /// What became of one blob download.
 private enum BlobFetch: Sendable {
-    case stored, missing, mismatch
-    case failed(CacheError)
+    case fetched([UInt8])
+    case missing, mismatch
 }
 
 /// `--only` cannot run: a dependency of a target is not in the cache.

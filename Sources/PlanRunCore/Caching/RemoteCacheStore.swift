@@ -202,6 +202,8 @@ extension RemoteCacheStore {
         case unsafePath(String)
         case undeclaredPaths
         case blobMismatch(digest: String)
+        /// The result and outputs do not hash to the entry's result digest.
+        case resultMismatch
 
         package var description: String {
             switch self {
@@ -210,6 +212,7 @@ extension RemoteCacheStore {
             case .unsafePath(let path): "it names the path `\(path)`, which leaves the plan's folder"
             case .undeclaredPaths: "its outputs are not the subtask's declared outputs"
             case .blobMismatch(let digest): "blob `\(digest)` does not match its digest"
+            case .resultMismatch: "its result and outputs do not match its result digest"
             }
         }
     }
