@@ -104,6 +104,7 @@ struct RemoteCacheTests {
         #expect(stored.contains("cas/" + Digest.sha256Hex(Array("source a\n".utf8))))
 
         let clone = try Self.freshCopy(of: source)
+        let before = server.requests().count
         // The variable works like the option.
         let result = try PlanRunBinary.run(["build", "plan.yaml", "--json"], in: clone,
                                            environment: ["PLANRUN_REMOTE_CACHE": server.url + "/"])
@@ -119,6 +120,12 @@ struct RemoteCacheTests {
         #expect(results["gen"]?["result"] as? String == "gen-result\n")
         // Nothing new was uploaded by the clone.
         #expect(server.storedFiles() == stored)
+        // Small blobs come inline with their `ac` entry: only the folder
+        // `out/site` (its manifest and its one file) needs `cas` requests.
+        let requests = server.requests().dropFirst(before)
+        #expect(requests.filter { $0.hasPrefix("GET /ac/") && $0.hasSuffix(" 200") }.count == 3, "\(requests)")
+        #expect(requests.filter { $0.hasPrefix("GET /cas/") }.count == 2, "\(requests)")
+        #expect(requests.count == 5, "\(requests)")
     }
 
     /// Outputs are written straight from the downloaded bytes: nothing goes
@@ -192,12 +199,19 @@ struct RemoteCacheTests {
         #expect(try String(contentsOf: entry, encoding: .utf8) == text)
     }
 
+    /// An entry without inline contents (as an older planrun wrote it)
+    /// whose `cas` blob was tampered with.
     @Test func tamperedBlobIsRefusedAndTheSubtaskRuns() throws {
         let server = try NginxServer()
         defer { server.stop() }
         let source = try Self.makeSource()
         #expect(try Self.build(source, remote: server.url).status == 0)
         let digest = Digest.sha256Hex(Array("solo\n".utf8))
+        let entry = try Self.actionFile(in: server, naming: "out/solo.txt")
+        let text = try String(contentsOf: entry, encoding: .utf8)
+        let inline = "\"contents\":\"\(Data("solo\n".utf8).base64EncodedString())\","
+        #expect(text.contains(inline))
+        try text.replacingOccurrences(of: inline, with: "").write(to: entry, atomically: true, encoding: .utf8)
         let blob = server.root.appendingPathComponent("cas/" + digest)
         #expect(FileManager.default.fileExists(atPath: blob.path))
         try "evil\n".write(to: blob, atomically: true, encoding: .utf8)
@@ -209,6 +223,28 @@ struct RemoteCacheTests {
         #expect(result.stderr.contains("warning: remote cache entry for `solo` refused: blob `\(digest)` does not match its digest; running it"),
                 "\(result.stderr)")
         #expect(try String(contentsOf: clone.appendingPathComponent("out/solo.txt"), encoding: .utf8) == "solo\n")
+        try Self.expectSameOutputs(source, clone)
+    }
+
+    /// Inline contents are checked against their digest like a blob.
+    @Test(arguments: [(Data("evil\n".utf8).base64EncodedString(), "blob `\(Digest.sha256Hex(Array("solo\n".utf8)))` does not match its digest"),
+                      ("not base64!", "it is not a valid action result")])
+    func tamperedInlineContentsAreRefused(contents: String, reason: String) throws {
+        let server = try NginxServer()
+        defer { server.stop() }
+        let source = try Self.makeSource()
+        #expect(try Self.build(source, remote: server.url).status == 0)
+        let entry = try Self.actionFile(in: server, naming: "out/solo.txt")
+        let text = try String(contentsOf: entry, encoding: .utf8)
+        let inline = "\"contents\":\"\(Data("solo\n".utf8).base64EncodedString())\""
+        #expect(text.contains(inline))
+        try text.replacingOccurrences(of: inline, with: "\"contents\":\"\(contents)\"").write(to: entry, atomically: true, encoding: .utf8)
+
+        let clone = try Self.freshCopy(of: source)
+        let result = try Self.build(clone, remote: server.url)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(Self.ran(in: clone) == ["solo"])
+        #expect(result.stderr.contains("warning: remote cache entry for `solo` refused: \(reason); running it"), "\(result.stderr)")
         try Self.expectSameOutputs(source, clone)
     }
 

@@ -87,6 +87,45 @@ import Testing
         #expect(RemoteCacheStore.validateAction(bytes, for: Self.subtask) == .success(action))
     }
 
+    /// Inline blobs (`result_contents`, an output's `contents`): taken when
+    /// they match their digest, refused otherwise; entries without them
+    /// (the cases above) read as before.
+    @Test func inlineBlobsAreCheckedAgainstTheirDigests() throws {
+        let result = Array("gen-result\n".utf8), file = Array("a\n".utf8)
+        let json = #"{"format":1,"exit_status":0,"result_digest":"\#(Self.hexA)","result_blob":"\#(Digest.sha256Hex(result))","#
+            + #""result_contents":"\#(Data(result).base64EncodedString())","outputs":["#
+            + #"{"path":"out/a.txt","kind":"file","digest":"\#(Digest.sha256Hex(file))","executable":false,"#
+            + #""contents":"\#(Data(file).base64EncodedString())"},"# + Self.output("site", kind: "folder") + #"],"components":{}}"#
+        let action = try RemoteCacheStore.validateAction(Array(json.utf8), for: Self.subtask).get()
+        let blobs = try LayeredBuildCache.inlineBlobs(of: action).get()
+        #expect(blobs == [Digest.sha256Hex(result): result, Digest.sha256Hex(file): file])
+        #expect(action.withoutContents.resultContents == nil)
+        #expect(action.withoutContents.outputs.allSatisfy { $0.contents == nil })
+
+        var wrong = action
+        wrong.outputs[0].contents = Data("b\n".utf8).base64EncodedString()
+        #expect(LayeredBuildCache.inlineBlobs(of: wrong) == .failure(.blobMismatch(digest: Digest.sha256Hex(file))))
+        var garbled = action
+        garbled.resultContents = "%%%"
+        #expect(LayeredBuildCache.inlineBlobs(of: garbled) == .failure(.malformed))
+        var onFolder = action
+        onFolder.outputs[1].contents = Data(file).base64EncodedString()
+        #expect(LayeredBuildCache.inlineBlobs(of: onFolder) == .failure(.malformed))
+    }
+
+    @Test func theLocalStoreWritesNoInlineContents() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-inline-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = LocalCacheStore(root: dir)
+        var action = ActionResult(resultDigest: Self.hexA, resultBlob: Self.hexB,
+                                  outputs: [OutputEntry(path: "out/a.txt", kind: .file, digest: Self.hexA)], components: [:])
+        try store.putAction(Self.hexA, action)
+        let text = try String(contentsOfFile: store.actionPath(Self.hexA), encoding: .utf8)
+        #expect(!text.contains("contents"))
+        action.resultContents = ""
+        #expect(store.action(Self.hexA) == action.withoutContents)
+    }
+
     @Test(arguments: [
         ("http://cache:8080", "http://cache:8080"), ("https://cache.example.com/base/", "https://cache.example.com/base"),
         ("http://127.0.0.1:9/a//", "http://127.0.0.1:9/a"),

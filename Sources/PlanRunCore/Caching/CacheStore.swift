@@ -19,6 +19,15 @@ import Darwin
 /// `digest` is the CAS digest of its content; a folder output's is the CAS
 /// digest of its manifest (`FolderManifest` JSON). `components` are the cache
 /// key's component digests (see CacheKey.swift).
+///
+/// Entries uploaded to a remote store also carry small blobs inline, as
+/// Bazel's `ActionResult` does (`OutputFile.contents`, `stdout_raw`): the
+/// result as `result_contents` and each small file output as `contents`
+/// (base64, `inlineLimit` bytes at most), so a restore needs one request.
+/// The blobs still go to `cas/` too (older readers and other tools use
+/// them), and inline bytes are checked against their digest like a blob.
+/// Both fields are optional: entries without them read as before, and the
+/// local store never writes them.
 package struct ActionResult: Codable, Sendable, Hashable {
     package var format: Int
     package var exitStatus: Int
@@ -26,6 +35,11 @@ package struct ActionResult: Codable, Sendable, Hashable {
     package var resultBlob: String
     package var outputs: [OutputEntry]
     package var components: [String: String]
+    /// The result bytes (base64), when small; remote entries only.
+    package var resultContents: String?
+
+    /// The largest blob carried inline.
+    package static let inlineLimit = 4096
 
     package init(resultDigest: String, resultBlob: String, outputs: [OutputEntry], components: [String: String]) {
         self.format = 1
@@ -41,6 +55,16 @@ package struct ActionResult: Codable, Sendable, Hashable {
         case exitStatus = "exit_status"
         case resultDigest = "result_digest"
         case resultBlob = "result_blob"
+        case resultContents = "result_contents"
+    }
+
+    /// The entry without inline contents (what the history and the local
+    /// store keep).
+    package var withoutContents: ActionResult {
+        var copy = self
+        copy.resultContents = nil
+        for i in copy.outputs.indices { copy.outputs[i].contents = nil }
+        return copy
     }
 }
 
@@ -53,6 +77,8 @@ package struct OutputEntry: Codable, Sendable, Hashable {
     package var kind: Kind
     package var digest: String
     package var executable: Bool
+    /// A small file's bytes (base64); remote entries only (see `ActionResult`).
+    package var contents: String?
 
     package init(path: String, kind: Kind, digest: String, executable: Bool = false) {
         self.path = path

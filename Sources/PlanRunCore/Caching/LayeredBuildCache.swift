@@ -155,6 +155,13 @@ package final class LayeredBuildCache: BuildCache {
             warn("remote cache entry for `\(subtask.id)` refused: \(refusal); running it")
             return nil
         }
+        var blobs: [String: [UInt8]]
+        switch Self.inlineBlobs(of: action) {
+        case .success(let found): blobs = found
+        case .failure(let refusal):
+            warn("remote cache entry for `\(subtask.id)` refused: \(refusal); running it")
+            return nil
+        }
         // The blobs of outputs that are not already as recorded.
         var stale: [OutputEntry] = []
         for output in action.outputs {
@@ -163,7 +170,9 @@ package final class LayeredBuildCache: BuildCache {
         }
         var wanted = [action.resultBlob]
         for output in stale where output.kind == .file { wanted.append(output.digest) }
-        guard var blobs = await download(wanted, for: subtask, remote: remote) else { return nil }
+        wanted.removeAll { blobs[$0] != nil }
+        guard let fetched = await download(wanted, for: subtask, remote: remote) else { return nil }
+        blobs.merge(fetched) { a, _ in a }
         var manifests: [String: FolderManifest] = [:]
         for output in stale where output.kind == .folder {
             guard let fetched = await download([output.digest], for: subtask, remote: remote),
@@ -198,12 +207,32 @@ package final class LayeredBuildCache: BuildCache {
         }
         do {
             try local.history.save(
-                HistoryEntry(key: key, resultDigest: action.resultDigest, result: result, outputs: action.outputs), for: subtask.id)
+                HistoryEntry(key: key, resultDigest: action.resultDigest, result: result, outputs: action.withoutContents.outputs),
+                for: subtask.id)
         } catch {
             warn("cannot record `\(subtask.id)` restored from the remote cache: \(error)")
             return nil
         }
         return CachedOutcome(key: key.key, resultDigest: action.resultDigest, result: result, reason: .restored)
+    }
+
+    /// The blobs an entry carries inline, each checked against its digest.
+    static func inlineBlobs(of action: ActionResult) -> Result<[String: [UInt8]], RemoteCacheStore.Refusal> {
+        var out: [String: [UInt8]] = [:]
+        var pairs: [(String, String)] = []
+        if let text = action.resultContents { pairs.append((action.resultBlob, text)) }
+        for output in action.outputs {
+            guard let text = output.contents else { continue }
+            guard output.kind == .file else { return .failure(.malformed) }
+            pairs.append((output.digest, text))
+        }
+        for (digest, text) in pairs {
+            guard let data = Data(base64Encoded: text) else { return .failure(.malformed) }
+            let bytes = [UInt8](data)
+            guard Digest.sha256Hex(bytes) == digest else { return .failure(.blobMismatch(digest: digest)) }
+            out[digest] = bytes
+        }
+        return .success(out)
     }
 
     /// Puts one output back from verified bytes; false when the destination
@@ -379,8 +408,27 @@ package final class LayeredBuildCache: BuildCache {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(action) else { return }
+        guard let data = try? encoder.encode(withInlineBlobs(action)) else { return }
         _ = await remote.putAction(key, Array(data))
+    }
+
+    /// `action` with its small blobs inline (the result and file outputs
+    /// of at most `ActionResult.inlineLimit` bytes each, 64 KiB in all).
+    private func withInlineBlobs(_ action: ActionResult) -> ActionResult {
+        var entry = action
+        var budget = 64 * 1024
+        func inline(_ digest: String) -> String? {
+            guard let size = FileStat.of(local.store.blobPath(digest))?.size, size <= ActionResult.inlineLimit,
+                  size <= budget, let bytes = local.store.blob(digest)
+            else { return nil }
+            budget -= bytes.count
+            return Data(bytes).base64EncodedString()
+        }
+        entry.resultContents = inline(action.resultBlob)
+        for i in entry.outputs.indices where entry.outputs[i].kind == .file {
+            entry.outputs[i].contents = inline(entry.outputs[i].digest)
+        }
+        return entry
     }
 }
 
