@@ -17,10 +17,46 @@ package struct AttemptRequest: Sendable {
     package var runID: String
     /// Folder the subtask runs in (the plan's folder).
     package var workingDirectory: String
-    /// The complete environment: caller, plan, agent, subtask, `PLANRUN_*`.
-    package var environment: [String: String]
+    /// The complete environment: caller, plan, agent, subtask, `PLANRUN_*`
+    /// (`baseEnvironment` with `environmentOverrides` applied). Setting it
+    /// replaces both.
+    package var environment: [String: String] {
+        get {
+            guard let base = baseEnvironment else { return environmentOverrides }
+            return base.values.merging(environmentOverrides) { _, new in new }
+        }
+        set {
+            baseEnvironment = nil
+            environmentOverrides = newValue
+        }
+    }
+    /// The variables shared by many attempts, prebuilt once per run.
+    package var baseEnvironment: SpawnEnvironment?
+    /// This attempt's own variables; they win over `baseEnvironment`.
+    package var environmentOverrides: [String: String]
     /// The context JSON of DESIGN §4.
-    package var context: JSONValue
+    package var context: JSONValue {
+        get {
+            switch contextStorage {
+            case .value(let value): value
+            case .parts(let parts): parts.value
+            }
+        }
+        set { contextStorage = .value(newValue) }
+    }
+    /// `context` as canonical JSON bytes (rendered directly when the
+    /// executor gave its parts).
+    package var contextJSON: [UInt8] {
+        switch contextStorage {
+        case .value(let value): Array(value.canonicalJSON.utf8)
+        case .parts(let parts): parts.canonicalJSON
+        }
+    }
+    private enum ContextStorage: Sendable {
+        case value(JSONValue)
+        case parts(SubtaskContext)
+    }
+    private var contextStorage: ContextStorage
     /// Where to write the context (`PLANRUN_CONTEXT`), where the subtask may
     /// write its result (`PLANRUN_RESULT`), and the attempt's log; nil when
     /// the runner does not use files.
@@ -40,12 +76,40 @@ package struct AttemptRequest: Sendable {
         self.attempt = attempt
         self.runID = runID
         self.workingDirectory = workingDirectory
-        self.environment = environment
-        self.context = context
+        self.baseEnvironment = nil
+        self.environmentOverrides = environment
+        self.contextStorage = .value(context)
         self.contextPath = contextPath
         self.resultPath = resultPath
         self.logPath = logPath
         self.timeout = timeout
+    }
+
+    /// As above, with the shared part of the environment prebuilt and the
+    /// context as parts (what the executor passes).
+    package init(
+        subtask: Subtask, agent: AgentDefinition, attempt: Int, runID: String,
+        workingDirectory: String, baseEnvironment: SpawnEnvironment, environment: [String: String],
+        context: SubtaskContext, contextPath: String? = nil, resultPath: String? = nil,
+        logPath: String? = nil, timeout: Duration? = nil
+    ) {
+        self.subtask = subtask
+        self.agent = agent
+        self.attempt = attempt
+        self.runID = runID
+        self.workingDirectory = workingDirectory
+        self.baseEnvironment = baseEnvironment
+        self.environmentOverrides = environment
+        self.contextStorage = .parts(context)
+        self.contextPath = contextPath
+        self.resultPath = resultPath
+        self.logPath = logPath
+        self.timeout = timeout
+    }
+
+    /// One variable of `environment`, without merging the whole dictionary.
+    package func environmentValue(_ name: String) -> String? {
+        environmentOverrides[name] ?? baseEnvironment?.values[name]
     }
 }
 

@@ -103,6 +103,8 @@ private struct ExecutorLoop {
     /// Remaining critical path of each subtask (0 everywhere without history).
     var weight: [Double]
     var runningPerAgent: [String: Int] = [:]
+    /// Caller + plan + agent environment of each agent in use, built once.
+    var baseEnvironments: [String: SpawnEnvironment] = [:]
     var running: [Int] = []
     var total: Int
     var finished = 0
@@ -126,6 +128,15 @@ private struct ExecutorLoop {
         cacheKeys = [String?](repeating: nil, count: graph.count)
         total = selected.count { $0 }
         weight = Self.criticalPaths(graph: graph, selected: selected, durations: executor.expectedDurations)
+        var bases: [String: SpawnEnvironment] = [:]
+        for node in 0..<graph.count where selected[node] {
+            let subtask = plan.subtasks[node]
+            if bases[subtask.agent] == nil {
+                bases[subtask.agent] = Self.baseEnvironment(executor.configuration.environment, plan,
+                                                            plan.agent(for: subtask))
+            }
+        }
+        baseEnvironments = bases
     }
 
     /// Each subtask's duration plus the longest chain of dependents after
@@ -462,11 +473,13 @@ private struct ExecutorLoop {
     }
 
     /// The request for one attempt: environment and context of DESIGN §4.
+    /// The caller's, plan's and agent's variables come prebuilt per agent
+    /// (`baseEnvironments`); only the subtask's `env` and `PLANRUN_*` are
+    /// added per attempt.
     func makeRequest(_ node: Int, attempt: Int) -> AttemptRequest {
         let subtask = plan.subtasks[node]
         let agent = plan.agent(for: subtask)
-        var environment = executor.configuration.environment
-        environment.merge(plan.environment(for: subtask)) { _, new in new }
+        var environment = subtask.env
         environment["PLANRUN_PLAN"] = plan.name
         environment["PLANRUN_SUBTASK"] = subtask.id
         environment["PLANRUN_RUN_ID"] = executor.runID
@@ -482,32 +495,31 @@ private struct ExecutorLoop {
             environment["PLANRUN_CONTEXT"] = contextPath
             environment["PLANRUN_RESULT"] = resultPath
         }
-        var dependencies: [String: JSONValue] = [:]
+        var dependencies: [SubtaskContext.Dependency] = []
         for dep in graph.dependencies[node] {
             let report = reports[dep]
-            dependencies[report.id] = .object([
-                "description": plan.subtasks[dep].description.map(JSONValue.string) ?? .null,
-                "agent": .string(report.agent),
-                "status": .string(report.status.rawValue),
-                "result": .string(report.resultText),
-            ])
+            dependencies.append(SubtaskContext.Dependency(
+                id: report.id, description: plan.subtasks[dep].description, agent: report.agent,
+                status: report.status.rawValue, result: report.resultText))
         }
-        let context: JSONValue = .object([
-            "subtask_id": .string(subtask.id),
-            "plan": .string(plan.name),
-            "plan_goal": plan.goal.map(JSONValue.string) ?? .null,
-            "description": subtask.description.map(JSONValue.string) ?? .null,
-            "dependencies": .object(dependencies),
-            "metadata": subtask.with ?? .object([:]),
-            "execution_mode": .string("subtask"),
-            "attempt": .int(attempt),
-            "run_id": .string(executor.runID),
-        ])
+        let context = SubtaskContext(
+            subtaskID: subtask.id, plan: plan.name, planGoal: plan.goal, description: subtask.description,
+            dependencies: dependencies, metadata: subtask.with ?? .object([:]), attempt: attempt,
+            runID: executor.runID)
+        let base = baseEnvironments[subtask.agent] ?? Self.baseEnvironment(executor.configuration.environment, plan, agent)
         return AttemptRequest(
             subtask: subtask, agent: agent, attempt: attempt, runID: executor.runID,
-            workingDirectory: plan.directory, environment: environment, context: context,
-            contextPath: contextPath, resultPath: resultPath, logPath: logPath,
+            workingDirectory: plan.directory, baseEnvironment: base, environment: environment,
+            context: context, contextPath: contextPath, resultPath: resultPath, logPath: logPath,
             timeout: plan.timeout(for: subtask))
+    }
+
+    /// The caller's environment with the plan's and the agent's `env` (later wins).
+    static func baseEnvironment(_ caller: [String: String], _ plan: Plan, _ agent: AgentDefinition) -> SpawnEnvironment {
+        var environment = caller
+        environment.merge(plan.env) { _, new in new }
+        environment.merge(agent.env) { _, new in new }
+        return SpawnEnvironment(environment)
     }
 
     /// `dir/name` (no Foundation path bridging on this per-subtask path).

@@ -45,7 +45,7 @@ package struct ProcessCommandRunner: CommandRunner {
                           header: request.attempt > 1 ? "--- attempt \(request.attempt) ---\n" : nil)
         defer { log.close() }
 
-        var contextBytes = Array(request.context.canonicalJSON.utf8)
+        var contextBytes = request.contextJSON
         contextBytes.append(UInt8(ascii: "\n"))
         if let contextPath = request.contextPath {
             guard Self.writeFile(contextPath, contextBytes) else {
@@ -76,7 +76,7 @@ package struct ProcessCommandRunner: CommandRunner {
             }
             executable = absolute
         } else {
-            guard let found = ProcessSpawner.resolve(program, path: request.environment["PATH"]) else {
+            guard let found = ProcessSpawner.resolve(program, path: request.environmentValue("PATH")) else {
                 return fail("agent `\(request.agent.name)`: program `\(program)` not found")
             }
             executable = found
@@ -100,9 +100,17 @@ package struct ProcessCommandRunner: CommandRunner {
         defer { if inputFD >= 0 { close(inputFD) } }
 
         let spawned: ProcessSpawner.Spawned
-        switch ProcessSpawner.spawn(path: executable, arguments: argv, environment: request.environment,
-                                    workingDirectory: request.workingDirectory,
-                                    standardInput: inputFD >= 0 ? inputFD : nil) {
+        let spawnResult = if let base = request.baseEnvironment {
+            ProcessSpawner.spawn(path: executable, arguments: argv, environment: base,
+                                 overrides: request.environmentOverrides,
+                                 workingDirectory: request.workingDirectory,
+                                 standardInput: inputFD >= 0 ? inputFD : nil)
+        } else {
+            ProcessSpawner.spawn(path: executable, arguments: argv, environment: request.environmentOverrides,
+                                 workingDirectory: request.workingDirectory,
+                                 standardInput: inputFD >= 0 ? inputFD : nil)
+        }
+        switch spawnResult {
         case .success(let value):
             spawned = value
         case .failure(.pipe(let code)):

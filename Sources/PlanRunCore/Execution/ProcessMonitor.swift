@@ -105,9 +105,32 @@ package enum ProcessSpawner {
                      standardInput: standardInput)
     }
 
+    /// As above, with a prebuilt environment and this child's own variables
+    /// (which replace entries of the same name): only `overrides` are
+    /// converted to C strings.
+    package static func spawn(
+        path: String, arguments: [String], environment: SpawnEnvironment, overrides: [String: String],
+        workingDirectory: String, standardInput: Int32?
+    ) -> Result<Spawned, Failure> {
+        environment.withEnvp(overrides: overrides) { envp in
+            spawn(path: path, arguments: arguments, envp: envp, workingDirectory: workingDirectory,
+                  standardInput: standardInput)
+        }
+    }
+
     private static func spawn(
         path: String, arguments: [String], envp: CStringBlock, workingDirectory: String,
         standardInput: Int32?
+    ) -> Result<Spawned, Failure> {
+        let result = spawn(path: path, arguments: arguments, envp: UnsafePointer(envp.pointers),
+                           workingDirectory: workingDirectory, standardInput: standardInput)
+        withExtendedLifetime(envp) {}
+        return result
+    }
+
+    private static func spawn(
+        path: String, arguments: [String], envp: UnsafePointer<UnsafeMutablePointer<CChar>?>,
+        workingDirectory: String, standardInput: Int32?
     ) -> Result<Spawned, Failure> {
         guard let out = makePipe() else { return .failure(.pipe(errno)) }
         guard let err = makePipe() else {
@@ -147,9 +170,8 @@ package enum ProcessSpawner {
 
         let argv = CStringBlock(arguments)
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, &attributes, argv.pointers, envp.pointers)
+        let rc = posix_spawn(&pid, path, &actions, &attributes, argv.pointers, envp)
         withExtendedLifetime(argv) {}
-        withExtendedLifetime(envp) {}
         close(out.write)
         close(err.write)
         guard rc == 0 else {

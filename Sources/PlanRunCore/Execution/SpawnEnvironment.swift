@@ -1,0 +1,231 @@
+/// The part of a subtask's environment that is the same for many attempts
+/// (the caller's environment, the plan's and the agent's `env`), built once
+/// per run and agent, already rendered as `KEY=VALUE\0` C strings so that a
+/// spawn only adds a few entries (the subtask's `env` and `PLANRUN_*`)
+/// instead of converting every variable again.
+///
+/// Invariant: `bytes` holds one NUL-terminated `KEY=VALUE` entry per key in
+/// `keys`, in the same order, starting at the matching `offsets` element.
+/// Keys that are empty or contain `=` are left out (as a spawn does).
+package final class SpawnEnvironment: Sendable {
+    /// The variables, as given.
+    package let values: [String: String]
+    let keys: [String]
+    let offsets: [Int]
+    /// Position of each key in `keys`.
+    let index: [String: Int]
+    let bytes: [CChar]
+
+    package init(_ values: [String: String]) {
+        self.values = values
+        var keys: [String] = [], offsets: [Int] = [], bytes: [CChar] = []
+        keys.reserveCapacity(values.count)
+        offsets.reserveCapacity(values.count)
+        for (key, value) in values where Self.isValidKey(key) {
+            keys.append(key)
+            offsets.append(bytes.count)
+            Self.appendEntry(key, value, to: &bytes)
+        }
+        var index: [String: Int] = [:]
+        index.reserveCapacity(keys.count)
+        for (i, key) in keys.enumerated() { index[key] = i }
+        self.keys = keys
+        self.offsets = offsets
+        self.index = index
+        self.bytes = bytes
+    }
+
+    /// A variable name a spawn can pass: not empty, no `=`.
+    static func isValidKey(_ key: String) -> Bool {
+        !key.isEmpty && !key.utf8.contains(UInt8(ascii: "="))
+    }
+
+    /// Appends `key=value` and a NUL.
+    static func appendEntry(_ key: String, _ value: String, to bytes: inout [CChar]) {
+        for byte in key.utf8 { bytes.append(CChar(bitPattern: byte)) }
+        bytes.append(CChar(bitPattern: UInt8(ascii: "=")))
+        for byte in value.utf8 { bytes.append(CChar(bitPattern: byte)) }
+        bytes.append(0)
+    }
+
+    /// Calls `body` with a NULL-terminated `envp`: this environment with
+    /// `overrides` applied (an override replaces the entry of the same key).
+    func withEnvp<R>(overrides: [String: String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+        var extra: [CChar] = []
+        var extraOffsets: [Int] = []
+        var skipped = [Bool](repeating: false, count: keys.count)
+        for (key, value) in overrides where Self.isValidKey(key) {
+            if let i = index[key] { skipped[i] = true }
+            extraOffsets.append(extra.count)
+            Self.appendEntry(key, value, to: &extra)
+        }
+        return bytes.withUnsafeBufferPointer { base in
+            extra.withUnsafeBufferPointer { more in
+                let count = keys.count + extraOffsets.count + 1
+                let pointers = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: count)
+                defer { pointers.deallocate() }
+                var n = 0
+                // execve does not write through envp; the casts only satisfy its C signature.
+                if let start = base.baseAddress {
+                    for i in 0..<keys.count where !skipped[i] {
+                        pointers[n] = UnsafeMutablePointer(mutating: start + offsets[i])
+                        n += 1
+                    }
+                }
+                if let start = more.baseAddress {
+                    for offset in extraOffsets {
+                        pointers[n] = UnsafeMutablePointer(mutating: start + offset)
+                        n += 1
+                    }
+                }
+                pointers[n] = nil
+                return body(pointers)
+            }
+        }
+    }
+}
+
+/// The context JSON of DESIGN §4 for one attempt, kept as its parts so
+/// that a runner that writes it to a file renders the bytes directly (in
+/// the canonical form of `JSONValue.canonicalJSON`: sorted keys, no
+/// whitespace) without building a `JSONValue` tree first.
+package struct SubtaskContext: Sendable, Equatable {
+    package struct Dependency: Sendable, Equatable {
+        package var id: String
+        package var description: String?
+        package var agent: String
+        package var status: String
+        package var result: String
+
+        package init(id: String, description: String?, agent: String, status: String, result: String) {
+            self.id = id
+            self.description = description
+            self.agent = agent
+            self.status = status
+            self.result = result
+        }
+    }
+
+    package var subtaskID: String
+    package var plan: String
+    package var planGoal: String?
+    package var description: String?
+    /// Sorted by id.
+    package var dependencies: [Dependency]
+    package var metadata: JSONValue
+    package var attempt: Int
+    package var runID: String
+
+    package init(
+        subtaskID: String, plan: String, planGoal: String?, description: String?,
+        dependencies: [Dependency], metadata: JSONValue, attempt: Int, runID: String
+    ) {
+        self.subtaskID = subtaskID
+        self.plan = plan
+        self.planGoal = planGoal
+        self.description = description
+        self.dependencies = dependencies.sorted { $0.id < $1.id }
+        self.metadata = metadata
+        self.attempt = attempt
+        self.runID = runID
+    }
+
+    /// The context as a JSON value.
+    package var value: JSONValue {
+        var deps: [String: JSONValue] = [:]
+        for d in dependencies {
+            deps[d.id] = .object([
+                "description": d.description.map(JSONValue.string) ?? .null,
+                "agent": .string(d.agent),
+                "status": .string(d.status),
+                "result": .string(d.result),
+            ])
+        }
+        return .object([
+            "subtask_id": .string(subtaskID),
+            "plan": .string(plan),
+            "plan_goal": planGoal.map(JSONValue.string) ?? .null,
+            "description": description.map(JSONValue.string) ?? .null,
+            "dependencies": .object(deps),
+            "metadata": metadata,
+            "execution_mode": .string("subtask"),
+            "attempt": .int(attempt),
+            "run_id": .string(runID),
+        ])
+    }
+
+    /// `value.canonicalJSON` as UTF-8 bytes, written directly.
+    package var canonicalJSON: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        func raw(_ s: StaticString) {
+            s.withUTF8Buffer { out.append(contentsOf: $0) }
+        }
+        func optional(_ s: String?) {
+            if let s { Self.writeString(s, to: &out) } else { raw("null") }
+        }
+        // Keys in sorted order: attempt, dependencies, description,
+        // execution_mode, metadata, plan, plan_goal, run_id, subtask_id.
+        raw("{\"attempt\":")
+        out.append(contentsOf: String(attempt).utf8)
+        raw(",\"dependencies\":{")
+        for (i, d) in dependencies.enumerated() {
+            if i > 0 { raw(",") }
+            Self.writeString(d.id, to: &out)
+            // agent, description, result, status
+            raw(":{\"agent\":")
+            Self.writeString(d.agent, to: &out)
+            raw(",\"description\":")
+            optional(d.description)
+            raw(",\"result\":")
+            Self.writeString(d.result, to: &out)
+            raw(",\"status\":")
+            Self.writeString(d.status, to: &out)
+            raw("}")
+        }
+        raw("},\"description\":")
+        optional(description)
+        raw(",\"execution_mode\":\"subtask\",\"metadata\":")
+        if case .object(let fields) = metadata, fields.isEmpty {
+            raw("{}")
+        } else {
+            out.append(contentsOf: metadata.canonicalJSON.utf8)
+        }
+        raw(",\"plan\":")
+        Self.writeString(plan, to: &out)
+        raw(",\"plan_goal\":")
+        optional(planGoal)
+        raw(",\"run_id\":")
+        Self.writeString(runID, to: &out)
+        raw(",\"subtask_id\":")
+        Self.writeString(subtaskID, to: &out)
+        raw("}")
+        return out
+    }
+
+    /// A JSON string literal, escaped as `JSONValue.writeString` does
+    /// (UTF-8 bytes of 0x80 and above are never control characters).
+    static func writeString(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                out.append(contentsOf: Array("\\u00".utf8))
+                out.append(hexDigit(byte >> 4))
+                out.append(hexDigit(byte & 0xF))
+            default:
+                out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    private static func hexDigit(_ v: UInt8) -> UInt8 {
+        v < 10 ? UInt8(ascii: "0") + v : UInt8(ascii: "a") + v - 10
+    }
+}
