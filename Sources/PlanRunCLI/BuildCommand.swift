@@ -37,11 +37,31 @@ struct BuildCommand: AsyncParsableCommand {
                             stateDir: options.stateDir, color: options.output.color)
             return
         }
+        let started = ContinuousClock.now
         let (path, targets) = planArguments.resolved
+        // The up-to-date stamp (see `UpToDateStamp`): when nothing the last
+        // all-cached build looked at changed, answer without loading the plan.
+        let stampable = !force && !only
+        let invocation = UpToDateStamp.Invocation(
+            planFile: UpToDateStamp.Invocation.planFile(path), targets: targets,
+            environment: ProcessInfo.processInfo.environment)
+        if stampable, !options.json, options.ci.report == nil {
+            let stateDirectory = CacheCommands.absolute(options.stateDir)
+                ?? (URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent().standardizedFileURL.path
+                    as NSString).appendingPathComponent(".planrun")
+            if let count = UpToDateStamp.check(invocation, stateDirectory: stateDirectory) {
+                let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+                    + Double((ContinuousClock.now - started).components.seconds)
+                printOut("build completed: 0 done, \(count) cached of \(count) in \(String(format: "%.2f", seconds))s"
+                         + " (no work to do: nothing changed since the last build)\n")
+                return
+            }
+        }
         let plan = try PlanLoading.load(path, color: options.output.color)
         _ = try PlanLoading.select(targets, in: TaskGraph(plan: plan), color: options.output.color)
         try await options.execute(plan: plan, targets: targets, forced: force && targets.isEmpty,
-                                  forcedIDs: force ? Set(targets) : [], onlyTargets: only ? Set(targets) : nil)
+                                  forcedIDs: force ? Set(targets) : [], onlyTargets: only ? Set(targets) : nil,
+                                  stamp: stampable ? invocation : nil)
     }
 }
 
@@ -61,8 +81,10 @@ struct RunOptions: ParsableArguments {
     /// Runs `targets` (and what they depend on) after the approval check,
     /// prints the summary, writes the CI report, and exits with the run's
     /// code (0, 1, 130), or 1 when the state or the report cannot be written.
+    /// `stamp`: the invocation to write the up-to-date stamp for when every
+    /// subtask turns out cached (nil: never, as for `retry` and `--force`).
     func execute(plan: Plan, targets: [String], forced: Bool = false, forcedIDs: Set<String> = [],
-                 onlyTargets: Set<String>? = nil) async throws {
+                 onlyTargets: Set<String>? = nil, stamp: UpToDateStamp.Invocation? = nil) async throws {
         let progressFD = json ? STDERR_FILENO : STDOUT_FILENO
         let config = RunConfiguration(
             jobs: jobs.effective(for: plan), keepGoing: keepGoing, targets: targets,
@@ -79,7 +101,8 @@ struct RunOptions: ParsableArguments {
         BuildSignals.install()
         let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: RunCanceller(), progressFD: progressFD,
                                          annotatePlanFile: CIReportOptions.annotationPlanFile(plan),
-                                         forcedIDs: forcedIDs, remote: remoteStore, onlyTargets: onlyTargets)
+                                         forcedIDs: forcedIDs, remote: remoteStore, onlyTargets: onlyTargets,
+                                         stamp: stamp)
         switch outcome {
         case .failure(let failure):
             printError("error: \(failure)\n")
@@ -106,7 +129,8 @@ enum BuildRun {
     /// annotations; output then goes in log groups (no live status line).
     static func run(plan: Plan, configuration: RunConfiguration, canceller: RunCanceller, progressFD: Int32,
                     annotatePlanFile: String? = nil, forcedIDs: Set<String> = [],
-                    remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil) async -> Result<RunSummary, BuildSession.Failure> {
+                    remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil,
+                    stamp: UpToDateStamp.Invocation? = nil) async -> Result<RunSummary, BuildSession.Failure> {
         await withTaskGroup(of: Step?.self) { group in
             group.addTask {
                 let write: (String) -> Void = { text in writeProgress(progressFD, text) }
@@ -126,12 +150,15 @@ enum BuildRun {
                     return .finished(.success(try await BuildSession.run(
                         plan: plan, configuration: configuration,
                         makeCache: { directory in
+                            // Under the build lock, before anything changes.
+                            UpToDateStamp.remove(stateDirectory: directory)
                             let local = try ContentCache.open(plan: plan, stateDirectory: directory,
                                                               callerEnvironment: configuration.environment,
                                                               forcedIDs: forcedIDs)
                             let cache = LayeredBuildCache(local: local, remote: remote, onlyTargets: onlyTargets)
                             opened = cache
-                            return cache
+                            guard let stamp else { return cache }
+                            return StampingBuildCache(wrapping: cache, plan: plan, stateDirectory: directory, invocation: stamp)
                         },
                         canceller: canceller, reporter: reporter)))
                 } catch {

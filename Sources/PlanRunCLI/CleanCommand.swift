@@ -31,6 +31,7 @@ struct CleanCommand: AsyncParsableCommand {
         let directory = CacheCommands.stateDirectory(plan: plan, stateDir: stateDir)
         try CacheCommands.refuseWhileBuilding(directory, plan: plan)
         let all = !outputs && !state && !cache
+        UpToDateStamp.remove(stateDirectory: directory)
         var lines: [String] = []
         var failed = false
         func remove(_ full: String) -> Bool {

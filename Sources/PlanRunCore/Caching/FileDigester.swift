@@ -26,19 +26,41 @@ package struct FileStat: Sendable, Hashable {
     package static func of(_ path: String, followSymlinks: Bool = true) -> FileStat? {
         var st = stat()
         let rc = followSymlinks ? stat(path, &st) : lstat(path, &st)
-        guard rc == 0 else { return nil }
+        guard rc == 0 else {
+            StatObserver.current?.note(path, followSymlinks: followSymlinks, nil)
+            return nil
+        }
+        let result = FileStat(st)
+        // While a build decides, every stat is recorded for the up-to-date stamp.
+        StatObserver.current?.note(path, followSymlinks: followSymlinks, result)
+        return result
+    }
+
+    /// What a `stat` structure says.
+    package init(_ st: stat) {
         let type = st.st_mode & S_IFMT
-        let kind: Kind = type == S_IFREG ? .file : type == S_IFDIR ? .directory : type == S_IFLNK ? .symlink : .other
+        kind = type == S_IFREG ? .file : type == S_IFDIR ? .directory : type == S_IFLNK ? .symlink : .other
         #if canImport(Darwin)
-        let mtime = Int64(st.st_mtimespec.tv_sec) * 1_000_000_000 + Int64(st.st_mtimespec.tv_nsec)
-        let ctime = Int64(st.st_ctimespec.tv_sec) * 1_000_000_000 + Int64(st.st_ctimespec.tv_nsec)
+        mtimeNs = Int64(st.st_mtimespec.tv_sec) * 1_000_000_000 + Int64(st.st_mtimespec.tv_nsec)
+        ctimeNs = Int64(st.st_ctimespec.tv_sec) * 1_000_000_000 + Int64(st.st_ctimespec.tv_nsec)
         #else
-        let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-        let ctime = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
+        mtimeNs = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        ctimeNs = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
         #endif
-        return FileStat(
-            kind: kind, size: Int64(st.st_size), mtimeNs: mtime, ctimeNs: ctime,
-            inode: UInt64(st.st_ino), device: UInt64(st.st_dev), mode: UInt32(st.st_mode))
+        size = Int64(st.st_size)
+        inode = UInt64(st.st_ino)
+        device = UInt64(st.st_dev)
+        mode = UInt32(st.st_mode)
+    }
+
+    package init(kind: Kind, size: Int64, mtimeNs: Int64, ctimeNs: Int64, inode: UInt64, device: UInt64, mode: UInt32) {
+        self.kind = kind
+        self.size = size
+        self.mtimeNs = mtimeNs
+        self.ctimeNs = ctimeNs
+        self.inode = inode
+        self.device = device
+        self.mode = mode
     }
 }
 
