@@ -53,7 +53,7 @@ package final class RemoteCacheStore: Sendable {
     /// nil unless `url` is an absolute `http` or `https` URL with a host.
     package init?(
         url: String, mode: RemoteCacheMode, requestTimeout: TimeInterval = 10,
-        retryDelays: [Duration] = [.milliseconds(100), .milliseconds(400)], maxConcurrentRequests: Int = 8
+        retryDelays: [Duration] = [.milliseconds(100), .milliseconds(400)], maxConcurrentRequests: Int = 16
     ) {
         guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(),
               scheme == "http" || scheme == "https", let host = parsed.host, !host.isEmpty,
@@ -72,6 +72,8 @@ package final class RemoteCacheStore: Sendable {
         configuration.httpMaximumConnectionsPerHost = self.maxConcurrentRequests
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
         configuration.urlCache = nil
+        configuration.httpCookieStorage = nil  // a cache protocol has no cookies
+        configuration.httpShouldSetCookies = false
         session = URLSession(configuration: configuration)
     }
 
