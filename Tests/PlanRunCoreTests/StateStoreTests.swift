@@ -71,6 +71,55 @@ import Testing
         #expect(try store.latestRun(buildRunning: false)?.status == "failed")
     }
 
+    /// The same events give the same rows whether each is written at once
+    /// or queued and folded into one batch (a start whose attempt and
+    /// subtask finish in the same batch costs no statements of its own),
+    /// retries and a start left unfinished in the batch included.
+    @Test func foldedBatchWritesTheSameRowsAsDirectWrites() throws {
+        func events(_ store: StateStore) throws {
+            try store.beginRun(id: "r", plan: "p", planFile: "plan.yaml", pid: getpid(), startedAt: Date(timeIntervalSince1970: 1),
+                               subtasks: [("a", 0, "shell"), ("b", 1, "shell"), ("c", 2, "shell")])
+            let t = { (x: Double) in Date(timeIntervalSince1970: x) }
+            // a: one attempt, done.
+            try store.attemptStarted(runID: "r", subtask: "a", attempt: 1, at: t(10), reason: "never ran")
+            try store.attemptFinished(runID: "r", subtask: "a", attempt: 1, status: "done", startedAt: t(10.1),
+                                      completedAt: t(11), exitCode: 0, error: nil, result: [0x41], resultDigest: "d", cacheKey: "k")
+            try store.subtaskFinished(runID: "r", subtask: "a", status: "done", attempts: 1, startedAt: t(10),
+                                      completedAt: t(11), error: nil, result: [0x41], resultDigest: "d", cacheKey: "k", reason: nil)
+            // b: fails, retried, then done.
+            try store.attemptStarted(runID: "r", subtask: "b", attempt: 1, at: t(20), reason: "input x changed")
+            try store.attemptFinished(runID: "r", subtask: "b", attempt: 1, status: "failed", startedAt: t(20),
+                                      completedAt: t(21), exitCode: 1, error: "exit status 1", result: nil, resultDigest: nil, cacheKey: "k2")
+            try store.attemptStarted(runID: "r", subtask: "b", attempt: 2, at: t(22), reason: nil)
+            try store.attemptFinished(runID: "r", subtask: "b", attempt: 2, status: "done", startedAt: t(22),
+                                      completedAt: t(23), exitCode: 0, error: nil, result: [], resultDigest: "e", cacheKey: "k2")
+            try store.subtaskFinished(runID: "r", subtask: "b", status: "done", attempts: 2, startedAt: t(20),
+                                      completedAt: t(23), error: nil, result: [], resultDigest: "e", cacheKey: "k2", reason: nil)
+            // c: still running.
+            try store.attemptStarted(runID: "r", subtask: "c", attempt: 1, at: t(30), reason: "never ran")
+        }
+        func rows(_ store: StateStore) throws -> [String] {
+            try store.database.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM run_subtasks ORDER BY position").map(\.description)
+                    + Row.fetchAll(db, sql: "SELECT * FROM attempts ORDER BY subtask_id, attempt").map(\.description)
+            }
+        }
+        let direct = try StateStore(directory: dir + "/direct")
+        try events(direct)
+        let batched = try StateStore(directory: dir + "/batched")
+        batched.deferWrites()
+        try events(batched)
+        #expect(batched.hasPendingWrites)
+        // Queued only: the subtasks are still as `beginRun` left them.
+        #expect(try batched.database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM attempts") } == 0)
+        try batched.flush()
+        #expect(!batched.hasPendingWrites)
+        let expected = try rows(direct)
+        #expect(try rows(batched) == expected)
+        #expect(expected.contains { $0.contains("\"c\"") && $0.contains("\"running\"") })
+        #expect(expected.contains { $0.contains("\"a\"") && $0.contains("never ran") && $0.contains("\"done\"") })
+    }
+
     /// Finishes attempt `attempt` of `subtask` in run `run`.
     private func finish(_ store: StateStore, run: String, _ subtask: String, attempt: Int = 1, status: String,
                         from start: Double, to end: Double) throws {

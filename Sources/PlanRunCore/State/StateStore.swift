@@ -82,39 +82,87 @@ package final class StateStore: Sendable {
         return ready ? database : nil
     }
 
-    private let pending = Mutex<[@Sendable (Database) throws -> Void]?>(nil)
+    /// The start of an attempt, queued: a finish of the same attempt and
+    /// then of its subtask in the same batch fold it in (its `attempts` row
+    /// is replaced by the finished one, its `run_subtasks` update by the
+    /// final one), so a short subtask costs two statements, not four.
+    private struct PendingStart: Sendable {
+        var runID: String
+        var subtask: String
+        var attempt: Int
+        var time: Double
+        var reason: String?
+        /// A queued `attemptFinished` writes this attempt's whole row.
+        var attemptRowReplaced = false
+    }
+
+    private enum PendingWrite: Sendable {
+        case body(@Sendable (Database) throws -> Void)
+        case start(PendingStart)
+        case folded
+    }
+
+    private struct Pending: Sendable {
+        var writes: [PendingWrite] = []
+        /// Index in `writes` of each subtask's queued start.
+        var starts: [String: Int] = [:]
+    }
+
+    private let pending = Mutex<Pending?>(nil)
 
     /// While deferring, event writes queue up and `flush` commits them in one
     /// transaction. The executor's loop flushes at most every 100 ms while
     /// subtasks run (and at once when nothing runs), so rows appear within
     /// a fraction of a second without one transaction per event.
     package func deferWrites() {
-        pending.withLock { if $0 == nil { $0 = [] } }
+        pending.withLock { if $0 == nil { $0 = Pending() } }
     }
 
     /// Whether writes are queued for the next `flush`.
     package var hasPendingWrites: Bool {
-        pending.withLock { !($0?.isEmpty ?? true) }
+        pending.withLock { !($0?.writes.isEmpty ?? true) }
     }
 
     /// Commits the queued writes (in order, one transaction).
     package func flush() throws {
-        let items = pending.withLock { queue -> [@Sendable (Database) throws -> Void] in
-            let items = queue ?? []
-            if queue != nil { queue = [] }
+        let items = pending.withLock { queue -> [PendingWrite] in
+            guard queue != nil else { return [] }
+            let items = queue!.writes
+            queue = Pending()
             return items
         }
         guard !items.isEmpty else { return }
-        try database.write { db in for item in items { try item(db) } }
+        try database.write { db in
+            for item in items {
+                switch item {
+                case .body(let body): try body(db)
+                case .start(let start): try Self.writeStart(db, start)
+                case .folded: break
+                }
+            }
+        }
     }
 
     private func perform(_ body: @escaping @Sendable (Database) throws -> Void) throws {
         let queued = pending.withLock { queue -> Bool in
             guard queue != nil else { return false }
-            queue!.append(body)
+            queue!.writes.append(.body(body))
             return true
         }
         if !queued { try database.write(body) }
+    }
+
+    private static func writeStart(_ db: Database, _ start: PendingStart) throws {
+        try db.cachedStatement(sql: """
+            UPDATE run_subtasks SET status = 'running', attempts = ?,
+                started_at = COALESCE(started_at, ?), reason = COALESCE(?, reason)
+            WHERE run_id = ? AND subtask_id = ?
+            """).execute(arguments: [start.attempt, start.time, start.reason, start.runID, start.subtask])
+        guard !start.attemptRowReplaced else { return }
+        try db.cachedStatement(sql: """
+            INSERT OR REPLACE INTO attempts (run_id, subtask_id, attempt, status, started_at)
+            VALUES (?, ?, ?, 'running', ?)
+            """).execute(arguments: [start.runID, start.subtask, start.attempt, start.time])
     }
 
     package static var migrator: DatabaseMigrator {
@@ -282,17 +330,15 @@ package final class StateStore: Sendable {
 
     /// One attempt of a subtask starts (the subtask becomes `running`).
     package func attemptStarted(runID: String, subtask: String, attempt: Int, at time: Date, reason: String?) throws {
-        try perform { db in
-            try db.cachedStatement(sql: """
-                UPDATE run_subtasks SET status = 'running', attempts = ?,
-                    started_at = COALESCE(started_at, ?), reason = COALESCE(?, reason)
-                WHERE run_id = ? AND subtask_id = ?
-                """).execute(arguments: [attempt, time.timeIntervalSince1970, reason, runID, subtask])
-            try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO attempts (run_id, subtask_id, attempt, status, started_at)
-                VALUES (?, ?, ?, 'running', ?)
-                """).execute(arguments: [runID, subtask, attempt, time.timeIntervalSince1970])
+        let start = PendingStart(runID: runID, subtask: subtask, attempt: attempt, time: time.timeIntervalSince1970,
+                                 reason: reason)
+        let queued = pending.withLock { queue -> Bool in
+            guard queue != nil else { return false }
+            queue!.starts[subtask] = queue!.writes.count
+            queue!.writes.append(.start(start))
+            return true
         }
+        if !queued { try database.write { db in try Self.writeStart(db, start) } }
     }
 
     /// One attempt ends. `status` is `done`, `failed`, `timed_out` or `cancelled`.
@@ -301,7 +347,7 @@ package final class StateStore: Sendable {
         completedAt: Date, exitCode: Int?, error: String?, result: [UInt8]?,
         resultDigest: String?, cacheKey: String?
     ) throws {
-        try perform { db in
+        let body: @Sendable (Database) throws -> Void = { db in
             try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO attempts (run_id, subtask_id, attempt, status, started_at,
                     completed_at, exit_code, error, result, result_digest, cache_key)
@@ -310,6 +356,18 @@ package final class StateStore: Sendable {
                                  completedAt.timeIntervalSince1970, exitCode, error,
                                  result.map { Data($0) }, resultDigest, cacheKey])
         }
+        let queued = pending.withLock { queue -> Bool in
+            guard queue != nil else { return false }
+            // This row replaces the queued start's `attempts` row.
+            if let i = queue!.starts[subtask], case .start(var start) = queue!.writes[i],
+               start.runID == runID, start.attempt == attempt {
+                start.attemptRowReplaced = true
+                queue!.writes[i] = .start(start)
+            }
+            queue!.writes.append(.body(body))
+            return true
+        }
+        if !queued { try database.write(body) }
     }
 
     /// A subtask reaches its final status for this run.
@@ -318,16 +376,34 @@ package final class StateStore: Sendable {
         completedAt: Date, error: String?, result: [UInt8]?, resultDigest: String?,
         cacheKey: String?, reason: String?
     ) throws {
-        try perform { db in
-            try db.cachedStatement(sql: """
-                UPDATE run_subtasks SET status = ?, attempts = ?, started_at = COALESCE(started_at, ?),
-                    completed_at = ?, error = ?, result = ?, result_digest = ?, cache_key = ?,
-                    reason = COALESCE(?, reason)
-                WHERE run_id = ? AND subtask_id = ?
-                """).execute(arguments: [status, attempts, startedAt?.timeIntervalSince1970,
-                                 completedAt.timeIntervalSince1970, error, result.map { Data($0) },
-                                 resultDigest, cacheKey, reason, runID, subtask])
+        func body(reason: String?, startedAt: Double?) -> @Sendable (Database) throws -> Void {
+            { db in
+                try db.cachedStatement(sql: """
+                    UPDATE run_subtasks SET status = ?, attempts = ?, started_at = COALESCE(started_at, ?),
+                        completed_at = ?, error = ?, result = ?, result_digest = ?, cache_key = ?,
+                        reason = COALESCE(?, reason)
+                    WHERE run_id = ? AND subtask_id = ?
+                    """).execute(arguments: [status, attempts, startedAt,
+                                     completedAt.timeIntervalSince1970, error, result.map { Data($0) },
+                                     resultDigest, cacheKey, reason, runID, subtask])
+            }
         }
+        let queued = pending.withLock { queue -> Bool in
+            guard queue != nil else { return false }
+            var reason = reason
+            var startedAt = startedAt?.timeIntervalSince1970
+            // A queued start whose attempt row is already replaced: this
+            // update does what its `run_subtasks` update would have done.
+            if let i = queue!.starts.removeValue(forKey: subtask), case .start(let start) = queue!.writes[i],
+               start.runID == runID, start.attemptRowReplaced {
+                queue!.writes[i] = .folded
+                reason = reason ?? start.reason
+                startedAt = startedAt ?? start.time
+            }
+            queue!.writes.append(.body(body(reason: reason, startedAt: startedAt)))
+            return true
+        }
+        if !queued { try database.write(body(reason: reason, startedAt: startedAt?.timeIntervalSince1970)) }
     }
 
     /// Marks several subtasks at once (blocked or cancelled), with one message each.
