@@ -8,7 +8,8 @@
 #   - a build of a fresh copy (plan and inputs only: no .planrun/, no
 #     outputs) against the warm remote, which must run nothing and end with
 #     identical outputs (checked),
-# and their ratio (target: at most 3x).
+# and their ratio (target: at most 3x). Also shows the CPU time (user +
+# system) of the best runs and the HTTP requests a fresh build makes.
 #
 # Usage: bench/remote-cache.sh
 #   PLANRUN=path  binary to measure (default: .build/release/planrun, built
@@ -41,7 +42,7 @@ with open(os.path.join(ng, "nginx.conf"), "w") as f:
     f.write(f"""daemon off; master_process off; worker_processes 1;
 pid {ng}/nginx.pid; error_log {ng}/error.log;
 events {{ worker_connections 1024; }}
-http {{ access_log off; client_body_temp_path {ng}/tmp; proxy_temp_path {ng}/tmp;
+http {{ access_log {ng}/access.log; client_body_temp_path {ng}/tmp; proxy_temp_path {ng}/tmp;
   fastcgi_temp_path {ng}/tmp; uwsgi_temp_path {ng}/tmp; scgi_temp_path {ng}/tmp;
   server {{ listen 127.0.0.1:{port}; root {ng}/root;
     location / {{ dav_methods PUT; create_full_put_path on; client_max_body_size 0; }} }} }}
@@ -66,11 +67,15 @@ try:
         with open(os.path.join(source, "in", f"{i}.txt"), "w") as f:
             f.write(f"input {i}\n")
 
+    cpu = {}
     def build(folder, *extra):
+        before = os.times()
         start = time.perf_counter()
         p = subprocess.run([planrun, "build", "plan.yaml", "--json", "-j", jobs, *extra], cwd=folder,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PLANRUN_REMOTE_CACHE": ""})
         elapsed = time.perf_counter() - start
+        after = os.times()
+        cpu[elapsed] = (after.children_user - before.children_user) + (after.children_system - before.children_system)
         if p.returncode != 0:
             sys.exit(f"planrun failed ({p.returncode}): {p.stderr.decode()[-2000:]}")
         if b"warning" in p.stderr:
@@ -88,12 +93,16 @@ try:
         noop.append(t)
 
     fresh = []
+    requests = set()
     for r in range(runs):
         clone = os.path.join(out, f"clone-{r}")
         os.makedirs(clone)
         shutil.copy(os.path.join(source, "plan.yaml"), clone)
         shutil.copytree(os.path.join(source, "in"), os.path.join(clone, "in"))
+        open(os.path.join(ng, "access.log"), "w").close()
         t, summary = build(clone, "--remote-cache", url)
+        with open(os.path.join(ng, "access.log")) as log:
+            requests.add(sum(1 for _ in log))
         assert summary["completed"] == 0 and summary["cached"] == count, {k: summary[k] for k in ("completed", "cached", "total")}
         for i in range(count):
             with open(os.path.join(clone, "out", f"{i}.txt"), "rb") as a, open(os.path.join(source, "out", f"{i}.txt"), "rb") as b:
@@ -102,8 +111,8 @@ try:
 
     print(f"remote cache: {count} file subtasks, -j {jobs}, nginx WebDAV on loopback, best of {runs}")
     print(f"  full build, warming the remote ({stored} files stored)  {full:8.3f} s")
-    print(f"  local no-op rebuild                      {min(noop):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in noop)})")
-    print(f"  fresh copy against the warm remote       {min(fresh):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in fresh)})")
+    print(f"  local no-op rebuild                      {min(noop):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in noop)}; cpu of the best {cpu[min(noop)]:.3f} s)")
+    print(f"  fresh copy against the warm remote       {min(fresh):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in fresh)}; cpu of the best {cpu[min(fresh)]:.3f} s; {'/'.join(map(str, sorted(requests)))} requests each)")
     print(f"ratio fresh-from-remote / local no-op      {min(fresh) / min(noop):.1f}x")
     for r in range(runs):  # removed at the end: mass deletion makes ext4 slow to create files for a while
         shutil.rmtree(os.path.join(out, f"clone-{r}"))
