@@ -6,6 +6,21 @@ import Foundation
 /// whole process group) and return `.cancelled`.
 package protocol CommandRunner: Sendable {
     func run(_ request: AttemptRequest) async -> AttemptOutcome
+    /// Begins the attempt synchronously and returns it to wait for, or nil
+    /// when this runner only has `run` (the default). The executor calls it
+    /// from its loop so that a child process starts without waiting for a
+    /// new task to be scheduled; `wait()` must then honour cancellation as
+    /// `run` does.
+    func start(_ request: AttemptRequest) -> (any RunningAttempt)?
+}
+
+extension CommandRunner {
+    package func start(_ request: AttemptRequest) -> (any RunningAttempt)? { nil }
+}
+
+/// An attempt begun by `CommandRunner.start`.
+package protocol RunningAttempt: Sendable {
+    func wait() async -> AttemptOutcome
 }
 
 /// What one attempt needs. The executor builds it; runners do not consult

@@ -175,20 +175,7 @@ private struct ExecutorLoop {
             while true {
                 checkCancellation()
                 if !stopping {
-                    for launch in nextLaunches() {
-                        let runner = executor.runner
-                        group.addTask {
-                            if launch.delay > .zero {
-                                do { try await Task.sleep(for: launch.delay) } catch {
-                                    return AttemptDone(node: launch.node, attempt: launch.request.attempt,
-                                                       outcome: AttemptOutcome(status: .cancelled, error: "cancelled",
-                                                                               startedAt: Date(), completedAt: Date()))
-                                }
-                            }
-                            let outcome = await runner.run(launch.request)
-                            return AttemptDone(node: launch.node, attempt: launch.request.attempt, outcome: outcome)
-                        }
-                    }
+                    for launch in nextLaunches() { startAttempt(launch, in: &group) }
                 }
                 flushState(group: &group)
                 guard !running.isEmpty, let done = await group.next() else { break }
@@ -197,7 +184,19 @@ private struct ExecutorLoop {
                     continue
                 }
                 checkCancellation()
-                if let retry = await handle(done) {
+                // Start the next child before recording this one (ninja
+                // keeps its slots busy the same way): a success that makes
+                // nothing newly ready leaves the choice unchanged.
+                var early: [Launch] = []
+                let relaunch = canRelaunchEarly(done)
+                if relaunch {
+                    freeSlot(done.node)
+                    early = chooseLaunches()
+                    for launch in early { startAttempt(launch, in: &group) }
+                }
+                let retry = await handle(done, slotFreed: relaunch)
+                announce(early)
+                if let retry {
                     let runner = executor.runner
                     group.addTask {
                         do { try await Task.sleep(for: retry.delay) } catch {
@@ -241,6 +240,23 @@ private struct ExecutorLoop {
                                  startedAt: startedAt, completedAt: completedAt)
         reporter.report(.runFinished(summary), progress: progress)
         return summary
+    }
+
+    /// Starts a first attempt: a process starts here, on the loop's thread,
+    /// when the runner can (`CommandRunner.start`), and the child task only
+    /// waits for it; otherwise the child task runs the attempt.
+    func startAttempt(_ launch: Launch, in group: inout TaskGroup<AttemptDone>) {
+        let runner = executor.runner
+        if let started = runner.start(launch.request) {
+            group.addTask {
+                AttemptDone(node: launch.node, attempt: launch.request.attempt, outcome: await started.wait())
+            }
+            return
+        }
+        group.addTask {
+            let outcome = await runner.run(launch.request)
+            return AttemptDone(node: launch.node, attempt: launch.request.attempt, outcome: outcome)
+        }
     }
 
     /// The `node` of the child that only wakes the loop to flush the state.
@@ -328,6 +344,14 @@ private struct ExecutorLoop {
 
     /// Ready subtasks that fit in free slots, plan order first.
     mutating func nextLaunches() -> [Launch] {
+        let launches = chooseLaunches()
+        announce(launches)
+        return launches
+    }
+
+    /// Takes ready subtasks that fit in free slots (plan order first) and
+    /// marks them running, without reporting them yet (`announce`).
+    mutating func chooseLaunches() -> [Launch] {
         var launches: [Launch] = []
         while running.count < executor.configuration.jobs {
             var choice: (agent: String, entry: ReadyEntry)?
@@ -341,21 +365,47 @@ private struct ExecutorLoop {
             _ = ready[best.agent]!.popMin()
             running.append(best.node)
             runningPerAgent[best.agent, default: 0] += 1
-            let now = Date()
             reports[best.node].status = .running
-            reports[best.node].startedAt = now
+            reports[best.node].startedAt = Date()
             reports[best.node].attempts = 1
-            let request = makeRequest(best.node, attempt: 1)
-            try? executor.store?.attemptStarted(runID: executor.runID, subtask: plan.subtasks[best.node].id,
-                                                attempt: 1, at: now, reason: reports[best.node].reason?.description)
-            reporter.report(.started(id: plan.subtasks[best.node].id), progress: progress)
-            launches.append(Launch(node: best.node, request: request, delay: .zero))
+            launches.append(Launch(node: best.node, request: makeRequest(best.node, attempt: 1), delay: .zero))
         }
         return launches
     }
 
+    /// Records and reports the start of first attempts chosen by `chooseLaunches`.
+    mutating func announce(_ launches: [Launch]) {
+        for launch in launches {
+            let id = plan.subtasks[launch.node].id
+            try? executor.store?.attemptStarted(runID: executor.runID, subtask: id, attempt: 1,
+                                                at: reports[launch.node].startedAt ?? Date(),
+                                                reason: reports[launch.node].reason?.description)
+            reporter.report(.started(id: id), progress: progress)
+        }
+    }
+
+    /// Whether the slot of a finished attempt can be given to the next
+    /// ready subtask before the attempt is recorded, with the same choice
+    /// as afterwards: it succeeded (no retry, no fail-fast stop) and makes
+    /// no dependent ready (the ready queues will not change).
+    func canRelaunchEarly(_ done: AttemptDone) -> Bool {
+        guard !stopping, done.outcome.status == .succeeded, done.node != Self.flushTick else { return false }
+        for dependent in graph.dependents[done.node] where selected[dependent] && remaining[dependent] == 1 {
+            return false
+        }
+        return true
+    }
+
+    /// Frees the slot of a subtask whose attempts are over.
+    mutating func freeSlot(_ node: Int) {
+        running.removeAll { $0 == node }
+        runningPerAgent[plan.subtasks[node].agent, default: 1] -= 1
+    }
+
     /// Records an attempt; returns the next attempt when it is to be retried.
-    mutating func handle(_ done: AttemptDone) async -> Launch? {
+    /// `slotFreed`: its slot was already given to another subtask
+    /// (`canRelaunchEarly`).
+    mutating func handle(_ done: AttemptDone, slotFreed: Bool = false) async -> Launch? {
         let node = done.node
         let subtask = plan.subtasks[node]
         let outcome = done.outcome
@@ -395,8 +445,7 @@ private struct ExecutorLoop {
         }
 
         // Final outcome for this subtask: free its slot.
-        running.removeAll { $0 == node }
-        runningPerAgent[subtask.agent, default: 1] -= 1
+        if !slotFreed { freeSlot(node) }
         finished += 1
         reports[node].completedAt = outcome.completedAt
         reports[node].error = error

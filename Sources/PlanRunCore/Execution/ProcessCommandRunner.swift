@@ -33,17 +33,43 @@ package struct ProcessCommandRunner: CommandRunner {
     }
 
     package func run(_ request: AttemptRequest) async -> AttemptOutcome {
-        let startedAt = Date()
-        func fail(_ message: String, status: AttemptOutcome.Status = .failed) -> AttemptOutcome {
-            AttemptOutcome(status: status, error: message, startedAt: startedAt, completedAt: Date())
+        if Task.isCancelled {
+            let now = Date()
+            return AttemptOutcome(status: .cancelled, error: "cancelled before it started", startedAt: now, completedAt: now)
         }
-        if Task.isCancelled { return fail("cancelled before it started", status: .cancelled) }
+        switch begin(request) {
+        case .ended(let outcome): return outcome
+        case .running(let process): return await process.wait()
+        case .http: return await HTTPAgentRunner().run(request)
+        }
+    }
 
-        // The log (appended across attempts) is created on the first output:
-        // a subtask that prints nothing costs no file.
-        let log = LogSink(path: request.logPath, displayLimit: displayLimit,
-                          header: request.attempt > 1 ? "--- attempt \(request.attempt) ---\n" : nil)
-        defer { log.close() }
+    /// Starts the process at once, on the caller's thread (the executor's
+    /// loop), so that no thread hand-off sits between a slot freeing up and
+    /// the next child starting; the executor's child task only waits.
+    /// `http` agents are not processes: nil, and `run` does the work.
+    package func start(_ request: AttemptRequest) -> (any RunningAttempt)? {
+        guard request.agent.kind != .http else { return nil }
+        switch begin(request) {
+        case .ended(let outcome): return EndedAttempt(outcome: outcome)
+        case .running(let process): return process
+        case .http: return nil
+        }
+    }
+
+    private enum Begun {
+        case ended(AttemptOutcome)
+        case running(RunningProcess)
+        case http
+    }
+
+    /// Everything up to the spawn: the context file, the program, standard
+    /// input, the child started and watched by the `ProcessMonitor`.
+    private func begin(_ request: AttemptRequest) -> Begun {
+        let startedAt = Date()
+        func fail(_ message: String, status: AttemptOutcome.Status = .failed) -> Begun {
+            .ended(AttemptOutcome(status: status, error: message, startedAt: startedAt, completedAt: Date()))
+        }
 
         var contextBytes = request.contextJSON
         contextBytes.append(UInt8(ascii: "\n"))
@@ -63,7 +89,7 @@ package struct ProcessCommandRunner: CommandRunner {
         case .command:
             argv = request.agent.command
         case .http:
-            return await HTTPAgentRunner().run(request)
+            return .http
         }
         guard let program = argv.first, !program.isEmpty else {
             return fail("agent `\(request.agent.name)` has no program to run")
@@ -125,65 +151,14 @@ package struct ProcessCommandRunner: CommandRunner {
             return fail("agent `\(request.agent.name)`: cannot start `\(program)`: \(String(cString: strerror(code)))")
         }
 
-        // Wait for the exit and the end of its output; a timeout or
-        // cancellation stops the process group (TERM, then KILL).
-        let monitor = ProcessMonitor.shared
-        monitor.add(spawned, log: log, timeout: request.timeout, grace: killGrace)
-        let exit = await withTaskCancellationHandler {
-            await monitor.wait(spawned.pid)
-        } onCancel: {
-            monitor.terminate(spawned.pid)
-        }
-
-        let wasTimedOut = exit.timedOut
-        let wasCancelled = Task.isCancelled
-        if wasTimedOut || wasCancelled {
-            await Self.terminateGroup(spawned.pid, grace: killGrace)
-        }
-        let completedAt = Date()
-        let output = log.displayed
-
-        func finish(_ status: AttemptOutcome.Status, _ error: String?, exitCode: Int? = nil, result: [UInt8] = []) -> AttemptOutcome {
-            AttemptOutcome(status: status, error: error, result: result, output: output, exitCode: exitCode,
-                           startedAt: startedAt, completedAt: completedAt)
-        }
-        if wasTimedOut {
-            return finish(.timedOut, "timed out after \(DurationText.format(request.timeout ?? .zero))")
-        }
-        if wasCancelled { return finish(.cancelled, "cancelled") }
-
-        let stdout = exit.stdout
-        switch exit.termination {
-        case .exited(0):
-            break
-        case .exited(127) where request.agent.kind == .shell:
-            return finish(.failed, "command not found (exit status 127)", exitCode: 127)
-        case .exited(let code):
-            return finish(.failed, "exit status \(code)", exitCode: Int(code))
-        case .signaled(let signal):
-            return finish(.failed, "killed by signal \(signal)" + Self.signalName(signal), exitCode: 128 + Int(signal))
-        }
-
-        // The result: the PLANRUN_RESULT file, else standard output.
-        let resultLimit = AttemptOutcome.resultLimit
-        var raw = stdout
-        if let resultPath = request.resultPath, let fromFile = Self.readFile(resultPath, limit: resultLimit + 1) {
-            raw = fromFile
-        }
-        if raw.count > resultLimit {
-            raw = Array(raw.prefix(resultLimit))
-            Array("planrun: result truncated to 1 MiB\n".utf8).withUnsafeBytes { log.append($0) }
-        }
-        if request.agent.kind == .command {
-            switch Self.agentResult(raw) {
-            case .success(let content): raw = content
-            case .failure(let message):
-                return finish(.failed, "agent `\(request.agent.name)`: \(message.message)", exitCode: 0)
-            }
-        }
-        return finish(.succeeded, nil, exitCode: 0, result: raw)
+        // The log (appended across attempts) is created on the first output:
+        // a subtask that prints nothing costs no file.
+        let log = LogSink(path: request.logPath, displayLimit: displayLimit,
+                          header: request.attempt > 1 ? "--- attempt \(request.attempt) ---\n" : nil)
+        ProcessMonitor.shared.add(spawned, log: log, timeout: request.timeout, grace: killGrace)
+        return .running(RunningProcess(request: request, pid: spawned.pid, log: log, killGrace: killGrace,
+                                       startedAt: startedAt))
     }
-
     /// A `command` agent's standard output: plain text, or a JSON object
     /// `{"content": ..., "metadata": {...}}` whose `content` is the result
     /// (a string as is, anything else as JSON text). Output that starts
@@ -205,7 +180,7 @@ package struct ProcessCommandRunner: CommandRunner {
         package var message: String
     }
 
-    private static func signalName(_ signal: Int32) -> String {
+    static func signalName(_ signal: Int32) -> String {
         switch signal {
         case SIGTERM: " (SIGTERM)"
         case SIGKILL: " (SIGKILL)"
@@ -267,6 +242,84 @@ package struct ProcessCommandRunner: CommandRunner {
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
         bytes.withUnsafeBytes { writeAll(fd, $0) }
     }
+}
+
+/// A started child of `ProcessCommandRunner`: `wait` returns when it has
+/// exited and its output is drained (a timeout or cancellation stops its
+/// process group: TERM, then KILL), with the attempt's outcome.
+struct RunningProcess: RunningAttempt {
+    let request: AttemptRequest
+    let pid: pid_t
+    let log: LogSink
+    let killGrace: Duration
+    let startedAt: Date
+
+    func wait() async -> AttemptOutcome {
+        defer { log.close() }
+        let monitor = ProcessMonitor.shared
+        let pid = pid
+        let exit = await withTaskCancellationHandler {
+            await monitor.wait(pid)
+        } onCancel: {
+            monitor.terminate(pid)
+        }
+
+        let wasTimedOut = exit.timedOut
+        let wasCancelled = Task.isCancelled
+        if wasTimedOut || wasCancelled {
+            await ProcessCommandRunner.terminateGroup(pid, grace: killGrace)
+        }
+        let completedAt = Date()
+        let output = log.displayed
+        let startedAt = startedAt
+
+        func finish(_ status: AttemptOutcome.Status, _ error: String?, exitCode: Int? = nil, result: [UInt8] = []) -> AttemptOutcome {
+            AttemptOutcome(status: status, error: error, result: result, output: output, exitCode: exitCode,
+                           startedAt: startedAt, completedAt: completedAt)
+        }
+        if wasTimedOut {
+            return finish(.timedOut, "timed out after \(DurationText.format(request.timeout ?? .zero))")
+        }
+        if wasCancelled { return finish(.cancelled, "cancelled") }
+
+        let stdout = exit.stdout
+        switch exit.termination {
+        case .exited(0):
+            break
+        case .exited(127) where request.agent.kind == .shell:
+            return finish(.failed, "command not found (exit status 127)", exitCode: 127)
+        case .exited(let code):
+            return finish(.failed, "exit status \(code)", exitCode: Int(code))
+        case .signaled(let signal):
+            return finish(.failed, "killed by signal \(signal)" + ProcessCommandRunner.signalName(signal),
+                          exitCode: 128 + Int(signal))
+        }
+
+        // The result: the PLANRUN_RESULT file, else standard output.
+        let resultLimit = AttemptOutcome.resultLimit
+        var raw = stdout
+        if let resultPath = request.resultPath, let fromFile = ProcessCommandRunner.readFile(resultPath, limit: resultLimit + 1) {
+            raw = fromFile
+        }
+        if raw.count > resultLimit {
+            raw = Array(raw.prefix(resultLimit))
+            Array("planrun: result truncated to 1 MiB\n".utf8).withUnsafeBytes { log.append($0) }
+        }
+        if request.agent.kind == .command {
+            switch ProcessCommandRunner.agentResult(raw) {
+            case .success(let content): raw = content
+            case .failure(let message):
+                return finish(.failed, "agent `\(request.agent.name)`: \(message.message)", exitCode: 0)
+            }
+        }
+        return finish(.succeeded, nil, exitCode: 0, result: raw)
+    }
+}
+
+/// An attempt that ended before it started (it could not be spawned).
+struct EndedAttempt: RunningAttempt {
+    let outcome: AttemptOutcome
+    func wait() async -> AttemptOutcome { outcome }
 }
 
 /// Where an attempt's output goes: the log file, opened on the first byte

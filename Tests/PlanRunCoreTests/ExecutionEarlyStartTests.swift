@@ -1,0 +1,71 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+@testable import PlanRunCore
+
+/// The loop starts a process itself (`CommandRunner.start`) and gives a
+/// freed slot to the next ready subtask before recording the finished one;
+/// events, state rows and the scheduling choice stay as before.
+@Suite struct ExecutionEarlyStartTests {
+    func events(_ reporter: RecordingReporter) -> [String] {
+        reporter.events.compactMap { event in
+            switch event {
+            case .started(let id): "start \(id)"
+            case .finished(let report): "\(report.status.rawValue) \(report.id)"
+            case .skipped(let report): "\(report.status.rawValue) \(report.id)"
+            default: nil
+            }
+        }
+    }
+
+    /// Real processes at -j 1: each start is reported after the previous
+    /// finish, the state has every subtask done, and each process ran
+    /// after the previous one ended (timestamps the subtasks write).
+    @Test func oneJobReportsStartAfterThePreviousFinish() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-early-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ids = ["a", "b", "c", "d", "e"]
+        let plan = makePlan(ids.map { task($0, run: "date +%s%N > $PLANRUN_SUBTASK.start; echo $PLANRUN_SUBTASK") },
+                            directory: dir)
+        let store = try StateStore(directory: dir + "/.state")
+        try store.beginRun(id: "r", plan: "test", planFile: "plan.yaml", pid: getpid(), startedAt: Date(),
+                           subtasks: plan.subtasks.enumerated().map { ($1.id, $0, $1.agent) })
+        let executor = Executor(graph: TaskGraph(plan: plan), configuration: RunConfiguration(jobs: 1),
+                                runner: ProcessCommandRunner(), store: store, runID: "r", workDirectory: dir)
+        let reporter = RecordingReporter()
+        let summary = await executor.run(reporter: reporter)
+        #expect(summary.status == .completed)
+        #expect(events(reporter) == ids.flatMap { ["start \($0)", "done \($0)"] })
+        #expect(summary.reports.map(\.resultText) == ids.map { "\($0)\n" })
+        let statuses = try await store.database.read { db in
+            try String.fetchAll(db, sql: "SELECT status FROM run_subtasks ORDER BY position")
+        }
+        #expect(statuses == Array(repeating: "done", count: ids.count))
+        let starts = try ids.map { id in
+            try String(contentsOfFile: dir + "/\(id).start", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }.compactMap { Int($0) }
+        #expect(starts == starts.sorted() && starts.count == ids.count)
+    }
+
+    /// A finish that makes a dependent ready is recorded first, so the
+    /// dependent (earlier in plan order) still beats a ready subtask.
+    @Test func newlyReadyDependentIsStillChosenFirst() async {
+        let plan = makePlan([task("a"), task("c", ["a"]), task("b")])
+        let runner = FakeCommandRunner()
+        let (summary, reporter) = await runPlan(plan, runner: runner, jobs: 1)
+        #expect(summary.status == .completed)
+        #expect(await runner.log.records.map(\.id) == ["a", "c", "b"])
+        #expect(events(reporter) == ["start a", "done a", "start c", "done c", "start b", "done b"])
+    }
+
+    /// After a failure nothing new starts, even with a slot free.
+    @Test func failureStartsNothingEarly() async {
+        let plan = makePlan([task("a", run: "exit 3"), task("b"), task("c")], directory: NSTemporaryDirectory())
+        let (summary, reporter) = await runPlan(plan, runner: ProcessCommandRunner(), jobs: 1)
+        #expect(summary.status == .failed)
+        #expect(events(reporter) == ["start a", "failed a", "blocked b", "blocked c"])
+    }
+}
