@@ -146,6 +146,29 @@ package final class LayeredBuildCache: BuildCache {
     /// without the remote runs the subtask). nil on a miss, an unavailable
     /// remote or a refused entry (with a warning).
     private func restoreFromRemote(_ subtask: Subtask, key: CacheKey) async -> CachedOutcome? {
+        guard let restored = await writeFromRemote(subtask, key: key) else { return nil }
+        return record(restored, for: subtask)
+    }
+
+    /// A subtask whose outputs `writeFromRemote` put back, to be recorded.
+    private struct Restored: Sendable {
+        var entry: HistoryEntry
+        var outcome: CachedOutcome
+    }
+
+    /// Records a restore in the history; nil (with a warning) when that fails.
+    private func record(_ restored: Restored, for subtask: Subtask) -> CachedOutcome? {
+        do {
+            try local.history.save(restored.entry, for: subtask.id)
+        } catch {
+            warn("cannot record `\(subtask.id)` restored from the remote cache: \(error)")
+            return nil
+        }
+        return restored.outcome
+    }
+
+    /// The first half of `restoreFromRemote`: everything but the history.
+    private func writeFromRemote(_ subtask: Subtask, key: CacheKey) async -> Restored? {
         guard let remote, !local.readOnly, lookedUp.withLock({ $0.insert(key.key).inserted }) else { return nil }
         guard case .hit(let bytes) = await remote.action(key.key) else { return nil }
         let action: ActionResult
@@ -205,15 +228,9 @@ package final class LayeredBuildCache: BuildCache {
             warn("cannot restore `\(subtask.id)` from the remote cache: \(error); running it")
             return nil
         }
-        do {
-            try local.history.save(
-                HistoryEntry(key: key, resultDigest: action.resultDigest, result: result, outputs: action.withoutContents.outputs),
-                for: subtask.id)
-        } catch {
-            warn("cannot record `\(subtask.id)` restored from the remote cache: \(error)")
-            return nil
-        }
-        return CachedOutcome(key: key.key, resultDigest: action.resultDigest, result: result, reason: .restored)
+        return Restored(
+            entry: HistoryEntry(key: key, resultDigest: action.resultDigest, result: result, outputs: action.withoutContents.outputs),
+            outcome: CachedOutcome(key: key.key, resultDigest: action.resultDigest, result: result, reason: .restored))
     }
 
     /// The blobs an entry carries inline, each checked against its digest.
@@ -362,23 +379,24 @@ package final class LayeredBuildCache: BuildCache {
             }
             let limit = remote.maxConcurrentRequests
             let plan = graph.plan
-            let found: [(Int, String)] = await withTaskGroup(of: (Int, String?).self) { group in
+            // The children fetch and write; this loop alone records them in
+            // the history (one writer: no contention on the database queue).
+            let found: [(Int, String)] = await withTaskGroup(of: (Int, Restored?).self) { group in
                 var out: [(Int, String)] = []
                 var next = 0
-                func start(_ group: inout TaskGroup<(Int, String?)>) {
+                func start(_ group: inout TaskGroup<(Int, Restored?)>) {
                     let item = wanted[next]
                     next += 1
-                    group.addTask {
-                        let subtask = plan.subtasks[item.node]
-                        guard let outcome = await self.restoreFromRemote(subtask, key: item.key) else { return (item.node, nil) }
-                        self.restoredAhead.withLock { $0[subtask.id] = outcome }
-                        return (item.node, outcome.resultDigest)
-                    }
+                    group.addTask { (item.node, await self.writeFromRemote(plan.subtasks[item.node], key: item.key)) }
                 }
                 while next < wanted.count && next < limit { start(&group) }
-                while let (node, digest) = await group.next() {
-                    if let digest { out.append((node, digest)) }
+                while let (node, restored) = await group.next() {
                     if next < wanted.count, remote.isAvailable, !Task.isCancelled { start(&group) }
+                    let subtask = plan.subtasks[node]
+                    if let restored, let outcome = record(restored, for: subtask) {
+                        restoredAhead.withLock { $0[subtask.id] = outcome }
+                        out.append((node, outcome.resultDigest))
+                    }
                 }
                 return out
             }
