@@ -179,6 +179,24 @@ import Testing
         #expect(String(decoding: outcome.result, as: UTF8.self) == "early\nlate\n")
     }
 
+    /// The monitor reaps a child when its output closes; one that closes
+    /// its output and runs on is watched through a pidfd opened then: its
+    /// later exit status is still seen, and its timeout still fires.
+    @Test func childThatClosesItsOutputIsStillWaitedFor() async {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let outcome = await ProcessCommandRunner().run(request("echo before; exec >&- 2>&-; sleep 0.3; exit 4"))
+        #expect(clock.now - start >= .milliseconds(280))
+        #expect(outcome.status == .failed)
+        #expect(outcome.exitCode == 4)
+        #expect(String(decoding: outcome.output, as: UTF8.self) == "before\n")
+
+        let timed = await ProcessCommandRunner(killGrace: .milliseconds(200))
+            .run(request("exec >&- 2>&-; sleep 30", id: "u", timeout: .milliseconds(200)))
+        #expect(timed.status == .timedOut)
+        #expect(clock.now - start < .seconds(10))
+    }
+
     @Test func commandAgentProgramIsFoundOnTheSubtasksPath() async throws {
         let bin = dir + "/bin"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)

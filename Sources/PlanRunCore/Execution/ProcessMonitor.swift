@@ -29,7 +29,8 @@ package enum ChildTermination: Sendable, Equatable {
 package enum ProcessSpawner {
     package struct Spawned: Sendable {
         package var pid: pid_t
-        /// A pidfd (readable when the child exits), or -1 when the kernel has none.
+        /// Always -1 from `spawn`: the monitor opens a pidfd only for a
+        /// child that closed its output but has not exited.
         package var pidfd: Int32
         /// Read ends (non-blocking) of the child's standard output and error.
         package var stdout: Int32
@@ -68,6 +69,14 @@ package enum ProcessSpawner {
         }
     }
     private static let libc = LibC()
+
+    /// A pidfd for `pid` (close-on-exec), or -1 when the kernel has none.
+    static func openPidfd(_ pid: pid_t) -> Int32 {
+        guard let pidfdOpen = libc.pidfdOpen else { return -1 }
+        let fd = pidfdOpen(pid, 0)
+        if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        return fd
+    }
 
     /// A pipe whose two ends are close-on-exec.
     private static func makePipe() -> (read: Int32, write: Int32)? {
@@ -181,9 +190,7 @@ package enum ProcessSpawner {
         for fd in [out.read, err.read] {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }
-        let pidfd = libc.pidfdOpen.map { $0(pid, 0) } ?? -1
-        if pidfd >= 0 { _ = fcntl(pidfd, F_SETFD, FD_CLOEXEC) }
-        return .success(Spawned(pid: pid, pidfd: pidfd, stdout: out.read, stderr: err.read))
+        return .success(Spawned(pid: pid, pidfd: -1, stdout: out.read, stderr: err.read))
     }
 
     /// A null-terminated array of C strings in one allocation (the strings'
@@ -275,11 +282,13 @@ package struct ChildExit: Sendable {
 }
 
 /// Watches running children on one thread: `poll` over each child's two
-/// pipes and its pidfd, so output is drained as it comes (into the
-/// attempt's `LogSink`) and an exit is seen at once, without a thread or a
-/// task per child. A child is done when it has exited and both pipes are
-/// closed (a background grandchild holding them keeps it running, as in
-/// ninja and make); then its waiter resumes.
+/// pipes, so output is drained as it comes (into the attempt's `LogSink`),
+/// without a thread or a task per child. A child is done when it has exited
+/// and both pipes are closed (a background grandchild holding them keeps it
+/// running, as in ninja and make); then its waiter resumes. Any event on a
+/// child drains both its pipes, and once both are closed it is reaped at
+/// once (`waitpid(WNOHANG)`), as ninja does after EOF; only a child that
+/// closed its output and still runs gets a pidfd to watch for its exit.
 ///
 /// Timeouts and cancellation: `terminate` (or a passed deadline) sends
 /// SIGTERM to the child's process group and SIGKILL after the grace period
@@ -313,6 +322,8 @@ package final class ProcessMonitor: Sendable {
         var timedOut = false
         var waiter: CheckedContinuation<ChildExit, Never>?
         var finished: ChildExit?
+        /// No pidfd could be opened: its exit is polled every 10 ms.
+        var noPidfd = false
 
         var isDone: Bool { termination != nil && stdoutFD < 0 && stderrFD < 0 }
         var exit: ChildExit { ChildExit(termination: termination ?? .exited(-1), stdout: stdout, timedOut: timedOut) }
@@ -387,19 +398,25 @@ package final class ProcessMonitor: Sendable {
             // What to watch, and until when.
             var fds: [pollfd] = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
             var roles: [(pid: pid_t, role: Role, log: LogSink?)] = [(0, .exit, nil)]
+            var pipes: [pid_t: [(Int32, Role)]] = [:]
             var timeout: Int32 = -1
             let now = ContinuousClock.now
             children.withLock { all in
                 for child in all.values where child.finished == nil {
+                    var own: [(Int32, Role)] = []
                     if child.stdoutFD >= 0 {
                         fds.append(pollfd(fd: child.stdoutFD, events: Int16(POLLIN), revents: 0))
                         roles.append((child.pid, .stdout, child.log))
+                        own.append((child.stdoutFD, .stdout))
                     }
                     if child.stderrFD >= 0 {
                         fds.append(pollfd(fd: child.stderrFD, events: Int16(POLLIN), revents: 0))
                         roles.append((child.pid, .stderr, child.log))
+                        own.append((child.stderrFD, .stderr))
                     }
-                    if child.termination == nil {
+                    if !own.isEmpty { pipes[child.pid] = own }
+                    // Its exit is watched once its output is closed.
+                    if child.termination == nil, child.stdoutFD < 0, child.stderrFD < 0 {
                         if child.pidfd >= 0 {
                             fds.append(pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0))
                             roles.append((child.pid, .exit, nil))
@@ -417,11 +434,14 @@ package final class ProcessMonitor: Sendable {
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 && errno != EINTR { usleep(1000) }
 
-            // Output and exits.
+            // Output and exits. An event on either pipe of a child drains
+            // both (its exit closes them one after the other), so a child
+            // that ended is usually reaped in this round.
             var outputs: [pid_t: [UInt8]] = [:]
             var closed: [(pid_t, Role)] = []
             var exited: [pid_t] = []
             if ready > 0 {
+                var drained = Set<Int32>()
                 for (index, entry) in fds.enumerated() where entry.revents != 0 {
                     let role = roles[index]
                     if index == 0 {
@@ -432,26 +452,11 @@ package final class ProcessMonitor: Sendable {
                         exited.append(role.pid)
                         continue
                     }
-                    // Drain what is there; EOF or an error closes the pipe.
-                    while true {
-                        let n = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
-                        if n > 0 {
-                            buffer.withUnsafeBytes { raw in
-                                let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
-                                role.log?.append(chunk)
-                                if role.role == .stdout {
-                                    outputs[role.pid, default: []].append(contentsOf: chunk)
-                                }
-                            }
-                            if n < buffer.count { break }
-                        } else if n < 0 && errno == EINTR {
-                            continue
-                        } else if n < 0 && errno == EAGAIN {
-                            break
-                        } else {
-                            close(entry.fd)
-                            closed.append((role.pid, role.role))
-                            break
+                    for (fd, pipeRole) in pipes[role.pid] ?? [] where !drained.contains(fd) {
+                        drained.insert(fd)
+                        if Self.drain(fd, into: &buffer, log: role.log, keep: pipeRole == .stdout ? { outputs[role.pid, default: []].append(contentsOf: $0) } : nil) {
+                            close(fd)
+                            closed.append((role.pid, pipeRole))
                         }
                     }
                 }
@@ -475,13 +480,17 @@ package final class ProcessMonitor: Sendable {
                 }
                 for pid in Array(all.keys) {
                     guard var child = all[pid], child.finished == nil else { continue }
-                    if child.termination == nil, child.pidfd < 0 || exited.contains(pid) {
+                    if child.termination == nil, child.stdoutFD < 0, child.stderrFD < 0 {
                         var status: Int32 = 0
                         let r = waitpid(pid, &status, WNOHANG)
                         if r == pid {
                             child.termination = Self.termination(status)
                         } else if r < 0 && errno == ECHILD {
                             child.termination = .exited(-1)
+                        } else if child.pidfd < 0, !child.noPidfd {
+                            // Output closed, still running: watch its exit.
+                            child.pidfd = ProcessSpawner.openPidfd(pid)
+                            if child.pidfd < 0 { child.noPidfd = true }
                         }
                         if child.termination != nil, child.pidfd >= 0 {
                             close(child.pidfd)
@@ -513,6 +522,30 @@ package final class ProcessMonitor: Sendable {
             }
             for (pid, signal) in kills { _ = kill(-pid, signal) }
             for (waiter, exit) in resumes { waiter.resume(returning: exit) }
+        }
+    }
+
+    /// Reads what is in non-blocking pipe `fd` into `log` (and `keep`);
+    /// true at EOF or on an error (the caller closes it).
+    private static func drain(_ fd: Int32, into buffer: inout [UInt8], log: LogSink?,
+                              keep: ((UnsafeRawBufferPointer) -> Void)?) -> Bool {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                buffer.withUnsafeBytes { raw in
+                    let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
+                    log?.append(chunk)
+                    keep?(chunk)
+                }
+                // Read on: EAGAIN (more may come) or EOF (the writer is
+                // gone) ends it, so an exit right after output is seen now.
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && errno == EAGAIN {
+                return false
+            } else {
+                return true
+            }
         }
     }
 
