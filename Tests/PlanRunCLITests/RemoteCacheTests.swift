@@ -199,6 +199,36 @@ struct RemoteCacheTests {
         #expect(try String(contentsOf: entry, encoding: .utf8) == text)
     }
 
+    /// Entries without inline contents (as an older planrun wrote them)
+    /// restore through `cas/`.
+    @Test func entriesWithoutInlineContentsRestoreThroughCAS() throws {
+        let server = try NginxServer()
+        defer { server.stop() }
+        let source = try Self.makeSource()
+        #expect(try Self.build(source, remote: server.url).status == 0)
+        var stripped = 0
+        for name in server.storedFiles() where name.hasPrefix("ac/") {
+            let url = server.root.appendingPathComponent(name)
+            let text = try String(contentsOf: url, encoding: .utf8)
+            let plain = text.replacingOccurrences(of: #""(result_)?contents":"[A-Za-z0-9+/=]*","#, with: "", options: .regularExpression)
+            #expect(!plain.contains("contents"), "\(plain)")
+            if plain != text { stripped += 1 }
+            try plain.write(to: url, atomically: true, encoding: .utf8)
+        }
+        #expect(stripped == 3)
+        let clone = try Self.freshCopy(of: source)
+        let before = server.requests().count
+        let result = try Self.build(clone, remote: server.url)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.stderr.contains("warning"), "\(result.stderr)")
+        #expect(try parseJSON(result.stdout)["cached"] as? Int == 3)
+        #expect(Self.ran(in: clone).isEmpty)
+        try Self.expectSameOutputs(source, clone)
+        let requests = server.requests().dropFirst(before)
+        // gen: result, a.txt, tool.sh, the manifest of out/site, i.html; use: result, b.txt; solo: solo.txt (its result is empty)
+        #expect(requests.filter { $0.hasPrefix("GET /cas/") && $0.hasSuffix(" 200") }.count == 8, "\(requests)")
+    }
+
     /// An entry without inline contents (as an older planrun wrote it)
     /// whose `cas` blob was tampered with.
     @Test func tamperedBlobIsRefusedAndTheSubtaskRuns() throws {
