@@ -61,6 +61,25 @@ import Testing
         #expect(events(reporter) == ["start a", "done a", "start c", "done c", "start b", "done b"])
     }
 
+    /// Runs with real processes share the `ProcessMonitor`'s thread (their
+    /// loops run there): two at once, plus a timeout in one, all finish.
+    @Test func concurrentRunsShareTheMonitorThread() async {
+        let dir = NSTemporaryDirectory()
+        func plan(_ prefix: String) -> Plan {
+            makePlan((0..<20).map { task("\(prefix)\($0)", run: "echo \(prefix)\($0)") }
+                     + [task("\(prefix)-slow", run: "sleep 30", timeout: .milliseconds(300))], directory: dir)
+        }
+        let runner = ProcessCommandRunner(killGrace: .milliseconds(200))
+        async let first = runPlan(plan("x"), runner: runner, jobs: 4, keepGoing: true)
+        async let second = runPlan(plan("y"), runner: runner, jobs: 4, keepGoing: true)
+        let (a, b) = await (first.0, second.0)
+        for (summary, prefix) in [(a, "x"), (b, "y")] {
+            #expect(summary.count(.done) == 20)
+            #expect(summary.status(of: "\(prefix)-slow") == .failed)
+            #expect(summary.reports.filter { $0.status == .done }.allSatisfy { $0.resultText == $0.id + "\n" })
+        }
+    }
+
     /// After a failure nothing new starts, even with a slot free.
     @Test func failureStartsNothingEarly() async {
         let plan = makePlan([task("a", run: "exit 3"), task("b"), task("c")], directory: NSTemporaryDirectory())

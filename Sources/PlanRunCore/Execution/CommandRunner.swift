@@ -12,10 +12,14 @@ package protocol CommandRunner: Sendable {
     /// new task to be scheduled; `wait()` must then honour cancellation as
     /// `run` does.
     func start(_ request: AttemptRequest) -> (any RunningAttempt)?
+    /// Where the executor's loop and its children should run (a task
+    /// executor preference), or nil for the global executor (the default).
+    var taskExecutor: (any TaskExecutor)? { get }
 }
 
 extension CommandRunner {
     package func start(_ request: AttemptRequest) -> (any RunningAttempt)? { nil }
+    package var taskExecutor: (any TaskExecutor)? { nil }
 }
 
 /// An attempt begun by `CommandRunner.start`.

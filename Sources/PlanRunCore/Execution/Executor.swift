@@ -55,9 +55,13 @@ package struct Executor {
     /// summary. Cancelling the calling task cancels the run: nothing new
     /// starts, running attempts are stopped, and the run ends `cancelled`.
     package func run(selected: [Bool]? = nil, reporter: some ProgressReporter) async -> RunSummary {
-        var loop = ExecutorLoop(executor: self, selected: selected ?? [Bool](repeating: true, count: graph.count),
-                                reporter: reporter)
-        return await loop.run()
+        // Where the runner wants the loop (ProcessCommandRunner: on the
+        // thread that watches its children).
+        await withTaskExecutorPreference(runner.taskExecutor) {
+            var loop = ExecutorLoop(executor: self, selected: selected ?? [Bool](repeating: true, count: graph.count),
+                                    reporter: reporter)
+            return await loop.run()
+        }
     }
 }
 

@@ -32,6 +32,10 @@ package struct ProcessCommandRunner: CommandRunner {
         self.displayLimit = displayLimit
     }
 
+    /// The executor's loop runs on the `ProcessMonitor`'s thread: a child's
+    /// exit, its handling and the next spawn without a thread hand-off.
+    package var taskExecutor: (any TaskExecutor)? { ProcessMonitor.shared }
+
     package func run(_ request: AttemptRequest) async -> AttemptOutcome {
         if Task.isCancelled {
             let now = Date()

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Collections
 import Foundation
 import Synchronization
 
@@ -298,7 +299,7 @@ package struct ChildExit: Sendable {
 /// The thread is created on first use and lives as long as the process.
 /// All shared state is behind one `Mutex`; only the monitor thread reads
 /// and closes the children's descriptors.
-package final class ProcessMonitor: Sendable {
+package final class ProcessMonitor: TaskExecutor {
     package static let shared: ProcessMonitor = {
         let monitor = ProcessMonitor()
         let thread = Thread { monitor.loop() }
@@ -335,6 +336,16 @@ package final class ProcessMonitor: Sendable {
     private let wakeWrite: Int32
     private let children = Mutex<[pid_t: Child]>([:])
 
+    /// Jobs of tasks that prefer this thread (`withTaskExecutorPreference`:
+    /// the executor's loop and its children when it runs processes), and
+    /// whether the thread is about to block in `poll` (then a new job or
+    /// child must wake it).
+    private struct Jobs {
+        var queue: Deque<UnownedJob> = []
+        var polling = false
+    }
+    private let jobs = Mutex(Jobs())
+
     private init() {
         var fds: [Int32] = [-1, -1]
         if pipe(&fds) != 0 { fds = [-1, -1] }
@@ -356,7 +367,39 @@ package final class ProcessMonitor: Sendable {
         let child = Child(pid: spawned.pid, pidfd: spawned.pidfd, stdoutFD: spawned.stdout, stderrFD: spawned.stderr,
                           log: log, deadline: timeout.map { ContinuousClock.now + $0 }, grace: grace)
         children.withLock { $0[spawned.pid] = child }
-        wake()
+        wakeIfPolling()
+    }
+
+    /// Runs a job on the monitor's thread, between two rounds of `poll`:
+    /// a child's exit, the executor's loop handling it and the next spawn
+    /// then happen on one thread with one wake-up, as in ninja's loop.
+    package func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        jobs.withLock { $0.queue.append(job) }
+        wakeIfPolling()
+    }
+
+    /// Wakes the thread if it is (about to be) blocked in `poll`; when it
+    /// is not, it looks at its jobs and children before polling again.
+    private func wakeIfPolling() {
+        let polling = jobs.withLock { j -> Bool in
+            defer { j.polling = false }
+            return j.polling
+        }
+        if polling { wake() }
+    }
+
+    /// Runs the queued jobs until none is left (jobs may queue more).
+    private func runJobs() {
+        let me = asUnownedTaskExecutor()
+        while true {
+            let batch = jobs.withLock { j -> Deque<UnownedJob> in
+                defer { j.queue = [] }
+                return j.queue
+            }
+            if batch.isEmpty { return }
+            for job in batch { job.runSynchronously(on: me) }
+        }
     }
 
     /// Waits until child `pid` (from `add`) is done.
@@ -395,6 +438,15 @@ package final class ProcessMonitor: Sendable {
     private func loop() {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
+            runJobs()
+            // From here a new job or child wakes the thread; one queued
+            // before this point runs first.
+            let idle = jobs.withLock { j -> Bool in
+                j.polling = j.queue.isEmpty
+                return j.polling
+            }
+            if !idle { continue }
+
             // What to watch, and until when.
             var fds: [pollfd] = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
             var roles: [(pid: pid_t, role: Role, log: LogSink?)] = [(0, .exit, nil)]
@@ -433,6 +485,7 @@ package final class ProcessMonitor: Sendable {
 
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 && errno != EINTR { usleep(1000) }
+            jobs.withLock { $0.polling = false }
 
             // Output and exits. An event on either pipe of a child drains
             // both (its exit closes them one after the other), so a child
