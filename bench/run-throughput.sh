@@ -2,7 +2,8 @@
 # Scheduling throughput: 2000 independent subtasks running `true` at -j 2,
 # planrun against ninja and make on the same graph (build.ninja and Makefile
 # are generated from the same list of ids). Prints the best-of-RUNS wall time
-# of each and the ratios measured in this run; target: planrun <= 1.3x ninja.
+# of each (runs interleaved: planrun, ninja, make, planrun, ...) and the
+# ratios measured in this run; target: planrun <= 1.3x ninja.
 #
 # Usage: bench/run-throughput.sh
 #   PLANRUN=path/to/planrun  binary (default .build/release/planrun, built if missing)
@@ -49,23 +50,28 @@ def clean():
         try: os.remove(os.path.join(out, name))
         except FileNotFoundError: pass
 
-def measure(argv):
-    best = None
-    for _ in range(runs):
-        clean()
-        start = time.perf_counter()
-        r = subprocess.run(argv, cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        elapsed = time.perf_counter() - start
-        if r.returncode != 0:
-            sys.exit(f"{argv[0]} failed: {r.stderr.decode()[-2000:]}")
-        best = elapsed if best is None else min(best, elapsed)
-    return best
+def once(argv):
+    clean()
+    start = time.perf_counter()
+    r = subprocess.run(argv, cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if r.returncode != 0:
+        sys.exit(f"{argv[0]} failed: {r.stderr.decode()[-2000:]}")
+    return elapsed
 
-results = {
-    "planrun": measure([planrun, "build", "plan.yaml", "-j", jobs]),
-    "ninja": measure(["ninja", "-j", jobs]),
-    "make": measure(["make", "-s", "-j", jobs]),
+# Rounds of one run of each tool, so that all three see the same load on a
+# shared machine (a burst of load during one tool's runs would otherwise
+# skew the ratio); best of RUNS for each.
+tools = {
+    "planrun": [planrun, "build", "plan.yaml", "-j", jobs],
+    "ninja": ["ninja", "-j", jobs],
+    "make": ["make", "-s", "-j", jobs],
 }
+results = {name: None for name in tools}
+for _ in range(runs):
+    for name, argv in tools.items():
+        t = once(argv)
+        results[name] = t if results[name] is None else min(results[name], t)
 print(f"{count} independent subtasks running `true`, -j {jobs}, best of {runs}:")
 for name, t in results.items():
     print(f"  {name:8s} {t:7.3f} s")
