@@ -380,9 +380,10 @@ package final class LayeredBuildCache: BuildCache {
             let limit = remote.maxConcurrentRequests
             let plan = graph.plan
             // The children fetch and write; this loop alone records them in
-            // the history (one writer: no contention on the database queue).
-            let found: [(Int, String)] = await withTaskGroup(of: (Int, Restored?).self) { group in
-                var out: [(Int, String)] = []
+            // the history (one writer: no contention on the database queue),
+            // in one transaction per level.
+            let found: [(Int, Restored)] = await withTaskGroup(of: (Int, Restored?).self) { group in
+                var out: [(Int, Restored)] = []
                 var next = 0
                 func start(_ group: inout TaskGroup<(Int, Restored?)>) {
                     let item = wanted[next]
@@ -392,15 +393,21 @@ package final class LayeredBuildCache: BuildCache {
                 while next < wanted.count && next < limit { start(&group) }
                 while let (node, restored) = await group.next() {
                     if next < wanted.count, remote.isAvailable, !Task.isCancelled { start(&group) }
-                    let subtask = plan.subtasks[node]
-                    if let restored, let outcome = record(restored, for: subtask) {
-                        restoredAhead.withLock { $0[subtask.id] = outcome }
-                        out.append((node, outcome.resultDigest))
-                    }
+                    if let restored { out.append((node, restored)) }
                 }
                 return out
             }
-            for (node, digest) in found { digests[node] = digest }
+            guard !found.isEmpty else { continue }
+            do {
+                try local.history.saveAll(found.map { (plan.subtasks[$0.0].id, $0.1.entry) })
+            } catch {
+                warn("cannot record \(found.count) subtask\(found.count == 1 ? "" : "s") restored from the remote cache: \(error)")
+                continue
+            }
+            restoredAhead.withLock { ahead in
+                for (node, restored) in found { ahead[plan.subtasks[node].id] = restored.outcome }
+            }
+            for (node, restored) in found { digests[node] = restored.outcome.resultDigest }
         }
     }
 

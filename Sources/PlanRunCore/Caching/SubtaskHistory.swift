@@ -38,8 +38,17 @@ package protocol SubtaskHistory: Sendable {
     /// nil when absent or when the stored components do not match the key.
     func cacheKey(for id: String) throws -> CacheKey?
     func save(_ entry: HistoryEntry, for id: String) throws
+    /// Saves several entries at once (one transaction where there is one):
+    /// all or none.
+    func saveAll(_ entries: [(id: String, entry: HistoryEntry)]) throws
     /// Forgets the given subtasks (all when nil).
     func remove(_ ids: [String]?) throws
+}
+
+extension SubtaskHistory {
+    package func saveAll(_ entries: [(id: String, entry: HistoryEntry)]) throws {
+        for (id, entry) in entries { try save(entry, for: id) }
+    }
 }
 
 /// A `SubtaskHistory` in memory (tests).
@@ -126,17 +135,32 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
     }
 
     package func save(_ entry: HistoryEntry, for id: String) throws {
-        guard let writer else { return }
-        let outputs = HistoryColumn.encode(outputs: entry.outputs, components: entry.components ?? [:])
+        try saveAll([(id, entry)])
+    }
+
+    /// One transaction and one prepared statement for all `entries`: a
+    /// remote restore of thousands of subtasks records them per level
+    /// instead of committing once per subtask.
+    package func saveAll(_ entries: [(id: String, entry: HistoryEntry)]) throws {
+        guard let writer, !entries.isEmpty else { return }
+        let columns = entries.map { HistoryColumn.encode(outputs: $0.entry.outputs, components: $0.entry.components ?? [:]) }
+        let now = Date().timeIntervalSince1970
         try writer.write { db in
-            try db.execute(sql: """
+            let statement = try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO subtask_state (subtask_id, cache_key, result_digest, result, outputs, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [id, entry.key, entry.resultDigest, Data(entry.result), outputs, Date().timeIntervalSince1970])
+                """)
+            for (index, item) in entries.enumerated() {
+                try statement.execute(arguments: [
+                    item.id, item.entry.key, item.entry.resultDigest, Data(item.entry.result), columns[index], now,
+                ])
+            }
         }
         loaded.withLock { l in
-            l?.entries[id] = entry
-            l?.columns[id] = outputs
+            for (index, item) in entries.enumerated() {
+                l?.entries[item.id] = item.entry
+                l?.columns[item.id] = columns[index]
+            }
         }
     }
 
