@@ -239,19 +239,20 @@ import Testing
         }
     }
 
-    /// A 4xx fails the attempt with the status and the body's first line;
-    /// it is retried like any failure (here: no retries).
-    @Test func clientErrorFails() throws {
+    /// A 4xx fails the attempt with the status and the body's first line,
+    /// and is not retried: asking again cannot help.
+    @Test func clientErrorFailsWithoutRetrying() throws {
         try withServer { server, dir in
             let run = try build("""
                 version: 1
                 agents:
-                  gone: {kind: http, url: "\(server.url("/missing"))"}
+                  gone: {kind: http, url: "\(server.url("/missing"))", retries: 3, retry_backoff: 10ms}
                 subtasks:
                   - {id: ask, agent: gone}
                 """, in: dir)
             #expect(run.status == 1)
             #expect(error(run.summary, "ask") == "agent `gone`: HTTP 404 from \(server.url("/missing")): no such agent")
+            #expect(try server.requests().count == 1)
         }
     }
 

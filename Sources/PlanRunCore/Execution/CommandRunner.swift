@@ -152,6 +152,9 @@ package struct AttemptOutcome: Sendable {
     package var exitCode: Int?
     package var startedAt: Date
     package var completedAt: Date
+    /// False when trying again cannot help (an `http` agent's 4xx answer):
+    /// the executor then does not retry a failed attempt.
+    package var retryable = true
 
     /// Results are capped at 1 MiB (DESIGN §4).
     package static let resultLimit = 1 << 20

@@ -437,7 +437,7 @@ private struct ExecutorLoop {
 
         // Retry a failed or timed-out attempt while attempts remain.
         let retries = plan.retries(for: subtask)
-        if (status == .failed || status == .timedOut), done.attempt <= retries, !cancelled, !Task.isCancelled {
+        if (status == .failed || status == .timedOut), outcome.retryable, done.attempt <= retries, !cancelled, !Task.isCancelled {
             let delay = executor.configuration.retryDelay(backoff: plan.retryBackoff(for: subtask), afterAttempt: done.attempt)
             let next = done.attempt + 1
             reports[node].attempts = next

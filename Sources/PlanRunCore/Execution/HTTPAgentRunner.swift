@@ -16,11 +16,13 @@ import Synchronization
 ///
 /// A 2xx response is success; its body is the result, plain text or a JSON
 /// object `{"content": ..., "metadata": {...}}` read as for `command` agents.
-/// Anything else — another status (4xx included), a connection error, a
-/// missing header variable, a body that starts like JSON but is not — is an
-/// ordinary failed attempt, so the subtask's retry policy applies to it: the
-/// executor, not this runner, decides whether to try again. A timeout ends
-/// the attempt as `timed_out`; cancellation cancels the request.
+/// A 5xx, a connection error, a missing header variable or a body that
+/// starts like JSON but is not is an ordinary failed attempt, so the
+/// subtask's retry policy applies to it (the executor decides whether to try
+/// again). A 4xx (the request itself is wrong: a bad URL, a missing token)
+/// also fails the attempt, but is not retried, except 408 and 429, which
+/// say "later". A timeout ends the attempt as `timed_out`; cancellation
+/// cancels the request.
 ///
 /// The log gets the request line, the status and the body.
 package struct HTTPAgentRunner: CommandRunner {
@@ -120,9 +122,11 @@ package struct HTTPAgentRunner: CommandRunner {
         let completedAt = Date()
 
         guard (200..<300).contains(status) else {
-            return AttemptOutcome(
+            var outcome = AttemptOutcome(
                 status: .failed, error: "agent `\(agent.name)`: HTTP \(status) from \(text)" + Self.excerpt(body),
                 output: shown, startedAt: startedAt, completedAt: completedAt)
+            outcome.retryable = !(400..<500).contains(status) || status == 408 || status == 429
+            return outcome
         }
         switch ProcessCommandRunner.agentResult(body) {
         case .success(let content): body = content
