@@ -18,7 +18,7 @@ import Testing
             outputs: [b.txt]
         """
 
-    @Test func noOpRebuildUsesTheStampUntilSomethingChanges() throws {
+    @Test func noOpRebuildUsesTheStampUntilSomethingChanges() async throws {
         let dir = try PlanRunBinary.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         try Self.plan.write(to: dir.appendingPathComponent("plan.yaml"), atomically: true, encoding: .utf8)
@@ -27,7 +27,7 @@ import Testing
 
         #expect(try PlanRunBinary.run(["build"], in: dir).status == 0)
         // Past the racy window, an all-cached build writes the stamp...
-        Thread.sleep(forTimeInterval: 2.2)
+        try await Task.sleep(for: .milliseconds(2200)) // not Thread.sleep: it would hold a test thread
         let slow = try PlanRunBinary.run(["build"], in: dir)
         #expect(slow.status == 0)
         #expect(slow.stdout.contains("cached a"))
@@ -58,13 +58,13 @@ import Testing
         #expect(try String(contentsOf: dir.appendingPathComponent("b.txt"), encoding: .utf8) == "two\ntwo\n")
     }
 
-    @Test func cleanRemovesTheStamp() throws {
+    @Test func cleanRemovesTheStamp() async throws {
         let dir = try PlanRunBinary.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         try Self.plan.write(to: dir.appendingPathComponent("plan.yaml"), atomically: true, encoding: .utf8)
         try "one\n".write(to: dir.appendingPathComponent("in.txt"), atomically: true, encoding: .utf8)
         #expect(try PlanRunBinary.run(["build"], in: dir).status == 0)
-        Thread.sleep(forTimeInterval: 2.2)
+        try await Task.sleep(for: .milliseconds(2200)) // not Thread.sleep: it would hold a test thread
         #expect(try PlanRunBinary.run(["build"], in: dir).status == 0)
         #expect(try PlanRunBinary.run(["build"], in: dir).stdout.contains("no work to do"))
 

@@ -111,15 +111,15 @@ import Testing
 
     @Test func timeoutKillsTheWholeProcessGroup() async throws {
         // The shell starts a grandchild that ignores SIGTERM and records its pid.
-        let script = "sh -c 'trap \"\" TERM; echo $$ > grandchild.pid; exec sleep 30' & sleep 30; wait"
+        let script = "sh -c 'trap \"\" TERM; echo $$ > grandchild.pid; exec sleep 120' & sleep 120; wait"
         let start = ContinuousClock.now
         let outcome = await ProcessCommandRunner(killGrace: .milliseconds(300)).run(request(script, timeout: .milliseconds(400)))
         #expect(outcome.status == .timedOut)
         #expect(outcome.error == "timed out after 400ms")
-        // Far below the 30 s the script would take if the timeout did not
+        // Far below the 120 s the script would take if the timeout did not
         // act; generous because the parallel suite can delay this task's
         // resumption on a loaded 2-core machine.
-        #expect(ContinuousClock.now - start < .seconds(20))
+        #expect(ContinuousClock.now - start < .seconds(90))
         let pidText = try String(contentsOfFile: dir + "/grandchild.pid", encoding: .utf8)
         let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
         try await Task.sleep(for: .milliseconds(100))
@@ -192,9 +192,12 @@ import Testing
         #expect(String(decoding: outcome.output, as: UTF8.self) == "before\n")
 
         let timed = await ProcessCommandRunner(killGrace: .milliseconds(200))
-            .run(request("exec >&- 2>&-; sleep 30", id: "u", timeout: .milliseconds(200)))
+            .run(request("exec >&- 2>&-; sleep 120", id: "u", timeout: .milliseconds(200)))
         #expect(timed.status == .timedOut)
-        #expect(clock.now - start < .seconds(10))
+        // Killed, not waited for. (The bound is loose on purpose: in the
+        // whole suite, tests that block on a planrun child can hold the
+        // pool's threads for many seconds before this task resumes.)
+        #expect(clock.now - start < .seconds(90))
     }
 
     @Test func commandAgentProgramIsFoundOnTheSubtasksPath() async throws {
