@@ -25,8 +25,9 @@ command -v ninja >/dev/null || { echo "bench/cache-incremental.sh: ninja is miss
 rm -rf "$out"
 mkdir -p "$out"
 
-python3 - "$planrun" "$out" "${RUNS:-5}" <<'PY'
+PYTHONPATH="$root/bench" python3 - "$planrun" "$out" "${RUNS:-5}" <<'PY'
 import os, subprocess, sys, time
+from benchlib import timed
 planrun, out, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 layers, width = 20, 100
 jobs = str(os.cpu_count() or 2)
@@ -64,12 +65,7 @@ tools["ninja"] = (d, ["ninja", "-j", jobs])
 
 def run(name):
     folder, argv = tools[name]
-    start = time.perf_counter()
-    p = subprocess.run(argv, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if p.returncode != 0:
-        sys.exit(f"{name} failed ({p.returncode}): {p.stderr.decode()[-2000:]}")
-    return elapsed
+    return timed(argv, folder, name)
 
 full = {name: run(name) for name in tools}
 time.sleep(2.5)

@@ -34,8 +34,9 @@ command -v task >/dev/null || { echo "bench/cache-noop.sh: go-task is missing (p
 rm -rf "$out"
 mkdir -p "$out"
 
-python3 - "$planrun" "$out" "${COUNT:-10000}" "${RUNS:-5}" <<'PY'
+PYTHONPATH="$root/bench" python3 - "$planrun" "$out" "${COUNT:-10000}" "${RUNS:-5}" <<'PY'
 import os, subprocess, sys, time
+from benchlib import timed
 planrun, out, count, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 jobs = str(os.cpu_count() or 2)
 
@@ -76,12 +77,7 @@ tools["planrun-full"] = (tools["planrun"][0], tools["planrun"][1] + ["--json"])
 
 def run(name):
     folder, argv = tools[name]
-    start = time.perf_counter()
-    p = subprocess.run(argv, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if p.returncode != 0:
-        sys.exit(f"{name} failed ({p.returncode}): {p.stderr.decode()[-2000:]}")
-    return elapsed
+    return timed(argv, folder, name)
 
 full = {name: run(name) for name in tools if name != "planrun-full"}
 time.sleep(2.5)  # outputs older than planrun's racy-timestamp window

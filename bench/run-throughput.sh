@@ -23,8 +23,9 @@ command -v ninja >/dev/null || { echo "bench/run-throughput.sh: ninja is missing
 rm -rf "$out"
 mkdir -p "$out"
 
-python3 - "$out" "$planrun" "${RUNS:-5}" "${COUNT:-2000}" "${JOBS:-2}" <<'PY'
+PYTHONPATH="$root/bench" python3 - "$out" "$planrun" "${RUNS:-5}" "${COUNT:-2000}" "${JOBS:-2}" <<'PY'
 import os, shutil, subprocess, sys, time
+from benchlib import timed
 out, planrun, runs, count, jobs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 ids = [f"t{i}" for i in range(count)]
 
@@ -52,12 +53,7 @@ def clean():
 
 def once(argv):
     clean()
-    start = time.perf_counter()
-    r = subprocess.run(argv, cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if r.returncode != 0:
-        sys.exit(f"{argv[0]} failed: {r.stderr.decode()[-2000:]}")
-    return elapsed
+    return timed(argv, out)
 
 # Rounds of one run of each tool, so that all three see the same load on a
 # shared machine (a burst of load during one tool's runs would otherwise

@@ -67,6 +67,32 @@ struct RemoteCacheTests {
         return out
     }
 
+    /// A real nginx warmed by a build of a new source folder, with the
+    /// `ac` entry naming `out/solo.txt` and its text. The caller stops the
+    /// server (it is stopped here if something fails first).
+    static func warmedServer() throws -> (server: NginxServer, source: URL, soloEntry: URL, soloText: String) {
+        let server = try NginxServer()
+        do {
+            let source = try Self.makeSource()
+            #expect(try Self.build(source, remote: server.url).status == 0)
+            let entry = try Self.actionFile(in: server, naming: "out/solo.txt")
+            return (server, source, entry, try String(contentsOf: entry, encoding: .utf8))
+        } catch {
+            server.stop()
+            throw error
+        }
+    }
+
+    /// A build of `clone` that ran nothing, warned of nothing and took all
+    /// three subtasks from the cache, ending with `source`'s outputs.
+    static func expectAllRestored(_ result: PlanRunBinary.Result, in clone: URL, like source: URL) throws {
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.stderr.contains("warning"), "\(result.stderr)")
+        #expect(try parseJSON(result.stdout)["cached"] as? Int == 3)
+        #expect(Self.ran(in: clone).isEmpty)
+        try Self.expectSameOutputs(source, clone)
+    }
+
     static func expectSameOutputs(_ a: URL, _ b: URL) throws {
         let left = try outputs(of: a), right = try outputs(of: b)
         #expect(left.keys.sorted() == ["a.txt", "b.txt", "site/sub/i.html", "solo.txt", "tool.sh"])
@@ -156,11 +182,7 @@ struct RemoteCacheTests {
         try FileManager.default.removeItem(at: clone.appendingPathComponent("out/site"))
         try FileManager.default.removeItem(at: clone.appendingPathComponent("out/tool.sh"))
         let again = try Self.build(clone, remote: server.url)
-        #expect(again.status == 0, "\(again.stderr)")
-        #expect(!again.stderr.contains("warning"), "\(again.stderr)")
-        #expect(try parseJSON(again.stdout)["cached"] as? Int == 3)
-        #expect(Self.ran(in: clone).isEmpty)
-        try Self.expectSameOutputs(source, clone)
+        try Self.expectAllRestored(again, in: clone, like: source)
         #expect(server.requests().dropFirst(before).contains { $0.hasPrefix("GET /ac/") })
 
         // Without the remote, a subtask whose output is gone runs.
@@ -173,12 +195,8 @@ struct RemoteCacheTests {
 
     @Test(arguments: ["../escaped.txt", "/tmp/planrun-escaped.txt", "out/../../escaped.txt"])
     func poisonedActionWithAnEscapingPathIsRefused(path: String) throws {
-        let server = try NginxServer()
+        let (server, source, entry, text) = try Self.warmedServer()
         defer { server.stop() }
-        let source = try Self.makeSource()
-        #expect(try Self.build(source, remote: server.url).status == 0)
-        let entry = try Self.actionFile(in: server, naming: "out/solo.txt")
-        let text = try String(contentsOf: entry, encoding: .utf8)
         try text.replacingOccurrences(of: "\"path\":\"out/solo.txt\"", with: "\"path\":\"\(path)\"")
             .write(to: entry, atomically: true, encoding: .utf8)
 
@@ -219,11 +237,7 @@ struct RemoteCacheTests {
         let clone = try Self.freshCopy(of: source)
         let before = server.requests().count
         let result = try Self.build(clone, remote: server.url)
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect(!result.stderr.contains("warning"), "\(result.stderr)")
-        #expect(try parseJSON(result.stdout)["cached"] as? Int == 3)
-        #expect(Self.ran(in: clone).isEmpty)
-        try Self.expectSameOutputs(source, clone)
+        try Self.expectAllRestored(result, in: clone, like: source)
         let requests = server.requests().dropFirst(before)
         // gen: result, a.txt, tool.sh, the manifest of out/site, i.html; use: result, b.txt; solo: solo.txt (its result is empty)
         #expect(requests.filter { $0.hasPrefix("GET /cas/") && $0.hasSuffix(" 200") }.count == 8, "\(requests)")
@@ -260,12 +274,8 @@ struct RemoteCacheTests {
     @Test(arguments: [(Data("evil\n".utf8).base64EncodedString(), "blob `\(Digest.sha256Hex(Array("solo\n".utf8)))` does not match its digest"),
                       ("not base64!", "it is not a valid action result")])
     func tamperedInlineContentsAreRefused(contents: String, reason: String) throws {
-        let server = try NginxServer()
+        let (server, source, entry, text) = try Self.warmedServer()
         defer { server.stop() }
-        let source = try Self.makeSource()
-        #expect(try Self.build(source, remote: server.url).status == 0)
-        let entry = try Self.actionFile(in: server, naming: "out/solo.txt")
-        let text = try String(contentsOf: entry, encoding: .utf8)
         let inline = "\"contents\":\"\(Data("solo\n".utf8).base64EncodedString())\""
         #expect(text.contains(inline))
         try text.replacingOccurrences(of: inline, with: "\"contents\":\"\(contents)\"").write(to: entry, atomically: true, encoding: .utf8)

@@ -90,18 +90,9 @@ package struct AttemptRequest: Sendable {
         contextPath: String? = nil, resultPath: String? = nil, logPath: String? = nil,
         timeout: Duration? = nil
     ) {
-        self.subtask = subtask
-        self.agent = agent
-        self.attempt = attempt
-        self.runID = runID
-        self.workingDirectory = workingDirectory
-        self.baseEnvironment = nil
-        self.environmentOverrides = environment
-        self.contextStorage = .value(context)
-        self.contextPath = contextPath
-        self.resultPath = resultPath
-        self.logPath = logPath
-        self.timeout = timeout
+        self.init(subtask: subtask, agent: agent, attempt: attempt, runID: runID, workingDirectory: workingDirectory,
+                  baseEnvironment: nil, overrides: environment, context: .value(context), contextPath: contextPath,
+                  resultPath: resultPath, logPath: logPath, timeout: timeout)
     }
 
     /// As above, with the shared part of the environment prebuilt and the
@@ -112,14 +103,24 @@ package struct AttemptRequest: Sendable {
         context: SubtaskContext, contextPath: String? = nil, resultPath: String? = nil,
         logPath: String? = nil, timeout: Duration? = nil
     ) {
+        self.init(subtask: subtask, agent: agent, attempt: attempt, runID: runID, workingDirectory: workingDirectory,
+                  baseEnvironment: baseEnvironment, overrides: environment, context: .parts(context),
+                  contextPath: contextPath, resultPath: resultPath, logPath: logPath, timeout: timeout)
+    }
+
+    private init(
+        subtask: Subtask, agent: AgentDefinition, attempt: Int, runID: String, workingDirectory: String,
+        baseEnvironment: SpawnEnvironment?, overrides: [String: String], context: ContextStorage,
+        contextPath: String?, resultPath: String?, logPath: String?, timeout: Duration?
+    ) {
         self.subtask = subtask
         self.agent = agent
         self.attempt = attempt
         self.runID = runID
         self.workingDirectory = workingDirectory
         self.baseEnvironment = baseEnvironment
-        self.environmentOverrides = environment
-        self.contextStorage = .parts(context)
+        self.environmentOverrides = overrides
+        self.contextStorage = context
         self.contextPath = contextPath
         self.resultPath = resultPath
         self.logPath = logPath
