@@ -151,7 +151,7 @@ enum BuildRun {
                         plan: plan, configuration: configuration,
                         makeCache: { directory in
                             // Under the build lock, before anything changes.
-                            UpToDateStamp.remove(stateDirectory: directory)
+                            try UpToDateStamp.remove(stateDirectory: directory)
                             let local = try ContentCache.open(plan: plan, stateDirectory: directory,
                                                               callerEnvironment: configuration.environment,
                                                               forcedIDs: forcedIDs)

@@ -31,7 +31,10 @@ struct CleanCommand: AsyncParsableCommand {
         let directory = CacheCommands.stateDirectory(plan: plan, stateDir: stateDir)
         try CacheCommands.refuseWhileBuilding(directory, plan: plan)
         let all = !outputs && !state && !cache
-        UpToDateStamp.remove(stateDirectory: directory)
+        do { try UpToDateStamp.remove(stateDirectory: directory) } catch {
+            printError("error: \(error)\n")
+            throw ExitCode(1)
+        }
         var lines: [String] = []
         var failed = false
         func remove(_ full: String) -> Bool {

@@ -65,7 +65,7 @@ import Testing
             plan: plan,
             configuration: RunConfiguration(jobs: 2, environment: invocation.environment, killGrace: .milliseconds(200)),
             makeCache: { directory in
-                UpToDateStamp.remove(stateDirectory: directory)
+                try UpToDateStamp.remove(stateDirectory: directory)
                 let local = try ContentCache.open(plan: plan, stateDirectory: directory, callerEnvironment: invocation.environment)
                 let cache = StampingBuildCache(wrapping: local, plan: plan, stateDirectory: directory, invocation: invocation)
                 stamping = cache
@@ -184,7 +184,7 @@ import Testing
         let second = try await Self.build(dir, invocation)
         #expect(second.summary.reports.allSatisfy { $0.status == .cached })
         let stamping = try #require(second.stamping)
-        UpToDateStamp.remove(stateDirectory: dir.url(".planrun"))
+        try UpToDateStamp.remove(stateDirectory: dir.url(".planrun"))
         #expect(!stamping.writeStampIfUpToDate(now: justAfter))
         #expect(UpToDateStamp.check(invocation, stateDirectory: dir.url(".planrun")) == nil)
         // Once the window has passed, the same observations make a stamp.

@@ -53,9 +53,14 @@ package enum UpToDateStamp {
     }
 
     /// Removes the stamp (a build that may change anything calls this
-    /// under the build lock before it does).
-    package static func remove(stateDirectory: String) {
-        _ = unlink(path(stateDirectory: stateDirectory))
+    /// under the build lock before it does). Throws when it exists and
+    /// cannot be removed: a build must not go on leaving a stamp that
+    /// would later claim its changes never happened.
+    package static func remove(stateDirectory: String) throws(CacheError) {
+        let file = path(stateDirectory: stateDirectory)
+        if unlink(file) != 0 && errno != ENOENT && errno != ENOTDIR {
+            throw .storeWrite(reason: "cannot remove `\(file)`: \(String(cString: strerror(errno)))")
+        }
     }
 
     /// What identifies an invocation besides the files: written in the
