@@ -155,7 +155,8 @@ enum BuildRun {
                             let local = try ContentCache.open(plan: plan, stateDirectory: directory,
                                                               callerEnvironment: configuration.environment,
                                                               forcedIDs: forcedIDs)
-                            let cache = LayeredBuildCache(local: local, remote: remote, onlyTargets: onlyTargets)
+                            let cache = LayeredBuildCache(local: local, remote: remote, onlyTargets: onlyTargets,
+                                                          forceAll: configuration.forced)
                             opened = cache
                             guard let stamp else { return cache }
                             return StampingBuildCache(wrapping: cache, plan: plan, stateDirectory: directory, invocation: stamp)

@@ -193,6 +193,20 @@ struct RemoteCacheTests {
         try Self.expectSameOutputs(source, clone)
     }
 
+    /// `build --force` runs everything: nothing is looked up or restored
+    /// from the remote first (the results are uploaded as usual).
+    @Test func forceAllAsksTheRemoteNothing() throws {
+        let (server, source, _, _) = try Self.warmedServer()
+        defer { server.stop() }
+        let clone = try Self.freshCopy(of: source)
+        let before = server.requests().count
+        let forced = try Self.build(clone, ["--force"], remote: server.url)
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(Self.ran(in: clone).sorted() == ["gen", "solo", "use"])
+        #expect(!server.requests().dropFirst(before).contains { $0.hasPrefix("GET ") }, "\(server.requests().dropFirst(before))")
+        try Self.expectSameOutputs(source, clone)
+    }
+
     @Test(arguments: ["../escaped.txt", "/tmp/planrun-escaped.txt", "out/../../escaped.txt"])
     func poisonedActionWithAnEscapingPathIsRefused(path: String) throws {
         let (server, source, entry, text) = try Self.warmedServer()

@@ -40,10 +40,16 @@ package final class LayeredBuildCache: BuildCache {
     /// Small blobs downloaded in this build, by digest.
     private let smallBlobs = Mutex<[String: [UInt8]]>([:])
 
-    package init(local: ContentCache, remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil) {
+    /// `build --force` without targets: everything runs, so nothing is
+    /// fetched ahead from the remote.
+    package let forceAll: Bool
+
+    package init(local: ContentCache, remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil,
+                 forceAll: Bool = false) {
         self.local = local
         self.remote = remote
         self.onlyTargets = onlyTargets
+        self.forceAll = forceAll
         if let remote, remote.mode == .readWrite, !local.readOnly {
             uploads = UploadQueue(limit: remote.maxConcurrentRequests)
         } else {
@@ -97,7 +103,7 @@ package final class LayeredBuildCache: BuildCache {
     }
 
     package func prepare(graph: TaskGraph, selected: [Bool]) async throws {
-        if let remote, remote.isAvailable { await prefetch(graph: graph, selected: selected, remote: remote) }
+        if let remote, remote.isAvailable, !forceAll { await prefetch(graph: graph, selected: selected, remote: remote) }
         if let onlyTargets { try checkOnly(graph: graph, selected: selected, targets: onlyTargets) }
     }
 
