@@ -6,7 +6,7 @@ import Testing
 
 /// `planrun build` end to end, on real processes.
 @Suite(.serialized) struct BuildCommandTests {
-    @Test func successPrintsTheJSONSummaryAndExitsZero() async throws {
+    @Test func successPrintsTheJSONSummaryAndExitsZero() throws {
         let dir = try makeProject("""
             version: 1
             name: ok
@@ -17,7 +17,7 @@ import Testing
                 depends_on: [a]
                 run: printf 'from b' > "$PLANRUN_RESULT"
             """)
-        let r = try await PlanRunBinary.run(["build", "--json"], in: dir)
+        let r = try PlanRunBinary.run(["build", "--json"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
         let json = try parseJSON(r.stdout)
         #expect(json["status"] as? String == "completed")
@@ -32,13 +32,13 @@ import Testing
         #expect(log == "alpha\n")
     }
 
-    @Test func peakConcurrencyFromTimestampsMatchesJobs() async throws {
+    @Test func peakConcurrencyFromTimestampsMatchesJobs() throws {
         var yaml = "version: 1\nname: par\nsubtasks:\n"
         for i in 0..<8 {
             yaml += "  - id: t\(i)\n    run: date +%s%N > t\(i).start; sleep 0.3; date +%s%N > t\(i).end\n"
         }
         let dir = try makeProject(yaml)
-        let r = try await PlanRunBinary.run(["build", "-j", "3"], in: dir)
+        let r = try PlanRunBinary.run(["build", "-j", "3"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
         var events: [(Int, Int)] = []
         for i in 0..<8 {
@@ -56,7 +56,7 @@ import Testing
         #expect(peak == 3)
     }
 
-    @Test func retriesAreCountedAndTimeoutsFail() async throws {
+    @Test func retriesAreCountedAndTimeoutsFail() throws {
         let dir = try makeProject("""
             version: 1
             name: retry
@@ -70,7 +70,7 @@ import Testing
                 run: sleep 20
             """)
         let start = ContinuousClock.now
-        let r = try await PlanRunBinary.run(["build", "--json", "-k"], in: dir)
+        let r = try PlanRunBinary.run(["build", "--json", "-k"], in: dir)
         #expect(ContinuousClock.now - start < .seconds(15)) // `slow` would take 20 s without its timeout
         #expect(r.status == 1)
         let json = try parseJSON(r.stdout)
@@ -84,7 +84,7 @@ import Testing
         #expect(errors["slow"] == "timed out after 300ms")
     }
 
-    @Test func failFastAndKeepGoing() async throws {
+    @Test func failFastAndKeepGoing() throws {
         let yaml = """
             version: 1
             name: ff
@@ -99,12 +99,12 @@ import Testing
                 run: touch independent.ran
             """
         let dir = try makeProject(yaml)
-        let r = try await PlanRunBinary.run(["build", "--json"], in: dir)
+        let r = try PlanRunBinary.run(["build", "--json"], in: dir)
         #expect(r.status == 1)
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("independent.ran").path))
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("dependent.ran").path))
 
-        let k = try await PlanRunBinary.run(["build", "--json", "--keep-going"], in: dir)
+        let k = try PlanRunBinary.run(["build", "--json", "--keep-going"], in: dir)
         #expect(k.status == 1)
         let json = try parseJSON(k.stdout)
         #expect(json["blocked"] as? Int == 1)
@@ -114,7 +114,7 @@ import Testing
         #expect(errors["dependent"] == "dependency `bad` failed")
     }
 
-    @Test func badInputFailsOnlyThatSubtask() async throws {
+    @Test func badInputFailsOnlyThatSubtask() throws {
         let dir = try makeProject("""
             version: 1
             name: bad
@@ -137,7 +137,7 @@ import Testing
               - id: fine
                 run: echo fine
             """)
-        let r = try await PlanRunBinary.run(["build", "--json", "-k"], in: dir)
+        let r = try PlanRunBinary.run(["build", "--json", "-k"], in: dir)
         #expect(r.status == 1)
         let json = try parseJSON(r.stdout)
         let errors = try #require(json["errors"] as? [String: String])
@@ -147,15 +147,15 @@ import Testing
         let results = try #require(json["results"] as? [String: [String: Any]])
         #expect(results["garbage"]?["status"] as? String == "done")
         #expect(results["fine"]?["status"] as? String == "done")
-        let status = try await PlanRunBinary.run(["status", "--json"], in: dir)
+        let status = try PlanRunBinary.run(["status", "--json"], in: dir)
         let progress = try #require(try parseJSON(status.stdout)["progress"] as? [String: Any])
         #expect(progress["done"] as? Int == 2)
         #expect(progress["failed"] as? Int == 3)
     }
 
-    @Test func unknownTargetIsAnError() async throws {
+    @Test func unknownTargetIsAnError() throws {
         let dir = try makeProject("version: 1\nsubtasks:\n  - id: build\n    run: true\n")
-        let r = try await PlanRunBinary.run(["build", "biuld"], in: dir)
+        let r = try PlanRunBinary.run(["build", "biuld"], in: dir)
         #expect(r.status == 2)
         #expect(r.stderr.contains("no subtask named `biuld`; did you mean `build`?"))
     }
@@ -184,7 +184,7 @@ import Testing
         try await Task.sleep(for: .milliseconds(200))
         for pid in try recordedPids(in: dir) { #expect(!isAlive(pid), "pid \(pid) survived") }
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("after.ran").path))
-        let status = try parseJSON(try await PlanRunBinary.run(["status", "--json"], in: dir).stdout)
+        let status = try parseJSON(try PlanRunBinary.run(["status", "--json"], in: dir).stdout)
         #expect(status["status"] as? String == "cancelled")
         #expect(status["reason"] as? String == "interrupted (SIGINT)")
     }
@@ -193,7 +193,7 @@ import Testing
         let dir = try makeProject("version: 1\nname: lock\nsubtasks:\n  - id: wait\n    run: echo $$ > wait.pid; sleep 30\n")
         let first = try BackgroundPlanRun(["build"], in: dir)
         #expect(try await eventually { try !recordedPids(in: dir).isEmpty })
-        let second = try await PlanRunBinary.run(["build"], in: dir)
+        let second = try PlanRunBinary.run(["build"], in: dir)
         #expect(second.status == 1)
         #expect(second.stderr.contains("another build of `plan.yaml` is running (pid \(first.pid))"))
         kill(first.pid, SIGTERM)
@@ -203,14 +203,14 @@ import Testing
 }
 
 @Suite(.serialized) struct BuildApprovalTests {
-    @Test func unapprovedPlanIsRefusedUntilApproved() async throws {
+    @Test func unapprovedPlanIsRefusedUntilApproved() throws {
         let dir = try makeProject("version: 1\nname: gated\napproval: required\nsubtasks:\n  - id: a\n    run: touch ran\n")
-        let refused = try await PlanRunBinary.run(["build"], in: dir)
+        let refused = try PlanRunBinary.run(["build"], in: dir)
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("plan is not approved"))
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("ran").path))
-        #expect(try await PlanRunBinary.run(["approve"], in: dir).status == 0)
-        let built = try await PlanRunBinary.run(["build"], in: dir)
+        #expect(try PlanRunBinary.run(["approve"], in: dir).status == 0)
+        let built = try PlanRunBinary.run(["build"], in: dir)
         #expect(built.status == 0, "\(built.stderr)")
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("ran").path))
     }

@@ -87,13 +87,13 @@ struct ParsedJUnit: Decodable {
 
         """
 
-    @Test func junitReportOfAFailedBuild() async throws {
+    @Test func junitReportOfAFailedBuild() throws {
         let dir = try makeProject(Self.plan)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let first = try await PlanRunBinary.run(["build", "-k"], in: dir)
+        let first = try PlanRunBinary.run(["build", "-k"], in: dir)
         #expect(first.status == 1)
 
-        let second = try await PlanRunBinary.run(["build", "-k", "--report", "reports/junit.xml"], in: dir)
+        let second = try PlanRunBinary.run(["build", "-k", "--report", "reports/junit.xml"], in: dir)
         #expect(second.status == 1, "the report does not change the exit code")
         let report = try ParsedJUnit.parse(dir.appendingPathComponent("reports/junit.xml"))
         #expect(report.root == "testsuites")
@@ -158,7 +158,7 @@ struct ParsedJUnit: Decodable {
         #expect(report.cases.allSatisfy { $0.message?.hasPrefix("cancelled") == true })
     }
 
-    @Test func successfulRetryWritesAReport() async throws {
+    @Test func successfulRetryWritesAReport() throws {
         let dir = try makeProject("""
             version: 1
             subtasks:
@@ -167,16 +167,16 @@ struct ParsedJUnit: Decodable {
 
             """)
         defer { try? FileManager.default.removeItem(at: dir) }
-        #expect(try await PlanRunBinary.run(["build"], in: dir).status == 1)
+        #expect(try PlanRunBinary.run(["build"], in: dir).status == 1)
         FileManager.default.createFile(atPath: dir.appendingPathComponent("ok").path, contents: Data())
-        let retry = try await PlanRunBinary.run(["retry", "--report", "junit.xml"], in: dir)
+        let retry = try PlanRunBinary.run(["retry", "--report", "junit.xml"], in: dir)
         #expect(retry.status == 0, "\(retry.stderr)")
         let report = try ParsedJUnit.parse(dir.appendingPathComponent("junit.xml"))
         #expect(report.suite["failures"] == "0")
         #expect(report.cases.map(\.outcome) == ["passed"])
     }
 
-    @Test func unwritableReportFailsASuccessfulBuild() async throws {
+    @Test func unwritableReportFailsASuccessfulBuild() throws {
         let dir = try makeProject("""
             version: 1
             subtasks:
@@ -186,23 +186,23 @@ struct ParsedJUnit: Decodable {
             """)
         defer { try? FileManager.default.removeItem(at: dir) }
         FileManager.default.createFile(atPath: dir.appendingPathComponent("file").path, contents: Data())
-        let result = try await PlanRunBinary.run(["build", "--report", "file/junit.xml"], in: dir)
+        let result = try PlanRunBinary.run(["build", "--report", "file/junit.xml"], in: dir)
         #expect(result.status == 1)
         #expect(result.stderr.contains("error: cannot write the report `file/junit.xml`: cannot create the folder `"))
 
-        let dryRun = try await PlanRunBinary.run(["build", "--dry-run", "--report", "junit.xml"], in: dir)
+        let dryRun = try PlanRunBinary.run(["build", "--dry-run", "--report", "junit.xml"], in: dir)
         #expect(dryRun.status == 64)
         #expect(dryRun.stderr.contains("`--report` cannot be used with `--dry-run`"))
     }
 
-    @Test func githubActionsGroupsAndAnnotations() async throws {
+    @Test func githubActionsGroupsAndAnnotations() throws {
         let dir = try PlanRunBinary.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let ci = dir.appendingPathComponent("ci")
         try FileManager.default.createDirectory(at: ci, withIntermediateDirectories: true)
         try Self.plan.write(to: ci.appendingPathComponent("plan.yaml"), atomically: true, encoding: .utf8)
         let environment = ["GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": dir.path]
-        let result = try await PlanRunBinary.run(["build", "-k", "ci/plan.yaml"], in: dir, environment: environment)
+        let result = try PlanRunBinary.run(["build", "-k", "ci/plan.yaml"], in: dir, environment: environment)
         #expect(result.status == 1)
         let out = result.stdout
         #expect(out.contains("::group::always (done)\nalways runs\n::endgroup::\n"), "\(out)")
@@ -221,12 +221,12 @@ struct ParsedJUnit: Decodable {
         }
 
         // Without GITHUB_ACTIONS: no workflow commands.
-        let plain = try await PlanRunBinary.run(["build", "-k", "ci/plan.yaml"], in: dir)
+        let plain = try PlanRunBinary.run(["build", "-k", "ci/plan.yaml"], in: dir)
         #expect(plain.status == 1)
         #expect(!plain.stdout.contains("::group::") && !plain.stdout.contains("::error"))
     }
 
-    @Test func githubActionsAnnotatesPlanDiagnostics() async throws {
+    @Test func githubActionsAnnotatesPlanDiagnostics() throws {
         let dir = try makeProject("""
             version: 1
             subtasks:
@@ -241,9 +241,9 @@ struct ParsedJUnit: Decodable {
         defer { try? FileManager.default.removeItem(at: dir) }
         let environment = ["GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": dir.path]
         for command in [["build"], ["validate", "plan.yaml"]] {
-            let result = try await PlanRunBinary.run(command, in: dir, environment: environment)
+            let result = try PlanRunBinary.run(command, in: dir, environment: environment)
             #expect(result.status == 2)
-            let plain = try await PlanRunBinary.run(command, in: dir)
+            let plain = try PlanRunBinary.run(command, in: dir)
             // The usual rendering comes first, unchanged, then one annotation per diagnostic.
             #expect(result.stderr.hasPrefix(plain.stderr))
             let annotations = result.stderr.split(separator: "\n").filter { $0.hasPrefix("::") }

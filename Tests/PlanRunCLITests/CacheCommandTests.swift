@@ -21,7 +21,7 @@ import Testing
         }
         func exists(_ rel: String) -> Bool { FileManager.default.fileExists(atPath: url.appendingPathComponent(rel).path) }
         @discardableResult
-        func run(_ args: String...) async throws -> PlanRunBinary.Result { try await PlanRunBinary.run(args, in: url) }
+        func run(_ args: String...) throws -> PlanRunBinary.Result { try PlanRunBinary.run(args, in: url) }
     }
 
     static let copyPlan = """
@@ -37,65 +37,65 @@ import Testing
             depends_on: [copy]
         """
 
-    @Test func explainNeverRanAndUnknownSubtask() async throws {
+    @Test func explainNeverRanAndUnknownSubtask() throws {
         let f = try Folder(plan: Self.copyPlan)
         try f.write("in.txt", "hi\n")
-        let r = try await f.run("explain", "copy")
+        let r = try f.run("explain", "copy")
         #expect(r.status == 0)
         #expect(r.stdout.hasPrefix("`copy` would run: never ran\n  key:                 "))
         #expect(r.stdout.hasSuffix("  last successful key: none\n"))
         #expect(!f.exists(".planrun"))
 
-        let unknown = try await f.run("explain", "copyy")
+        let unknown = try f.run("explain", "copyy")
         #expect(unknown.status == 2)
         #expect(unknown.stderr.contains("no subtask named `copyy`; did you mean `copy`?"))
-        #expect(try await f.run("explain").status == 64)
+        #expect(try f.run("explain").status == 64)
     }
 
-    @Test func explainReportsAMissingInput() async throws {
+    @Test func explainReportsAMissingInput() throws {
         let f = try Folder(plan: Self.copyPlan)
-        let r = try await f.run("explain", "copy")
+        let r = try f.run("explain", "copy")
         #expect(r.status == 1)
         #expect(r.stdout.hasPrefix("`copy` cannot be checked: input `in.txt` of subtask `copy` matches no file"))
     }
 
-    @Test func approveRecordsTheContentDigest() async throws {
+    @Test func approveRecordsTheContentDigest() throws {
         let f = try Folder(plan: "approval: required\n" + Self.copyPlan)
-        let r = try await f.run("approve")
+        let r = try f.run("approve")
         #expect(r.status == 0)
         let digest = Digest.sha256Hex(Array(f.read("plan.yaml")!.utf8))
         #expect(r.stdout == "approved `plan.yaml` (sha256 \(digest))\n")
         #expect(f.read(".planrun/approval.json")?.contains("\"digest\":\"\(digest)\"") == true)
     }
 
-    @Test func cleanRemovesOutputsStateAndCache() async throws {
+    @Test func cleanRemovesOutputsStateAndCache() throws {
         let f = try Folder(plan: Self.copyPlan)
         try f.write("in.txt", "hi\n")
-        #expect(try await f.run("build").status == 0)
+        #expect(try f.run("build").status == 0)
         #expect(f.exists("out/copy.txt") && f.exists("shout.txt"))
-        let outputs = try await f.run("clean", "--outputs")
+        let outputs = try f.run("clean", "--outputs")
         #expect(outputs.status == 0)
         #expect(outputs.stdout == "removed 2 outputs\n")
         #expect(!f.exists("out/copy.txt") && !f.exists("shout.txt") && f.exists("in.txt"))
         #expect(f.exists(".planrun/state.db"))
-        let all = try await f.run("clean")
+        let all = try f.run("clean")
         #expect(all.stdout.hasPrefix("removed 0 outputs\nremoved the state\n"))
         #expect(!f.exists(".planrun/state.db") && !f.exists(".planrun/logs"))
     }
 
-    @Test func cleanNeverFollowsAParentLinkOutOfThePlan() async throws {
+    @Test func cleanNeverFollowsAParentLinkOutOfThePlan() throws {
         let outside = try PlanRunBinary.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: outside) }
         try Data("keep".utf8).write(to: outside.appendingPathComponent("copy.txt"))
         let f = try Folder(plan: Self.copyPlan)
         try FileManager.default.createSymbolicLink(at: f.url.appendingPathComponent("out"), withDestinationURL: outside)
-        let r = try await f.run("clean", "--outputs")
+        let r = try f.run("clean", "--outputs")
         #expect(r.status == 1)
         #expect(r.stderr.contains("refusing path `out/copy.txt`: it leaves the plan's folder"))
         #expect(FileManager.default.fileExists(atPath: outside.appendingPathComponent("copy.txt").path))
     }
 
-    @Test func retryRerunsFailedAndBlockedSubtasks() async throws {
+    @Test func retryRerunsFailedAndBlockedSubtasks() throws {
         let f = try Folder(plan: """
             version: 1
             subtasks:
@@ -108,21 +108,21 @@ import Testing
                 run: cat flaky.txt > after.txt
                 depends_on: [flaky]
             """)
-        let first = try await f.run("build")
+        let first = try f.run("build")
         #expect(first.status == 1)
-        #expect(try await f.run("retry", "ok").status == 1) // `ok` did not fail
+        #expect(try f.run("retry", "ok").status == 1) // `ok` did not fail
         try f.write("allow", "")
-        let retry = try await f.run("retry")
+        let retry = try f.run("retry")
         #expect(retry.status == 0)
         #expect(f.read("after.txt") == "fine\n")
-        let again = try await f.run("retry")
+        let again = try f.run("retry")
         #expect(again.status == 0)
         #expect(again.stdout.hasPrefix("nothing to retry"))
     }
 
-    @Test func retryWithoutHistoryIsAnError() async throws {
+    @Test func retryWithoutHistoryIsAnError() throws {
         let f = try Folder(plan: Self.copyPlan)
-        let r = try await f.run("retry")
+        let r = try f.run("retry")
         #expect(r.status == 1)
         #expect(r.stderr == "error: no runs recorded for `plan.yaml` yet; run `planrun build` first\n")
     }
@@ -132,25 +132,25 @@ import Testing
         ["explain", "copy"], ["explain", "shout"], ["plan"], ["plan", "--format", "json"],
         ["validate", "plan.yaml"], ["list"], ["build", "--dry-run"],
     ])
-    func readOnlyCommandsChangeNothing(_ args: [String]) async throws {
-        try await Self.expectNoChange(args)
+    func readOnlyCommandsChangeNothing(_ args: [String]) throws {
+        try Self.expectNoChange(args)
     }
 
     /// `status` opens the state read-only (immutable when no build runs), so
     /// SQLite creates no `state.db-wal` or `state.db-shm`.
     @Test(arguments: [["status"], ["status", "copy"]])
-    func statusChangesNothing(_ args: [String]) async throws {
-        try await Self.expectNoChange(args)
+    func statusChangesNothing(_ args: [String]) throws {
+        try Self.expectNoChange(args)
     }
 
-    static func expectNoChange(_ args: [String]) async throws {
+    static func expectNoChange(_ args: [String]) throws {
         let f = try Folder(plan: Self.copyPlan)
         try f.write("in.txt", "hi\n")
-        #expect(try await f.run("build").status == 0)
+        #expect(try f.run("build").status == 0)
         try f.write("in.txt", "changed\n")
         let before = try snapshotFolder(f.url.path)
         do {
-            _ = try await PlanRunBinary.run(args, in: f.url)
+            _ = try PlanRunBinary.run(args, in: f.url)
             #expect(try snapshotFolder(f.url.path) == before, "`planrun \(args.joined(separator: " "))` changed files")
         }
     }

@@ -43,8 +43,8 @@ import Testing
 
         // Caching must be wired into `build` for this test to mean anything.
         try Data("warm-up\n".utf8).write(to: dir.appendingPathComponent("seed.txt"))
-        #expect(try await PlanRunBinary.run(["build"], in: dir).status == 0)
-        let warm = try await PlanRunBinary.run(["build", "--json"], in: dir)
+        #expect(try PlanRunBinary.run(["build"], in: dir).status == 0)
+        let warm = try PlanRunBinary.run(["build", "--json"], in: dir)
         try #require(try Self.summary(warm.stdout).values.allSatisfy { $0 == "cached" },
                      "a second build did not skip anything: `planrun build` does not use the content cache")
 
@@ -77,7 +77,7 @@ import Testing
             // then restore that step (`cached`) instead of running it.
             let stored = Self.storedOutputs(stateDir)
 
-            let rerun = try await PlanRunBinary.run(["build", "--json"], in: dir)
+            let rerun = try PlanRunBinary.run(["build", "--json"], in: dir)
             #expect(rerun.status == 0, "iteration \(iteration): \(rerun.stderr)")
             let statuses = try Self.summary(rerun.stdout)
             for k in 1...Self.steps {
@@ -92,7 +92,7 @@ import Testing
             }
             let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: stateDir + "/cache/tmp")) ?? []
             #expect(leftovers.isEmpty, "iteration \(iteration): temporary files left in cache/tmp: \(leftovers)")
-            let status = try await PlanRunBinary.run(["status", "--json"], in: dir)
+            let status = try PlanRunBinary.run(["status", "--json"], in: dir)
             #expect(status.status == 0, "iteration \(iteration): status unreadable: \(status.stderr)")
         }
         #expect(killedMidway >= 3, "too few kills landed between steps to test anything")

@@ -17,7 +17,7 @@ import Testing
             """)
         let build = try BackgroundPlanRun(["build", "--json"], in: dir)
         #expect(try await eventually { try recordedPids(in: dir).count >= 2 })
-        let cancel = try await PlanRunBinary.run(["cancel", "--reason", "release postponed"], in: dir)
+        let cancel = try PlanRunBinary.run(["cancel", "--reason", "release postponed"], in: dir)
         #expect(cancel.status == 0, "\(cancel.stderr)")
         #expect(cancel.stdout.contains("release postponed"))
         let r = try await build.wait()
@@ -28,14 +28,14 @@ import Testing
         #expect(results["quick"]?["status"] as? String == "done") // nothing completed is lost
         #expect(results["long"]?["status"] as? String == "cancelled")
         for pid in try recordedPids(in: dir) { #expect(!isAlive(pid), "pid \(pid) survived") }
-        let status = try parseJSON(try await PlanRunBinary.run(["status", "--json"], in: dir).stdout)
+        let status = try parseJSON(try PlanRunBinary.run(["status", "--json"], in: dir).stdout)
         #expect(status["reason"] as? String == "release postponed")
         #expect(status["status"] as? String == "cancelled")
     }
 
-    @Test func cancelWithoutARunningBuildFails() async throws {
+    @Test func cancelWithoutARunningBuildFails() throws {
         let dir = try makeProject("version: 1\nsubtasks:\n  - id: a\n    run: true\n")
-        let r = try await PlanRunBinary.run(["cancel"], in: dir)
+        let r = try PlanRunBinary.run(["cancel"], in: dir)
         #expect(r.status == 1)
         #expect(r.stderr == "error: no build of `plan.yaml` is running\n")
     }

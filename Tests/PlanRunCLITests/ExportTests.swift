@@ -19,22 +19,22 @@ import Testing
     // MARK: GitHub Actions
 
     @Test(arguments: plans)
-    func githubWorkflowHasOneJobPerSubtask(_ plan: String) async throws {
-        try await checkGitHub(plan: plan, in: PlanRunBinary.packageRoot)
+    func githubWorkflowHasOneJobPerSubtask(_ plan: String) throws {
+        try checkGitHub(plan: plan, in: PlanRunBinary.packageRoot)
     }
 
-    @Test func githubWorkflowForManyDependencies() async throws {
+    @Test func githubWorkflowForManyDependencies() throws {
         let dir = try makeProject(Self.manyDependenciesPlan)
         defer { try? FileManager.default.removeItem(at: dir) }
-        try await checkGitHub(plan: "plan.yaml", in: dir)
+        try checkGitHub(plan: "plan.yaml", in: dir)
     }
 
     @Test(.enabled(if: ExportTests.tool("actionlint") != nil, "actionlint is not installed"), arguments: plans)
-    func githubWorkflowPassesActionlint(_ plan: String) async throws {
+    func githubWorkflowPassesActionlint(_ plan: String) throws {
         let dir = try PlanRunBinary.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("planrun.yml")
-        let export = try await PlanRunBinary.run(["export", plan, "--to", "github-actions", "-o", file.path], in: PlanRunBinary.packageRoot)
+        let export = try PlanRunBinary.run(["export", plan, "--to", "github-actions", "-o", file.path], in: PlanRunBinary.packageRoot)
         #expect(export.status == 0, "\(export.stderr)")
         let lint = try Self.runTool(try #require(Self.tool("actionlint")), ["-no-color", file.path], in: dir)
         #expect(lint.status == 0, "\(lint.output)")
@@ -42,8 +42,8 @@ import Testing
 
     /// Job ids are mapped to ids GitHub accepts, unique regardless of case,
     /// in plan order; the job's `name` keeps the subtask id.
-    @Test func githubJobIDsForAwkwardSubtaskIDs() async throws {
-        let doc = try await exportedYAML("Tests/Fixtures/export-github/plan.yaml", to: "github-actions", in: PlanRunBinary.packageRoot)
+    @Test func githubJobIDsForAwkwardSubtaskIDs() throws {
+        let doc = try exportedYAML("Tests/Fixtures/export-github/plan.yaml", to: "github-actions", in: PlanRunBinary.packageRoot)
         #expect(doc.keys == ["build_x", "build_x_2", "_1st", "Build_X_3", "true", "_-dash", "all"])
         let jobs = try #require(doc.root["jobs"] as? [String: Any])
         let all = try #require(jobs["all"] as? [String: Any])
@@ -55,42 +55,42 @@ import Testing
     // MARK: Argo
 
     @Test(arguments: plans)
-    func argoWorkflowHasOneTaskPerSubtask(_ plan: String) async throws {
-        try await checkArgo(plan: plan, in: PlanRunBinary.packageRoot)
+    func argoWorkflowHasOneTaskPerSubtask(_ plan: String) throws {
+        try checkArgo(plan: plan, in: PlanRunBinary.packageRoot)
     }
 
-    @Test func argoWorkflowForManyDependencies() async throws {
+    @Test func argoWorkflowForManyDependencies() throws {
         let dir = try makeProject(Self.manyDependenciesPlan)
         defer { try? FileManager.default.removeItem(at: dir) }
-        try await checkArgo(plan: "plan.yaml", in: dir)
+        try checkArgo(plan: "plan.yaml", in: dir)
     }
 
-    @Test func argoTaskNamesForAwkwardSubtaskIDs() async throws {
-        let doc = try await exportedYAML("Tests/Fixtures/export-argo/plan.yaml", to: "argo", in: PlanRunBinary.packageRoot)
+    @Test func argoTaskNamesForAwkwardSubtaskIDs() throws {
+        let doc = try exportedYAML("Tests/Fixtures/export-argo/plan.yaml", to: "argo", in: PlanRunBinary.packageRoot)
         let tasks = try Self.argoTasks(doc.root)
         #expect(tasks.map { $0["name"] as? String } == ["build-x", "build-x-2", "1st", "build-x-3", "true", "dash", "all"])
     }
 
     // MARK: Command line
 
-    @Test func outputFileHoldsWhatStandardOutputWouldShow() async throws {
+    @Test func outputFileHoldsWhatStandardOutputWouldShow() throws {
         let dir = try PlanRunBinary.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("workflow.yaml")
         let plan = "examples/c-program/plan.yaml"
-        let toFile = try await PlanRunBinary.run(["export", plan, "--to", "argo", "-o", file.path], in: PlanRunBinary.packageRoot)
+        let toFile = try PlanRunBinary.run(["export", plan, "--to", "argo", "-o", file.path], in: PlanRunBinary.packageRoot)
         #expect(toFile.status == 0)
         #expect(toFile.stdout == "")
-        let toStdout = try await PlanRunBinary.run(["export", plan, "--to", "argo"], in: PlanRunBinary.packageRoot)
+        let toStdout = try PlanRunBinary.run(["export", plan, "--to", "argo"], in: PlanRunBinary.packageRoot)
         #expect(try String(contentsOf: file, encoding: .utf8) == toStdout.stdout)
         // The same plan gives the same text.
-        let again = try await PlanRunBinary.run(["export", plan, "--to", "argo"], in: PlanRunBinary.packageRoot)
+        let again = try PlanRunBinary.run(["export", plan, "--to", "argo"], in: PlanRunBinary.packageRoot)
         #expect(again.stdout == toStdout.stdout)
     }
 
-    @Test func planPathInsideTheCurrentFolderIsMadeRelative() async throws {
+    @Test func planPathInsideTheCurrentFolderIsMadeRelative() throws {
         let absolute = PlanRunBinary.packageRoot.appendingPathComponent("examples/c-program/plan.yaml").path
-        let result = try await PlanRunBinary.run(["export", absolute, "--to", "github-actions"], in: PlanRunBinary.packageRoot)
+        let result = try PlanRunBinary.run(["export", absolute, "--to", "github-actions"], in: PlanRunBinary.packageRoot)
         #expect(result.status == 0)
         #expect(result.stdout.contains("run: planrun build examples/c-program/plan.yaml link --only\n"))
     }
@@ -117,12 +117,12 @@ import Testing
     ]
 
     @Test(arguments: errorCases)
-    func errors(_ c: ErrorCase) async throws {
+    func errors(_ c: ErrorCase) throws {
         let dir = try makeProject("version: 1\nsubtasks:\n  - {id: a, run: echo a}\n")
         defer { try? FileManager.default.removeItem(at: dir) }
         try "version: 1\nsubtasks:\n  - {id: a, run: x, depends_on: [b]}\n"
             .write(to: dir.appendingPathComponent("bad.yaml"), atomically: true, encoding: .utf8)
-        let result = try await PlanRunBinary.run(c.arguments, in: dir)
+        let result = try PlanRunBinary.run(c.arguments, in: dir)
         #expect(result.status == c.status)
         #expect(result.stdout == "")
         #expect(result.stderr.hasPrefix(c.stderr), "\(result.stderr)")
@@ -146,8 +146,8 @@ import Testing
     struct PlanSubtask { var id: String; var dependsOn: [String] }
 
     /// The plan's subtasks as the binary lists them.
-    func subtasks(_ plan: String, in dir: URL) async throws -> [PlanSubtask] {
-        let list = try await PlanRunBinary.run(["list", plan, "--json"], in: dir)
+    func subtasks(_ plan: String, in dir: URL) throws -> [PlanSubtask] {
+        let list = try PlanRunBinary.run(["list", plan, "--json"], in: dir)
         #expect(list.status == 0, "\(list.stderr)")
         let items = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
         return try items.map { PlanSubtask(id: try #require($0["id"] as? String), dependsOn: $0["depends_on"] as? [String] ?? []) }
@@ -157,8 +157,8 @@ import Testing
 
     /// Runs `planrun export` and reads its output with PyYAML; `keys` are
     /// the keys of `jobs` in document order.
-    func exportedYAML(_ plan: String, to engine: String, in dir: URL) async throws -> YAMLDocument {
-        let export = try await PlanRunBinary.run(["export", plan, "--to", engine], in: dir)
+    func exportedYAML(_ plan: String, to engine: String, in dir: URL) throws -> YAMLDocument {
+        let export = try PlanRunBinary.run(["export", plan, "--to", engine], in: dir)
         #expect(export.status == 0, "\(export.stderr)")
         #expect(export.stderr == "")
         let script = """
@@ -173,9 +173,9 @@ import Testing
         return YAMLDocument(root: try #require(object["root"] as? [String: Any]), keys: try #require(object["keys"] as? [String]))
     }
 
-    func checkGitHub(plan: String, in dir: URL) async throws {
-        let subtasks = try await subtasks(plan, in: dir)
-        let doc = try await exportedYAML(plan, to: "github-actions", in: dir)
+    func checkGitHub(plan: String, in dir: URL) throws {
+        let subtasks = try subtasks(plan, in: dir)
+        let doc = try exportedYAML(plan, to: "github-actions", in: dir)
         let jobs = try #require(doc.root["jobs"] as? [String: Any])
         // One job per subtask, in plan order; `name` is the subtask id.
         try #require(doc.keys.count == subtasks.count)
@@ -207,7 +207,7 @@ import Testing
         if let checker = Self.tool("check-jsonschema") {
             let file = dir.appendingPathComponent(".export-check-\(UUID().uuidString).yml")
             defer { try? FileManager.default.removeItem(at: file) }
-            let export = try await PlanRunBinary.run(["export", plan, "--to", "github-actions", "-o", file.path], in: dir)
+            let export = try PlanRunBinary.run(["export", plan, "--to", "github-actions", "-o", file.path], in: dir)
             #expect(export.status == 0)
             let check = try Self.runTool(checker, ["--builtin-schema", "vendor.github-workflows", file.path], in: dir)
             #expect(check.status == 0, "\(check.output)")
@@ -216,9 +216,9 @@ import Testing
         }
     }
 
-    func checkArgo(plan: String, in dir: URL) async throws {
-        let subtasks = try await subtasks(plan, in: dir)
-        let doc = try await exportedYAML(plan, to: "argo", in: dir)
+    func checkArgo(plan: String, in dir: URL) throws {
+        let subtasks = try subtasks(plan, in: dir)
+        let doc = try exportedYAML(plan, to: "argo", in: dir)
         #expect(doc.root["apiVersion"] as? String == "argoproj.io/v1alpha1")
         #expect(doc.root["kind"] as? String == "Workflow")
         let tasks = try Self.argoTasks(doc.root)

@@ -22,27 +22,27 @@ import Testing
         return results.mapValues { $0["status"] as? String ?? "?" }
     }
 
-    @Test func forceRunsUpToDateSubtasks() async throws {
+    @Test func forceRunsUpToDateSubtasks() throws {
         let dir = try PlanRunBinary.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         try Self.plan.write(to: dir.appendingPathComponent("plan.yaml"), atomically: true, encoding: .utf8)
 
-        #expect(try await PlanRunBinary.run(["build", "--json"], in: dir).status == 0)
-        #expect(try await statuses(PlanRunBinary.run(["build", "--json"], in: dir)) == ["a": "cached", "b": "cached"])
+        #expect(try PlanRunBinary.run(["build", "--json"], in: dir).status == 0)
+        #expect(try statuses(PlanRunBinary.run(["build", "--json"], in: dir)) == ["a": "cached", "b": "cached"])
 
         // A named target: only it is forced (b is not selected at all).
-        let one = try await PlanRunBinary.run(["build", "a", "--force", "--json"], in: dir)
+        let one = try PlanRunBinary.run(["build", "a", "--force", "--json"], in: dir)
         #expect(one.status == 0)
         #expect(try statuses(one) == ["a": "done"])
 
         // No target: everything is forced.
-        let all = try await PlanRunBinary.run(["build", "--force", "--json"], in: dir)
+        let all = try PlanRunBinary.run(["build", "--force", "--json"], in: dir)
         #expect(all.status == 0)
         #expect(try statuses(all) == ["a": "done", "b": "done"])
 
         let runs = try String(contentsOf: dir.appendingPathComponent("runs.txt"), encoding: .utf8)
         #expect(runs == "a\nb\na\na\nb\n")
         // Forced runs are recorded like any success: the next build skips.
-        #expect(try await statuses(PlanRunBinary.run(["build", "--json"], in: dir)) == ["a": "cached", "b": "cached"])
+        #expect(try statuses(PlanRunBinary.run(["build", "--json"], in: dir)) == ["a": "cached", "b": "cached"])
     }
 }

@@ -19,12 +19,12 @@ struct GoldenScenario: Sendable, CustomTestStringConvertible {
 
 @Suite struct GoldenTests {
     @Test(arguments: GoldenScenario.all)
-    func scenario(_ scenario: GoldenScenario) async throws {
+    func scenario(_ scenario: GoldenScenario) throws {
         let dir = PlanRunBinary.fixtures.appendingPathComponent(scenario.name)
         let args = try String(contentsOf: dir.appendingPathComponent("args"), encoding: .utf8)
             .split(separator: "\n").map(String.init)
         let before = try snapshot(dir)
-        let result = try await PlanRunBinary.run(args, in: dir)
+        let result = try PlanRunBinary.run(args, in: dir)
         let stdoutURL = dir.appendingPathComponent("expected.stdout")
         let stderrURL = dir.appendingPathComponent("expected.stderr")
         let statusURL = dir.appendingPathComponent("expected.status")

@@ -139,9 +139,9 @@ import Testing
     }
 
     /// Runs `planrun build plan.yaml --json` on `plan`; the summary object.
-    func build(_ plan: String, in dir: URL, environment: [String: String] = [:]) async throws -> (status: Int32, summary: [String: Any], stderr: String) {
+    func build(_ plan: String, in dir: URL, environment: [String: String] = [:]) throws -> (status: Int32, summary: [String: Any], stderr: String) {
         try plan.write(to: dir.appendingPathComponent("plan.yaml"), atomically: true, encoding: .utf8)
-        let result = try await PlanRunBinary.run(["build", "plan.yaml", "--json"], in: dir, environment: environment)
+        let result = try PlanRunBinary.run(["build", "plan.yaml", "--json"], in: dir, environment: environment)
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
                                    "\(result.stdout)\n\(result.stderr)")
         return (result.status, summary, result.stderr)
@@ -155,7 +155,7 @@ import Testing
         (summary["errors"] as? [String: Any])?[id] as? String
     }
 
-    func withServer(_ body: (AgentServer, URL) async throws -> Void) async throws {
+    func withServer(_ body: (AgentServer, URL) throws -> Void) throws {
         let dir = try PlanRunBinary.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let serverFolder = dir.appendingPathComponent("server")
@@ -164,12 +164,12 @@ import Testing
         defer { server.stop() }
         let project = dir.appendingPathComponent("project")
         try FileManager.default.createDirectory(at: project, withIntermediateDirectories: true)
-        try await body(server, project)
+        try body(server, project)
     }
 
-    @Test func jsonResultWithMetadataAndTheContextPosted() async throws {
-        try await withServer { server, dir in
-            let run = try await build("""
+    @Test func jsonResultWithMetadataAndTheContextPosted() throws {
+        try withServer { server, dir in
+            let run = try build("""
                 version: 1
                 name: http-demo
                 goal: Review the code
@@ -206,9 +206,9 @@ import Testing
         }
     }
 
-    @Test func plainTextResult() async throws {
-        try await withServer { server, dir in
-            let run = try await build("""
+    @Test func plainTextResult() throws {
+        try withServer { server, dir in
+            let run = try build("""
                 version: 1
                 agents:
                   writer: {url: "\(server.url("/text"))"}
@@ -221,9 +221,9 @@ import Testing
     }
 
     /// A 500 is an ordinary failed attempt: the retry policy tries again.
-    @Test func serverErrorIsRetried() async throws {
-        try await withServer { server, dir in
-            let run = try await build("""
+    @Test func serverErrorIsRetried() throws {
+        try withServer { server, dir in
+            let run = try build("""
                 version: 1
                 agents:
                   flaky: {kind: http, url: "\(server.url("/flaky"))", retries: 2, retry_backoff: 10ms}
@@ -241,9 +241,9 @@ import Testing
 
     /// A 4xx fails the attempt with the status and the body's first line,
     /// and is not retried: asking again cannot help.
-    @Test func clientErrorFailsWithoutRetrying() async throws {
-        try await withServer { server, dir in
-            let run = try await build("""
+    @Test func clientErrorFailsWithoutRetrying() throws {
+        try withServer { server, dir in
+            let run = try build("""
                 version: 1
                 agents:
                   gone: {kind: http, url: "\(server.url("/missing"))", retries: 3, retry_backoff: 10ms}
@@ -256,13 +256,13 @@ import Testing
         }
     }
 
-    @Test func connectionRefusedIsAClearErrorAndRetried() async throws {
+    @Test func connectionRefusedIsAClearErrorAndRetried() throws {
         // A port that was free a moment ago: bind, read it, close.
         let port = try Self.unusedPort()
         let dir = try PlanRunBinary.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = "http://127.0.0.1:\(port)/agent"
-        let run = try await build("""
+        let run = try build("""
             version: 1
             agents:
               down: {kind: http, url: "\(url)", retries: 1, retry_backoff: 10ms}
@@ -274,8 +274,8 @@ import Testing
         #expect(result(run.summary, "ask")["attempts"] as? Int == 2)
     }
 
-    @Test func headersTakeTheirValuesFromTheEnvironment() async throws {
-        try await withServer { server, dir in
+    @Test func headersTakeTheirValuesFromTheEnvironment() throws {
+        try withServer { server, dir in
             let plan = """
                 version: 1
                 agents:
@@ -287,7 +287,7 @@ import Testing
                 subtasks:
                   - {id: review, agent: reviewer}
                 """
-            let run = try await build(plan, in: dir, environment: ["PLANRUN_TEST_REVIEW_TOKEN": "Bearer s3cret"])
+            let run = try build(plan, in: dir, environment: ["PLANRUN_TEST_REVIEW_TOKEN": "Bearer s3cret"])
             #expect(run.status == 0, "\(run.stderr)")
             let headers = try #require(try server.requests().first?["headers"] as? [String: Any])
             #expect(headers["authorization"] as? String == "Bearer s3cret")
@@ -306,7 +306,7 @@ import Testing
             // rerun, as it is not part of the cache key.)
             try FileManager.default.removeItem(at: state)
             try #require(ProcessInfo.processInfo.environment["PLANRUN_TEST_REVIEW_TOKEN"] == nil)
-            let missing = try await build(plan, in: dir)
+            let missing = try build(plan, in: dir)
             #expect(missing.status == 1)
             #expect(error(missing.summary, "review")
                 == "agent `reviewer`: header `Authorization` takes its value from `PLANRUN_TEST_REVIEW_TOKEN`, which is not set")
@@ -314,10 +314,10 @@ import Testing
         }
     }
 
-    @Test func timeoutEndsTheAttempt() async throws {
-        try await withServer { server, dir in
+    @Test func timeoutEndsTheAttempt() throws {
+        try withServer { server, dir in
             let started = ContinuousClock.now
-            let run = try await build("""
+            let run = try build("""
                 version: 1
                 agents:
                   slow: {kind: http, url: "\(server.url("/slow"))", timeout: 500ms}

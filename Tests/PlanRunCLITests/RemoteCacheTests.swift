@@ -70,11 +70,11 @@ struct RemoteCacheTests {
     /// A real nginx warmed by a build of a new source folder, with the
     /// `ac` entry naming `out/solo.txt` and its text. The caller stops the
     /// server (it is stopped here if something fails first).
-    static func warmedServer() async throws -> (server: NginxServer, source: URL, soloEntry: URL, soloText: String) {
+    static func warmedServer() throws -> (server: NginxServer, source: URL, soloEntry: URL, soloText: String) {
         let server = try NginxServer()
         do {
             let source = try Self.makeSource()
-            #expect(try await Self.build(source, remote: server.url).status == 0)
+            #expect(try Self.build(source, remote: server.url).status == 0)
             let entry = try Self.actionFile(in: server, naming: "out/solo.txt")
             return (server, source, entry, try String(contentsOf: entry, encoding: .utf8))
         } catch {
@@ -103,10 +103,10 @@ struct RemoteCacheTests {
         }
     }
 
-    static func build(_ dir: URL, _ extra: [String] = [], remote: String?) async throws -> PlanRunBinary.Result {
+    static func build(_ dir: URL, _ extra: [String] = [], remote: String?) throws -> PlanRunBinary.Result {
         var arguments = ["build", "plan.yaml", "--json"] + extra
         if let remote { arguments += ["--remote-cache", remote] }
-        return try await PlanRunBinary.run(arguments, in: dir, environment: ["PLANRUN_REMOTE_CACHE": ""])
+        return try PlanRunBinary.run(arguments, in: dir, environment: ["PLANRUN_REMOTE_CACHE": ""])
     }
 
     /// The served `ac` entry whose outputs include `path`.
@@ -118,11 +118,11 @@ struct RemoteCacheTests {
         throw NginxServer.ServerError(message: "no ac entry names \(path)")
     }
 
-    @Test func freshCloneAgainstAWarmRemoteRunsNothingAndEndsIdentical() async throws {
+    @Test func freshCloneAgainstAWarmRemoteRunsNothingAndEndsIdentical() throws {
         let server = try NginxServer()
         defer { server.stop() }
         let source = try Self.makeSource()
-        let warm = try await Self.build(source, remote: server.url)
+        let warm = try Self.build(source, remote: server.url)
         #expect(warm.status == 0, "\(warm.stderr)")
         #expect(Self.ran(in: source).sorted() == ["gen", "solo", "use"])
         let stored = server.storedFiles()
@@ -132,7 +132,7 @@ struct RemoteCacheTests {
         let clone = try Self.freshCopy(of: source)
         let before = server.requests().count
         // The variable works like the option.
-        let result = try await PlanRunBinary.run(["build", "plan.yaml", "--json"], in: clone,
+        let result = try PlanRunBinary.run(["build", "plan.yaml", "--json"], in: clone,
                                            environment: ["PLANRUN_REMOTE_CACHE": server.url + "/"])
         #expect(result.status == 0, "\(result.stderr)")
         let summary = try parseJSON(result.stdout)
@@ -157,13 +157,13 @@ struct RemoteCacheTests {
     /// Outputs are written straight from the downloaded bytes: nothing goes
     /// to the local store, so outputs deleted later come from the remote
     /// again, and without the remote the subtask simply runs.
-    @Test func restoreFromTheRemoteKeepsNoLocalCopy() async throws {
+    @Test func restoreFromTheRemoteKeepsNoLocalCopy() throws {
         let server = try NginxServer()
         defer { server.stop() }
         let source = try Self.makeSource()
-        #expect(try await Self.build(source, remote: server.url).status == 0)
+        #expect(try Self.build(source, remote: server.url).status == 0)
         let clone = try Self.freshCopy(of: source)
-        let first = try await Self.build(clone, remote: server.url)
+        let first = try Self.build(clone, remote: server.url)
         #expect(first.status == 0, "\(first.stderr)")
         #expect(try parseJSON(first.stdout)["cached"] as? Int == 3)
         let store = clone.appendingPathComponent(".planrun/cache")
@@ -174,20 +174,20 @@ struct RemoteCacheTests {
         let before = server.requests().count
 
         // A no-op asks the remote nothing.
-        let noop = try await Self.build(clone, remote: server.url)
+        let noop = try Self.build(clone, remote: server.url)
         #expect(noop.status == 0)
         #expect(server.requests().count == before)
 
         // Deleted outputs come back from the remote.
         try FileManager.default.removeItem(at: clone.appendingPathComponent("out/site"))
         try FileManager.default.removeItem(at: clone.appendingPathComponent("out/tool.sh"))
-        let again = try await Self.build(clone, remote: server.url)
+        let again = try Self.build(clone, remote: server.url)
         try Self.expectAllRestored(again, in: clone, like: source)
         #expect(server.requests().dropFirst(before).contains { $0.hasPrefix("GET /ac/") })
 
         // Without the remote, a subtask whose output is gone runs.
         try FileManager.default.removeItem(at: clone.appendingPathComponent("out/solo.txt"))
-        let local = try await Self.build(clone, remote: nil)
+        let local = try Self.build(clone, remote: nil)
         #expect(local.status == 0, "\(local.stderr)")
         #expect(Self.ran(in: clone) == ["solo"])
         try Self.expectSameOutputs(source, clone)
@@ -195,12 +195,12 @@ struct RemoteCacheTests {
 
     /// `build --force` runs everything: nothing is looked up or restored
     /// from the remote first (the results are uploaded as usual).
-    @Test func forceAllAsksTheRemoteNothing() async throws {
-        let (server, source, _, _) = try await Self.warmedServer()
+    @Test func forceAllAsksTheRemoteNothing() throws {
+        let (server, source, _, _) = try Self.warmedServer()
         defer { server.stop() }
         let clone = try Self.freshCopy(of: source)
         let before = server.requests().count
-        let forced = try await Self.build(clone, ["--force"], remote: server.url)
+        let forced = try Self.build(clone, ["--force"], remote: server.url)
         #expect(forced.status == 0, "\(forced.stderr)")
         #expect(Self.ran(in: clone).sorted() == ["gen", "solo", "use"])
         #expect(!server.requests().dropFirst(before).contains { $0.hasPrefix("GET ") }, "\(server.requests().dropFirst(before))")
@@ -208,14 +208,14 @@ struct RemoteCacheTests {
     }
 
     @Test(arguments: ["../escaped.txt", "/tmp/planrun-escaped.txt", "out/../../escaped.txt"])
-    func poisonedActionWithAnEscapingPathIsRefused(path: String) async throws {
-        let (server, source, entry, text) = try await Self.warmedServer()
+    func poisonedActionWithAnEscapingPathIsRefused(path: String) throws {
+        let (server, source, entry, text) = try Self.warmedServer()
         defer { server.stop() }
         try text.replacingOccurrences(of: "\"path\":\"out/solo.txt\"", with: "\"path\":\"\(path)\"")
             .write(to: entry, atomically: true, encoding: .utf8)
 
         let clone = try Self.freshCopy(of: source)
-        let result = try await Self.build(clone, remote: server.url)
+        let result = try Self.build(clone, remote: server.url)
         #expect(result.status == 0, "\(result.stderr)")
         let summary = try parseJSON(result.stdout)
         #expect(summary["completed"] as? Int == 1)
@@ -233,11 +233,11 @@ struct RemoteCacheTests {
 
     /// Entries without inline contents (as an older planrun wrote them)
     /// restore through `cas/`.
-    @Test func entriesWithoutInlineContentsRestoreThroughCAS() async throws {
+    @Test func entriesWithoutInlineContentsRestoreThroughCAS() throws {
         let server = try NginxServer()
         defer { server.stop() }
         let source = try Self.makeSource()
-        #expect(try await Self.build(source, remote: server.url).status == 0)
+        #expect(try Self.build(source, remote: server.url).status == 0)
         var stripped = 0
         for name in server.storedFiles() where name.hasPrefix("ac/") {
             let url = server.root.appendingPathComponent(name)
@@ -250,7 +250,7 @@ struct RemoteCacheTests {
         #expect(stripped == 3)
         let clone = try Self.freshCopy(of: source)
         let before = server.requests().count
-        let result = try await Self.build(clone, remote: server.url)
+        let result = try Self.build(clone, remote: server.url)
         try Self.expectAllRestored(result, in: clone, like: source)
         let requests = server.requests().dropFirst(before)
         // gen: result, a.txt, tool.sh, the manifest of out/site, i.html; use: result, b.txt; solo: solo.txt (its result is empty)
@@ -259,11 +259,11 @@ struct RemoteCacheTests {
 
     /// An entry without inline contents (as an older planrun wrote it)
     /// whose `cas` blob was tampered with.
-    @Test func tamperedBlobIsRefusedAndTheSubtaskRuns() async throws {
+    @Test func tamperedBlobIsRefusedAndTheSubtaskRuns() throws {
         let server = try NginxServer()
         defer { server.stop() }
         let source = try Self.makeSource()
-        #expect(try await Self.build(source, remote: server.url).status == 0)
+        #expect(try Self.build(source, remote: server.url).status == 0)
         let digest = Digest.sha256Hex(Array("solo\n".utf8))
         let entry = try Self.actionFile(in: server, naming: "out/solo.txt")
         let text = try String(contentsOf: entry, encoding: .utf8)
@@ -275,7 +275,7 @@ struct RemoteCacheTests {
         try "evil\n".write(to: blob, atomically: true, encoding: .utf8)
 
         let clone = try Self.freshCopy(of: source)
-        let result = try await Self.build(clone, remote: server.url)
+        let result = try Self.build(clone, remote: server.url)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(Self.ran(in: clone) == ["solo"])
         #expect(result.stderr.contains("warning: remote cache entry for `solo` refused: blob `\(digest)` does not match its digest; running it"),
@@ -287,25 +287,25 @@ struct RemoteCacheTests {
     /// Inline contents are checked against their digest like a blob.
     @Test(arguments: [(Data("evil\n".utf8).base64EncodedString(), "blob `\(Digest.sha256Hex(Array("solo\n".utf8)))` does not match its digest"),
                       ("not base64!", "it is not a valid action result")])
-    func tamperedInlineContentsAreRefused(contents: String, reason: String) async throws {
-        let (server, source, entry, text) = try await Self.warmedServer()
+    func tamperedInlineContentsAreRefused(contents: String, reason: String) throws {
+        let (server, source, entry, text) = try Self.warmedServer()
         defer { server.stop() }
         let inline = "\"contents\":\"\(Data("solo\n".utf8).base64EncodedString())\""
         #expect(text.contains(inline))
         try text.replacingOccurrences(of: inline, with: "\"contents\":\"\(contents)\"").write(to: entry, atomically: true, encoding: .utf8)
 
         let clone = try Self.freshCopy(of: source)
-        let result = try await Self.build(clone, remote: server.url)
+        let result = try Self.build(clone, remote: server.url)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(Self.ran(in: clone) == ["solo"])
         #expect(result.stderr.contains("warning: remote cache entry for `solo` refused: \(reason); running it"), "\(result.stderr)")
         try Self.expectSameOutputs(source, clone)
     }
 
-    @Test func unreachableRemoteGivesOneWarningAndTheBuildGoesOn() async throws {
+    @Test func unreachableRemoteGivesOneWarningAndTheBuildGoesOn() throws {
         let port = try NginxServer.freePort()  // nothing listens there
         let dir = try Self.makeSource()
-        let result = try await Self.build(dir, remote: "http://127.0.0.1:\(port)")
+        let result = try Self.build(dir, remote: "http://127.0.0.1:\(port)")
         #expect(result.status == 0, "\(result.stderr)")
         #expect(Self.ran(in: dir).sorted() == ["gen", "solo", "use"])
         let warnings = result.stderr.split(separator: "\n").filter { $0.hasPrefix("warning:") }
@@ -313,16 +313,16 @@ struct RemoteCacheTests {
         #expect(warnings.first?.hasPrefix("warning: remote cache `http://127.0.0.1:\(port)` is unavailable (") == true)
         #expect(warnings.first?.hasSuffix("); continued with the local cache only") == true)
         // A no-op rebuild needs no remote lookups and warns about nothing.
-        let again = try await Self.build(dir, remote: "http://127.0.0.1:\(port)")
+        let again = try Self.build(dir, remote: "http://127.0.0.1:\(port)")
         #expect(again.status == 0)
         #expect(!again.stderr.contains("warning"), "\(again.stderr)")
     }
 
-    @Test func failingRemoteIsRetriedThenTurnedOffWithOneWarning() async throws {
+    @Test func failingRemoteIsRetriedThenTurnedOffWithOneWarning() throws {
         let server = try NginxServer(locations: "location /ac/ { return 503; }")
         defer { server.stop() }
         let dir = try Self.makeSource()
-        let result = try await Self.build(dir, remote: server.url)
+        let result = try Self.build(dir, remote: server.url)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(Self.ran(in: dir).sorted() == ["gen", "solo", "use"])
         let warnings = result.stderr.split(separator: "\n").filter { $0.hasPrefix("warning:") }
@@ -331,11 +331,11 @@ struct RemoteCacheTests {
         #expect(server.storedFiles().isEmpty)
     }
 
-    @Test func readModeUsesTheRemoteButNeverUploads() async throws {
+    @Test func readModeUsesTheRemoteButNeverUploads() throws {
         let server = try NginxServer()
         defer { server.stop() }
         let dir = try Self.makeSource()
-        let result = try await Self.build(dir, ["--remote-cache-mode", "read"], remote: server.url)
+        let result = try Self.build(dir, ["--remote-cache-mode", "read"], remote: server.url)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(Self.ran(in: dir).sorted() == ["gen", "solo", "use"])
         #expect(server.storedFiles().isEmpty)
@@ -343,25 +343,25 @@ struct RemoteCacheTests {
 
         // Warmed by a trusted build, a read-only clone takes everything from it.
         let trusted = try Self.freshCopy(of: dir)
-        #expect(try await Self.build(trusted, remote: server.url).status == 0)
+        #expect(try Self.build(trusted, remote: server.url).status == 0)
         let stored = server.storedFiles()
         let clone = try Self.freshCopy(of: dir)
-        let read = try await Self.build(clone, ["--remote-cache-mode", "read"], remote: server.url)
+        let read = try Self.build(clone, ["--remote-cache-mode", "read"], remote: server.url)
         #expect(read.status == 0, "\(read.stderr)")
         #expect(try parseJSON(read.stdout)["cached"] as? Int == 3)
         #expect(Self.ran(in: clone).isEmpty)
         #expect(server.storedFiles() == stored)
     }
 
-    @Test func onlyRunsTheTargetWithItsDependencyFromTheRemote() async throws {
+    @Test func onlyRunsTheTargetWithItsDependencyFromTheRemote() throws {
         let server = try NginxServer()
         defer { server.stop() }
         let source = try Self.makeSource()
         // One CI job built `gen` ...
-        #expect(try await Self.build(source, ["gen"], remote: server.url).status == 0)
+        #expect(try Self.build(source, ["gen"], remote: server.url).status == 0)
         // ... another, on a fresh clone, builds only `use`.
         let clone = try Self.freshCopy(of: source)
-        let result = try await Self.build(clone, ["use", "--only"], remote: server.url)
+        let result = try Self.build(clone, ["use", "--only"], remote: server.url)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(Self.ran(in: clone) == ["use"])
         let summary = try parseJSON(result.stdout)
@@ -372,11 +372,11 @@ struct RemoteCacheTests {
         #expect(try String(contentsOf: clone.appendingPathComponent("out/b.txt"), encoding: .utf8) == "source a\npage\n")
     }
 
-    @Test func onlyFailsBeforeRunningAnythingWhenADependencyIsNotCached() async throws {
+    @Test func onlyFailsBeforeRunningAnythingWhenADependencyIsNotCached() throws {
         let server = try NginxServer()
         defer { server.stop() }
         let dir = try Self.makeSource()
-        let result = try await Self.build(dir, ["solo", "use", "--only"], remote: server.url)
+        let result = try Self.build(dir, ["solo", "use", "--only"], remote: server.url)
         #expect(result.status == 1)
         #expect(result.stderr.contains("error: dependency `gen` of `use` is not in the cache; build it first or drop --only\n"),
                 "\(result.stderr)")
@@ -385,11 +385,11 @@ struct RemoteCacheTests {
         #expect(server.storedFiles().isEmpty)
     }
 
-    @Test func onlyWorksWithTheLocalCacheAlone() async throws {
+    @Test func onlyWorksWithTheLocalCacheAlone() throws {
         let dir = try Self.makeSource()
-        #expect(try await Self.build(dir, ["gen"], remote: nil).status == 0)
+        #expect(try Self.build(dir, ["gen"], remote: nil).status == 0)
         try FileManager.default.removeItem(at: dir.appendingPathComponent("out/a.txt"))  // restored from the local store
-        let result = try await Self.build(dir, ["use", "--only"], remote: nil)
+        let result = try Self.build(dir, ["use", "--only"], remote: nil)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(Self.ran(in: dir) == ["gen", "use"])
         #expect(try String(contentsOf: dir.appendingPathComponent("out/a.txt"), encoding: .utf8) == "source a\n")
@@ -398,19 +398,19 @@ struct RemoteCacheTests {
 
 /// Command-line checks that need no server.
 @Suite struct RemoteCacheOptionTests {
-    @Test func onlyNeedsTargets() async throws {
+    @Test func onlyNeedsTargets() throws {
         let dir = try RemoteCacheTests.makeSource()
-        let result = try await PlanRunBinary.run(["build", "plan.yaml", "--only"], in: dir)
+        let result = try PlanRunBinary.run(["build", "plan.yaml", "--only"], in: dir)
         #expect(result.status == 64)
         #expect(result.stderr.contains("`--only` needs the ids of the subtasks to run"))
     }
 
-    @Test func badRemoteURLsAreUsageErrors() async throws {
+    @Test func badRemoteURLsAreUsageErrors() throws {
         let dir = try RemoteCacheTests.makeSource()
-        let option = try await PlanRunBinary.run(["build", "plan.yaml", "--remote-cache", "ftp://cache"], in: dir)
+        let option = try PlanRunBinary.run(["build", "plan.yaml", "--remote-cache", "ftp://cache"], in: dir)
         #expect(option.status == 64)
         #expect(option.stderr.contains("`--remote-cache` must be an http or https URL (got `ftp://cache`)"))
-        let variable = try await PlanRunBinary.run(["build", "plan.yaml"], in: dir, environment: ["PLANRUN_REMOTE_CACHE": "cache:8080"])
+        let variable = try PlanRunBinary.run(["build", "plan.yaml"], in: dir, environment: ["PLANRUN_REMOTE_CACHE": "cache:8080"])
         #expect(variable.status == 64)
         #expect(variable.stderr == "error: `PLANRUN_REMOTE_CACHE` must be an http or https URL (got `cache:8080`)\n")
         #expect(RemoteCacheTests.ran(in: dir).isEmpty)

@@ -28,7 +28,7 @@ import Testing
     }
 
     @Test(arguments: examples)
-    func exampleMatchesSchema(_ example: String) async throws {
+    func exampleMatchesSchema(_ example: String) throws {
         let plan = "examples/\(example)/plan.yaml"
         let result = try Self.runProcess("/usr/bin/env", ["python3", Self.checker.path, plan], in: Self.root)
         #expect(result.status == 0, "\(result.output)")
@@ -36,7 +36,7 @@ import Testing
     }
 
     @Test(arguments: examples)
-    func exampleValidates(_ example: String) async throws {
+    func exampleValidates(_ example: String) throws {
         let plan = "examples/\(example)/plan.yaml"
         let result = try Self.runProcess(Self.binary.path, ["validate", plan], in: Self.root)
         #expect(result.status == 0, "\(result.output)")
@@ -44,7 +44,7 @@ import Testing
     }
 
     /// Every fixture in the folder has a case in `invalidCases`, and the reverse.
-    @Test func everyInvalidFixtureHasACase() async throws {
+    @Test func everyInvalidFixtureHasACase() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.invalidFixtures.path)
             .filter { $0.hasSuffix(".yaml") }.sorted()
         #expect(files == Self.invalidCases.map(\.file).sorted())
@@ -52,7 +52,7 @@ import Testing
     }
 
     @Test(arguments: invalidCases)
-    func invalidFixtureFailsSchema(_ fixture: InvalidFixture) async throws {
+    func invalidFixtureFailsSchema(_ fixture: InvalidFixture) throws {
         let result = try Self.runProcess(
             "/usr/bin/env", ["python3", Self.checker.path, fixture.file], in: Self.invalidFixtures)
         #expect(result.status == 1, "\(result.output)")
@@ -62,7 +62,7 @@ import Testing
     }
 
     @Test(arguments: invalidCases)
-    func invalidFixtureFailsValidate(_ fixture: InvalidFixture) async throws {
+    func invalidFixtureFailsValidate(_ fixture: InvalidFixture) throws {
         let result = try Self.runProcess(Self.binary.path, ["validate", fixture.file], in: Self.invalidFixtures)
         #expect(result.status == 2, "\(result.output)")
         let errors = result.output.split(separator: "\n").filter { $0.contains(": error: ") }

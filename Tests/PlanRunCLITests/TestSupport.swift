@@ -27,23 +27,9 @@ enum PlanRunBinary {
         var stderr: String
     }
 
-    /// Runs `planrun ARGS` in `directory` and waits for it on a thread of
-    /// its own, so that a waiting test does not hold one of the few threads
-    /// Swift Testing's async tests share (on 2 cores, tests blocked in
-    /// `waitUntilExit` starved the others for seconds).
+    /// Runs `planrun ARGS` in `directory` and waits for it.
     @discardableResult
-    static func run(_ arguments: [String], in directory: URL, environment: [String: String] = [:], stdin: String? = nil) async throws -> Result {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread {
-                continuation.resume(with: Swift.Result {
-                    try runBlocking(arguments, in: directory, environment: environment, stdin: stdin)
-                })
-            }.start()
-        }
-    }
-
-    /// `run`, blocking the calling thread.
-    static func runBlocking(_ arguments: [String], in directory: URL, environment: [String: String] = [:], stdin: String? = nil) throws -> Result {
+    static func run(_ arguments: [String], in directory: URL, environment: [String: String] = [:], stdin: String? = nil) throws -> Result {
         let process = Process()
         process.executableURL = url
         process.arguments = arguments

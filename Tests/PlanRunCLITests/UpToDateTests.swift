@@ -25,33 +25,33 @@ import Testing
         try "one\n".write(to: dir.appendingPathComponent("in.txt"), atomically: true, encoding: .utf8)
         func runs() throws -> String { try String(contentsOf: dir.appendingPathComponent("runs.txt"), encoding: .utf8) }
 
-        #expect(try await PlanRunBinary.run(["build"], in: dir).status == 0)
+        #expect(try PlanRunBinary.run(["build"], in: dir).status == 0)
         // Past the racy window, an all-cached build writes the stamp...
         try await Task.sleep(for: .milliseconds(2200)) // not Thread.sleep: it would hold a test thread
-        let slow = try await PlanRunBinary.run(["build"], in: dir)
+        let slow = try PlanRunBinary.run(["build"], in: dir)
         #expect(slow.status == 0)
         #expect(slow.stdout.contains("cached a"))
         #expect(!slow.stdout.contains("no work to do"))
         // ...and the next one answers from it.
-        let fast = try await PlanRunBinary.run(["build"], in: dir)
+        let fast = try PlanRunBinary.run(["build"], in: dir)
         #expect(fast.status == 0)
         #expect(fast.stdout.contains("0 done, 2 cached of 2"))
         #expect(fast.stdout.contains("no work to do"))
         // From another folder, through a relative path, too.
         let parent = dir.deletingLastPathComponent()
-        let relative = try await PlanRunBinary.run(["build", dir.lastPathComponent + "/plan.yaml"], in: parent)
+        let relative = try PlanRunBinary.run(["build", dir.lastPathComponent + "/plan.yaml"], in: parent)
         #expect(relative.stdout.contains("no work to do"))
         // A target selection is another question: the full path answers it.
-        #expect(!(try await PlanRunBinary.run(["build", "a"], in: dir).stdout.contains("no work to do")))
+        #expect(!(try PlanRunBinary.run(["build", "a"], in: dir).stdout.contains("no work to do")))
         // --json needs every subtask's result: the full path, same answer.
-        let json = try await PlanRunBinary.run(["build", "--json"], in: dir)
+        let json = try PlanRunBinary.run(["build", "--json"], in: dir)
         #expect(json.status == 0)
         #expect(json.stdout.contains("\"cached\": 2"))
         #expect(try runs() == "a\nb\n")
 
         // An edited input is seen at once.
         try "two\n".write(to: dir.appendingPathComponent("in.txt"), atomically: true, encoding: .utf8)
-        let changed = try await PlanRunBinary.run(["build"], in: dir)
+        let changed = try PlanRunBinary.run(["build"], in: dir)
         #expect(changed.status == 0)
         #expect(!changed.stdout.contains("no work to do"))
         #expect(try runs() == "a\nb\na\nb\n")
@@ -63,16 +63,16 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         try Self.plan.write(to: dir.appendingPathComponent("plan.yaml"), atomically: true, encoding: .utf8)
         try "one\n".write(to: dir.appendingPathComponent("in.txt"), atomically: true, encoding: .utf8)
-        #expect(try await PlanRunBinary.run(["build"], in: dir).status == 0)
+        #expect(try PlanRunBinary.run(["build"], in: dir).status == 0)
         try await Task.sleep(for: .milliseconds(2200)) // not Thread.sleep: it would hold a test thread
-        #expect(try await PlanRunBinary.run(["build"], in: dir).status == 0)
-        #expect(try await PlanRunBinary.run(["build"], in: dir).stdout.contains("no work to do"))
+        #expect(try PlanRunBinary.run(["build"], in: dir).status == 0)
+        #expect(try PlanRunBinary.run(["build"], in: dir).stdout.contains("no work to do"))
 
         // Without the state the full path must decide again (here it
         // restores from the cache store, which `--state` keeps).
-        #expect(try await PlanRunBinary.run(["clean", "--state"], in: dir).status == 0)
+        #expect(try PlanRunBinary.run(["clean", "--state"], in: dir).status == 0)
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent(".planrun/uptodate").path))
-        let after = try await PlanRunBinary.run(["build"], in: dir)
+        let after = try PlanRunBinary.run(["build"], in: dir)
         #expect(after.status == 0)
         #expect(!after.stdout.contains("no work to do"))
         #expect(after.stdout.contains("cached a"))
