@@ -42,18 +42,14 @@ struct BuildCommand: AsyncParsableCommand {
         // The up-to-date stamp (see `UpToDateStamp`): when nothing the last
         // all-cached build looked at changed, answer without loading the plan.
         let stampable = !force && !only
+        let location = PlanLoader.location(of: path)
         let invocation = UpToDateStamp.Invocation(
-            planFile: UpToDateStamp.Invocation.planFile(path), targets: targets,
-            environment: ProcessInfo.processInfo.environment)
+            planFile: location.file, targets: targets, environment: ProcessInfo.processInfo.environment)
         if stampable, !options.json, options.ci.report == nil {
-            let stateDirectory = CacheCommands.absolute(options.stateDir)
-                ?? (URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent().standardizedFileURL.path
-                    as NSString).appendingPathComponent(".planrun")
+            let stateDirectory = BuildSession.stateDirectory(planDirectory: location.directory,
+                                                             configured: CacheCommands.absolute(options.stateDir))
             if let count = UpToDateStamp.check(invocation, stateDirectory: stateDirectory) {
-                let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
-                    + Double((ContinuousClock.now - started).components.seconds)
-                printOut("build completed: 0 done, \(count) cached of \(count) in \(String(format: "%.2f", seconds))s"
-                         + " (no work to do: nothing changed since the last build)\n")
+                printOut(TextReporter.upToDateText(total: count, seconds: (ContinuousClock.now - started).inSeconds))
                 return
             }
         }

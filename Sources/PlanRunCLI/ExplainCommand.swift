@@ -33,8 +33,7 @@ struct ExplainCommand: AsyncParsableCommand {
 enum CacheCommands {
     /// `--state-dir`, else `.planrun` beside the plan.
     static func stateDirectory(plan: Plan, stateDir: String?) -> String {
-        let config = RunConfiguration(jobs: 1, stateDirectory: absolute(stateDir))
-        return BuildSession.stateDirectory(for: plan, configuration: config)
+        BuildSession.stateDirectory(planDirectory: plan.directory, configured: absolute(stateDir))
     }
 
     /// `--state-dir` as an absolute, standardized path.

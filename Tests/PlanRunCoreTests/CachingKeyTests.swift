@@ -52,7 +52,7 @@ import Testing
         let framed = c.bytes
         #expect(c.takeDigest() == Digest.sha256Hex(framed))
         #expect(c.bytes.isEmpty)
-        #expect(Digest.hex([0x00, 0x9f, 0xa0, 0xff]) == "009fa0ff")
+        #expect([UInt8]([0x00, 0x9f, 0xa0, 0xff]).withUnsafeBytes { Digest.hex($0) } == "009fa0ff")
     }
 
     struct ReasonCase: Sendable, CustomTestStringConvertible {

@@ -28,20 +28,6 @@ package enum Digest {
         }
     }
 
-    package static func hex(_ digest: some Sequence<UInt8>) -> String {
-        var bytes = 0
-        for _ in digest { bytes += 1 }
-        return String(unsafeUninitializedCapacity: bytes * 2) { out in
-            var i = 0
-            for byte in digest {
-                out[i] = nibble(byte >> 4)
-                out[i + 1] = nibble(byte & 0xf)
-                i += 2
-            }
-            return i
-        }
-    }
-
     @inline(__always)
     private static func nibble(_ n: UInt8) -> UInt8 {
         n < 10 ? UInt8(ascii: "0") + n : UInt8(ascii: "a") - 10 + n

@@ -66,7 +66,8 @@ package enum UpToDateStamp {
     /// What identifies an invocation besides the files: written in the
     /// header and compared as text.
     package struct Invocation: Sendable, Equatable {
-        /// The plan file's absolute, standardized path.
+        /// The plan file's absolute, standardized path
+        /// (`PlanLoader.location(of:)`).
         package var planFile: String
         /// The targets, sorted and unique (empty: the whole plan).
         package var targets: [String]
@@ -79,11 +80,6 @@ package enum UpToDateStamp {
             self.environment = environment
         }
 
-        /// The absolute, standardized path of the plan file `path`, as
-        /// `PlanLoader` resolves it.
-        package static func planFile(_ path: String) -> String {
-            URL(fileURLWithPath: path).standardizedFileURL.path
-        }
     }
 
     // MARK: Checking
@@ -181,7 +177,7 @@ package enum UpToDateStamp {
     // MARK: Recording
 
     /// One recorded `stat`.
-    struct Entry: Equatable {
+    struct Entry {
         static let follow: UInt8 = 1, present: UInt8 = 2, identityOnly: UInt8 = 4, relative: UInt8 = 8
         var path: String
         var flags: UInt8
@@ -264,10 +260,11 @@ package enum UpToDateStamp {
     }
 
     /// Writes the stamp for `entries` (atomically: a temporary file, then
-    /// rename). Returns false, writing nothing, when a recorded path changed
+    /// rename); paths below `root` (the plan's folder) are stored relative
+    /// to it. Returns false, writing nothing, when a recorded path changed
     /// within the racy window before `now`, or the write fails.
     static func write(
-        stateDirectory: String, invocation: Invocation, envNames: [String], count: Int,
+        stateDirectory: String, invocation: Invocation, root: String, envNames: [String], count: Int,
         entries: [Entry], now: Int64 = FileDigester.now(), racyWindowNs: Int64 = FileDigester.defaultRacyWindowNs
     ) -> Bool {
         guard let binary = binaryIdentity() else { return false }
@@ -276,7 +273,6 @@ package enum UpToDateStamp {
             if st.mtimeNs >= now - racyWindowNs || st.ctimeNs >= now - racyWindowNs { return false }
         }
         let names = envNames.joined(separator: "\u{1}")
-        let root = (invocation.planFile as NSString).deletingLastPathComponent
         let header: [(String, String)] = [
             ("binary", binary),
             ("count", String(count)),
@@ -443,7 +439,7 @@ package final class StampingBuildCache: BuildCache {
         guard let databaseStat = FileStat.of(database) else { return false }
         entries.append(.init(path: database, flags: UpToDateStamp.Entry.follow | UpToDateStamp.Entry.identityOnly,
                              stat: databaseStat))
-        return UpToDateStamp.write(stateDirectory: stateDirectory, invocation: invocation,
+        return UpToDateStamp.write(stateDirectory: stateDirectory, invocation: invocation, root: plan.directory,
                                    envNames: names.sorted(by: byteOrder), count: selected, entries: entries, now: now)
     }
 }

@@ -29,7 +29,13 @@ package struct BuildSession {
 
     /// The state folder: `--state-dir`, else `.planrun` beside the plan.
     package static func stateDirectory(for plan: Plan, configuration: RunConfiguration) -> String {
-        configuration.stateDirectory ?? (plan.directory as NSString).appendingPathComponent(".planrun")
+        stateDirectory(planDirectory: plan.directory, configured: configuration.stateDirectory)
+    }
+
+    /// The state folder of the plan in `planDirectory`: `configured`
+    /// (`--state-dir`, absolute) when given.
+    package static func stateDirectory(planDirectory: String, configured: String?) -> String {
+        configured ?? (planDirectory as NSString).appendingPathComponent(".planrun")
     }
 
     /// A new run id: UTC time, then random hex (sorts by start time).

@@ -442,7 +442,7 @@ private struct ExecutorLoop {
             let next = done.attempt + 1
             reports[node].attempts = next
             try? store?.attemptStarted(runID: runID, subtask: subtask.id, attempt: next,
-                                       at: Date().addingTimeInterval(Self.seconds(delay)), reason: nil)
+                                       at: Date().addingTimeInterval(delay.inSeconds), reason: nil)
             reporter.report(.retrying(id: subtask.id, attempt: done.attempt, error: error ?? "failed", delay: delay),
                             progress: progress)
             return Launch(node: node, request: makeRequest(node, attempt: next), delay: delay)
@@ -580,7 +580,4 @@ private struct ExecutorLoop {
         dir.hasSuffix("/") ? dir + name : dir + "/" + name
     }
 
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
 }

@@ -62,7 +62,7 @@ package struct HTTPAgentRunner: CommandRunner {
         let parts = RequestParts(
             url: url, headers: headers, body: Data(request.context.canonicalJSON.utf8),
             // Our own timer enforces `timeout`; Foundation's must not fire first.
-            timeout: Self.seconds(request.timeout ?? .seconds(7 * 24 * 3600)) + 5)
+            timeout: (request.timeout ?? .seconds(7 * 24 * 3600)).inSeconds + 5)
 
         let log = HTTPLog(path: request.logPath, attempt: request.attempt)
         log.write("POST \(text)\n")
@@ -188,11 +188,6 @@ package struct HTTPAgentRunner: CommandRunner {
             .trimmingCharacters(in: .whitespaces) ?? ""
         guard !line.isEmpty else { return "" }
         return ": " + (line.count > 200 ? String(line.prefix(200)) + "..." : line)
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        let (s, attoseconds) = duration.components
-        return Double(s) + Double(attoseconds) / 1e18
     }
 }
 

@@ -477,7 +477,7 @@ package final class ProcessMonitor: TaskExecutor {
                         }
                     }
                     for instant in [child.terminating ? nil : child.deadline, child.killAt].compactMap({ $0 }) {
-                        let ms = instant <= now ? 0 : Int32(clamping: Self.milliseconds(instant - now) + 1)
+                        let ms = instant <= now ? 0 : Int32(clamping: (instant - now).inMilliseconds + 1)
                         timeout = Self.earlier(timeout, ms)
                     }
                 }
@@ -609,8 +609,4 @@ package final class ProcessMonitor: TaskExecutor {
     }
 
     private static func earlier(_ a: Int32, _ b: Int32) -> Int32 { a < 0 ? b : min(a, b) }
-
-    private static func milliseconds(_ d: Duration) -> Int64 {
-        d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
-    }
 }

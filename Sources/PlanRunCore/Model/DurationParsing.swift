@@ -29,7 +29,7 @@ package enum DurationText {
 
     /// Formats a duration the way a plan would write it (`1m30s`, `250ms`).
     package static func format(_ d: Duration) -> String {
-        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        let ms = d.inMilliseconds
         if ms == 0 { return "0s" }
         var rest = ms
         var out = ""
@@ -38,5 +38,18 @@ package enum DurationText {
             rest %= size
         }
         return out
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a `Double` (for `Date`, `URLRequest`,
+    /// printing).
+    package var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+
+    /// The duration in whole milliseconds, rounded toward zero.
+    package var inMilliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 }

@@ -13,9 +13,15 @@ package enum PlanLoader {
         case .success(let b): bytes = b
         case .failure(let error): throw PlanDiagnostics([Diagnostic(error, at: nil)])
         }
+        return try load(releasing: &bytes, file: path, directory: location(of: path).directory)
+    }
+
+    /// The plan file at `path` (relative to the current folder or absolute)
+    /// as an absolute, standardized path, and the folder it is in: the
+    /// plan's folder, where its subtasks run and `.planrun` goes.
+    package static func location(of path: String) -> (file: String, directory: String) {
         let url = URL(fileURLWithPath: path).standardizedFileURL
-        let directory = url.deletingLastPathComponent().standardizedFileURL.path
-        return try load(releasing: &bytes, file: path, directory: directory)
+        return (url.path, url.deletingLastPathComponent().standardizedFileURL.path)
     }
 
     /// Loads and validates plan text. `file` is used in locations; `directory`

@@ -102,12 +102,23 @@ package final class TextReporter: ProgressReporter {
         }
         var head = "build \(summary.status.rawValue)"
         if let reason = summary.reason { head += " (\(reason))" }
-        var text = "\(head): \(counts.joined(separator: ", ")) of \(summary.total) in "
-            + String(format: "%.2fs", summary.durationSeconds) + " (run \(summary.runID))\n"
+        var text = summaryLine(head: head, counts: counts, total: summary.total, seconds: summary.durationSeconds)
+            + " (run \(summary.runID))\n"
         for report in summary.reports where report.status == .failed {
             text += "  failed \(report.id): \(report.error ?? "failed")\n"
         }
         return text
+    }
+
+    /// The summary of a build the up-to-date stamp answered: `total`
+    /// subtasks, all cached, nothing run and no run recorded.
+    package static func upToDateText(total: Int, seconds: Double) -> String {
+        summaryLine(head: "build \(RunStatus.completed.rawValue)", counts: ["0 done"] + (total > 0 ? ["\(total) cached"] : []),
+                    total: total, seconds: seconds) + " (no work to do: nothing changed since the last build)\n"
+    }
+
+    private static func summaryLine(head: String, counts: [String], total: Int, seconds: Double) -> String {
+        "\(head): \(counts.joined(separator: ", ")) of \(total) in " + String(format: "%.2fs", seconds)
     }
 
     /// `x` with two decimals, as `String(format: "%.2f")` prints it, without
@@ -124,7 +135,6 @@ package final class TextReporter: ProgressReporter {
     }
 
     private static func seconds(_ d: Duration) -> String {
-        let s = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-        return String(format: "%.2fs", s)
+        String(format: "%.2fs", d.inSeconds)
     }
 }
