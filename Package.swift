@@ -40,13 +40,19 @@ let package = Package(
             name: "planrun",
             dependencies: ["PlanRunCLI"]
         ),
+        // Helpers both test targets use.
+        .target(
+            name: "PlanRunTestSupport",
+            dependencies: ["PlanRunCore"],
+            path: "Tests/PlanRunTestSupport"
+        ),
         .testTarget(
             name: "PlanRunCoreTests",
-            dependencies: ["PlanRunCore"]
+            dependencies: ["PlanRunCore", "PlanRunTestSupport"]
         ),
         .testTarget(
             name: "PlanRunCLITests",
-            dependencies: ["PlanRunCLI", "PlanRunCore"]
+            dependencies: ["PlanRunCLI", "PlanRunCore", "PlanRunTestSupport"]
         ),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PlanRunTestSupport
 @testable import PlanRunCore
 
 /// `explain`, `clean`, `approve` and `retry`, run as the real binary.
@@ -154,20 +155,4 @@ import Testing
             #expect(try snapshotFolder(f.url.path) == before, "`planrun \(args.joined(separator: " "))` changed files")
         }
     }
-}
-
-/// Relative path -> SHA-256 of content (folders: "folder") below `root`.
-func snapshotFolder(_ root: String) throws -> [String: String] {
-    var out: [String: String] = [:]
-    let enumerator = FileManager.default.enumerator(atPath: root)
-    while let rel = enumerator?.nextObject() as? String {
-        let full = root + "/" + rel
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: full, isDirectory: &isDir), !isDir.boolValue {
-            out[rel] = Digest.sha256Hex(Array(FileManager.default.contents(atPath: full) ?? Data()))
-        } else {
-            out[rel] = "folder"
-        }
-    }
-    return out
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PlanRunTestSupport
 @testable import PlanRunCore
 
 /// The content cache driving real builds (BuildSession, real processes,
@@ -82,7 +83,7 @@ import Testing
         let plan = Self.chainPlan(dir)
         _ = try await Self.build(plan)
         dir.write("in.txt", "changed\n")
-        let before = try snapshotTree(dir.path)
+        let before = try snapshotFolder(dir.path)
         let cache = try ContentCache.open(plan: plan, stateDirectory: dir.url(".planrun"), callerEnvironment: [:], readOnly: true)
         let graph = TaskGraph(plan: plan)
         let preview = cache.preview(graph: graph, selected: [true, true, true])
@@ -94,7 +95,7 @@ import Testing
         #expect(explanation.text.hasPrefix("`copy` would run: input in.txt changed\n"))
         #expect(explanation.lastKey != nil && explanation.key != explanation.lastKey)
         try cache.finish()
-        let after = try snapshotTree(dir.path)
+        let after = try snapshotFolder(dir.path)
         #expect(after == before)
         for (k, v) in after where before[k] != v { Issue.record("changed: \(k)") }
         for k in before.keys where after[k] == nil { Issue.record("removed: \(k)") }

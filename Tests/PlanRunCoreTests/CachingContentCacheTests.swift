@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PlanRunTestSupport
 @testable import PlanRunCore
 
 /// The content cache against real files in a temporary plan folder; the
@@ -226,7 +227,7 @@ import Testing
         f.dir.write("in.txt", "v1")
         try await f.build("copy", outputs: ["out.txt": "v1"])
         f.dir.remove("out.txt")
-        let before = try snapshotTree(f.dir.path)
+        let before = try snapshotFolder(f.dir.path)
         let digestsBefore = try f.digests.loadAll()
         let ro = f.cache(readOnly: true)
         guard case .upToDate(let outcome) = try await ro.decide(f["copy"], dependencyDigests: [:], forced: false) else {
@@ -234,7 +235,7 @@ import Testing
         }
         #expect(outcome.reason == .restored)
         try ro.finish()
-        #expect(try snapshotTree(f.dir.path) == before)
+        #expect(try snapshotFolder(f.dir.path) == before)
         #expect(try f.digests.loadAll() == digestsBefore)
     }
 
@@ -251,20 +252,4 @@ import Testing
         #expect(try f.history.entry(for: "copy") == nil)
         #expect(c.takeWarnings() == ["inputs of `copy` changed while it ran; it will run again next time"])
     }
-}
-
-/// Path -> content digest of every file below `root` (for "byte-identical").
-func snapshotTree(_ root: String) throws -> [String: String] {
-    var out: [String: String] = [:]
-    let enumerator = FileManager.default.enumerator(atPath: root)
-    while let rel = enumerator?.nextObject() as? String {
-        let full = root + "/" + rel
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: full, isDirectory: &isDir), !isDir.boolValue {
-            out[rel] = Digest.sha256Hex(Array(FileManager.default.contents(atPath: full) ?? Data()))
-        } else {
-            out[rel] = "folder"
-        }
-    }
-    return out
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PlanRunTestSupport
 @testable import PlanRunCore
 
 /// History and stat cache over the real state database.
@@ -115,9 +116,9 @@ import Testing
             let state = try StateStore(directory: dir.url(".planrun"))
             try DatabaseSubtaskHistory(reader: state.database, writer: state.database).save(Self.entry(1), for: "a")
         }
-        let before = try snapshotTree(dir.path)
+        let before = try snapshotFolder(dir.path)
         let database = try #require(try ContentCache.openReadOnly(stateDirectory: dir.url(".planrun")))
         #expect(try DatabaseSubtaskHistory(reader: database, writer: nil).entry(for: "a") == Self.stored(1))
-        #expect(try snapshotTree(dir.path) == before)
+        #expect(try snapshotFolder(dir.path) == before)
     }
 }
