@@ -130,7 +130,14 @@ import Testing
         let runner = ProcessCommandRunner(killGrace: .milliseconds(300))
         let req = request("sleep 30 & echo $! > child.pid; sleep 30")
         let run = Task { await runner.run(req) }
-        try await Task.sleep(for: .milliseconds(300))
+        // Cancel once the background child exists (a fixed pause raced the
+        // spawn when the suite kept this task waiting).
+        let pidFile = dir + "/child.pid"
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !FileManager.default.fileExists(atPath: pidFile) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await Task.sleep(for: .milliseconds(50))
         run.cancel()
         let outcome = await run.value
         #expect(outcome.status == .cancelled)
