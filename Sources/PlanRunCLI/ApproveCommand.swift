@@ -12,15 +12,14 @@ struct ApproveCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var planArguments: PlanArguments
-    @Option(help: "The state folder (default: .planrun beside the plan).")
-    var stateDir: String?
+    @OptionGroup var stateFolder: StateDirOption
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
         let (path, rest) = planArguments.resolved
         guard rest.isEmpty else { throw ValidationError("approve takes no subtask ids") }
         let plan = try PlanLoading.load(path, color: output.color)
-        let directory = CacheCommands.stateDirectory(plan: plan, stateDir: stateDir)
+        let directory = stateFolder.directory(for: plan)
         do {
             let digest = try PlanApproval.approve(plan, stateDirectory: directory)
             var text = "approved `\(plan.file)` (sha256 \(digest))\n"

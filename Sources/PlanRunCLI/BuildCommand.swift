@@ -34,7 +34,7 @@ struct BuildCommand: AsyncParsableCommand {
     func run() async throws {
         if dryRun {
             try DryRun.show(planArguments: planArguments, jobs: options.jobs, format: options.json ? .json : .text,
-                            stateDir: options.stateDir, color: options.output.color)
+                            state: options.stateFolder, color: options.output.color)
             return
         }
         let started = ContinuousClock.now
@@ -46,8 +46,7 @@ struct BuildCommand: AsyncParsableCommand {
         let invocation = UpToDateStamp.Invocation(
             planFile: location.file, targets: targets, environment: ProcessInfo.processInfo.environment)
         if stampable, !options.json, options.ci.report == nil {
-            let stateDirectory = BuildSession.stateDirectory(planDirectory: location.directory,
-                                                             configured: CacheCommands.absolute(options.stateDir))
+            let stateDirectory = options.stateFolder.directory(planDirectory: location.directory)
             if let count = UpToDateStamp.check(invocation, stateDirectory: stateDirectory) {
                 printOut(TextReporter.upToDateText(total: count, seconds: (ContinuousClock.now - started).inSeconds))
                 return
@@ -68,8 +67,7 @@ struct RunOptions: ParsableArguments {
     var keepGoing = false
     @Flag(help: "Print the summary as JSON on standard output (progress goes to standard error).")
     var json = false
-    @Option(help: "The state folder (default: .planrun beside the plan).")
-    var stateDir: String?
+    @OptionGroup var stateFolder: StateDirOption
     @OptionGroup var output: OutputOptions
     @OptionGroup var ci: CIReportOptions
     @OptionGroup var remote: RemoteCacheOptions
@@ -85,7 +83,7 @@ struct RunOptions: ParsableArguments {
         let config = RunConfiguration(
             jobs: jobs.effective(for: plan), keepGoing: keepGoing, targets: targets,
             environment: ProcessInfo.processInfo.environment, isTerminal: isatty(progressFD) == 1,
-            stateDirectory: CacheCommands.absolute(stateDir),
+            stateDirectory: stateFolder.absolute,
             forced: forced)
         do {
             try PlanApproval.check(plan, stateDirectory: BuildSession.stateDirectory(for: plan, configuration: config))

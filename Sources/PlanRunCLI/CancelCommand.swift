@@ -19,8 +19,7 @@ struct CancelCommand: AsyncParsableCommand {
     @OptionGroup var planArguments: PlanArguments
     @Option(help: "Why the run is cancelled (recorded in the state).")
     var reason: String = "cancelled by `planrun cancel`"
-    @Option(help: "The state folder (default: .planrun beside the plan).")
-    var stateDir: String?
+    @OptionGroup var stateFolder: StateDirOption
     @Option(help: "Seconds to wait for the build to stop.")
     var wait: Int = 60
     @OptionGroup var output: OutputOptions
@@ -29,7 +28,7 @@ struct CancelCommand: AsyncParsableCommand {
         let (path, rest) = planArguments.resolved
         guard rest.isEmpty else { throw ValidationError("cancel takes no subtask ids") }
         let plan = try PlanLoading.load(path, color: output.color)
-        let directory = CacheCommands.stateDirectory(plan: plan, stateDir: stateDir)
+        let directory = stateFolder.directory(for: plan)
         guard let pid = BuildLock.holder(directory: directory) else {
             printError("error: no build of `\(path)` is running\n")
             throw ExitCode(1)

@@ -20,15 +20,14 @@ struct CleanCommand: AsyncParsableCommand {
     var state = false
     @Flag(help: "Remove the cache store.")
     var cache = false
-    @Option(help: "The state folder (default: .planrun beside the plan).")
-    var stateDir: String?
+    @OptionGroup var stateFolder: StateDirOption
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
         let (path, rest) = planArguments.resolved
         guard rest.isEmpty else { throw ValidationError("clean takes no subtask ids") }
         let plan = try PlanLoading.load(path, color: output.color)
-        let directory = CacheCommands.stateDirectory(plan: plan, stateDir: stateDir)
+        let directory = stateFolder.directory(for: plan)
         try CacheCommands.refuseWhileBuilding(directory, plan: plan)
         let all = !outputs && !state && !cache
         do { try UpToDateStamp.remove(stateDirectory: directory) } catch {

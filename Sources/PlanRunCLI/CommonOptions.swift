@@ -58,6 +58,22 @@ enum ColorChoice: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
+/// `--state-dir`, shared by every command that reads or writes the state.
+struct StateDirOption: ParsableArguments {
+    @Option(help: "The state folder (default: .planrun beside the plan).")
+    var stateDir: String?
+
+    /// `--state-dir` as an absolute, standardized path.
+    var absolute: String? { stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path } }
+
+    /// `--state-dir`, else `.planrun` beside the plan.
+    func directory(for plan: Plan) -> String { directory(planDirectory: plan.directory) }
+
+    func directory(planDirectory: String) -> String {
+        BuildSession.stateDirectory(planDirectory: planDirectory, configured: absolute)
+    }
+}
+
 struct OutputOptions: ParsableArguments {
     @Option(help: "Colour diagnostics: auto, always or never.")
     var color: ColorChoice = .auto

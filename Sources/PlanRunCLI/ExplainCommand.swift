@@ -12,8 +12,7 @@ struct ExplainCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var planArguments: PlanArguments
-    @Option(help: "The state folder (default: .planrun beside the plan).")
-    var stateDir: String?
+    @OptionGroup var stateFolder: StateDirOption
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
@@ -22,7 +21,7 @@ struct ExplainCommand: AsyncParsableCommand {
         let plan = try PlanLoading.load(path, color: output.color)
         let graph = TaskGraph(plan: plan)
         _ = try PlanLoading.select(rest, in: graph, color: output.color)
-        let cache = try CacheCommands.openCache(plan: plan, stateDir: stateDir, readOnly: true)
+        let cache = try CacheCommands.openCache(plan: plan, state: stateFolder, readOnly: true)
         let explanation = try cache.explain(graph: graph, id: id)
         printOut(explanation.text)
         if case .failure = explanation.decision { throw ExitCode(1) }
@@ -31,22 +30,12 @@ struct ExplainCommand: AsyncParsableCommand {
 
 /// Helpers shared by the cache commands (explain, clean, approve, retry).
 enum CacheCommands {
-    /// `--state-dir`, else `.planrun` beside the plan.
-    static func stateDirectory(plan: Plan, stateDir: String?) -> String {
-        BuildSession.stateDirectory(planDirectory: plan.directory, configured: absolute(stateDir))
-    }
-
-    /// `--state-dir` as an absolute, standardized path.
-    static func absolute(_ stateDir: String?) -> String? {
-        stateDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-    }
-
     /// The plan's content cache; a state that cannot be opened exits 1 with
     /// a message.
-    static func openCache(plan: Plan, stateDir: String?, readOnly: Bool, forcedIDs: Set<String> = []) throws -> ContentCache {
+    static func openCache(plan: Plan, state: StateDirOption, readOnly: Bool, forcedIDs: Set<String> = []) throws -> ContentCache {
         do {
             return try ContentCache.open(
-                plan: plan, stateDirectory: stateDirectory(plan: plan, stateDir: stateDir),
+                plan: plan, stateDirectory: state.directory(for: plan),
                 callerEnvironment: ProcessInfo.processInfo.environment, readOnly: readOnly, forcedIDs: forcedIDs)
         } catch {
             printError("error: \(error)\n")

@@ -19,19 +19,18 @@ struct PlanCommand: AsyncParsableCommand {
     @OptionGroup var jobs: JobsOption
     @Option(help: "Output format: text, json, dot or mermaid.")
     var format: PreviewFormat = .text
-    @Option(help: "The state folder (default: .planrun beside the plan).")
-    var stateDir: String?
+    @OptionGroup var stateFolder: StateDirOption
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try DryRun.show(planArguments: planArguments, jobs: jobs, format: format, stateDir: stateDir, color: output.color)
+        try DryRun.show(planArguments: planArguments, jobs: jobs, format: format, state: stateFolder, color: output.color)
     }
 }
 
 /// The dry run shared by `planrun plan` and `planrun build --dry-run`.
 /// Reads the state and cache read-only: nothing on disk changes.
 enum DryRun {
-    static func show(planArguments: PlanArguments, jobs: JobsOption, format: PreviewFormat, stateDir: String?, color: ColorChoice) throws {
+    static func show(planArguments: PlanArguments, jobs: JobsOption, format: PreviewFormat, state: StateDirOption, color: ColorChoice) throws {
         let (path, targets) = planArguments.resolved
         let plan = try PlanLoading.load(path, color: color)
         let graph = TaskGraph(plan: plan)
@@ -39,10 +38,10 @@ enum DryRun {
         // With neither history nor a local cache store, nothing can be
         // skipped: every subtask would run for the first time, and the keys
         // (which read every input file) need not be computed.
-        let stateDirectory = CacheCommands.stateDirectory(plan: plan, stateDir: stateDir)
+        let stateDirectory = state.directory(for: plan)
         let files = FileManager.default
         let fresh = !files.fileExists(atPath: stateDirectory + "/state.db") && !files.fileExists(atPath: stateDirectory + "/cache/ac")
-        let reasons = fresh ? [:] : try CacheCommands.openCache(plan: plan, stateDir: stateDir, readOnly: true)
+        let reasons = fresh ? [:] : try CacheCommands.openCache(plan: plan, state: state, readOnly: true)
             .previewReasons(graph: graph, selected: selected)
         let preview = PlanPreview(graph: graph, selected: selected, maxParallel: jobs.effective(for: plan)) { subtask in
             reasons[subtask.id] ?? (subtask.cache ? .neverRan : .cacheDisabled)

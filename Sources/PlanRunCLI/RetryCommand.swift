@@ -24,7 +24,7 @@ struct RetryCommand: AsyncParsableCommand {
         let (path, named) = planArguments.resolved
         let plan = try PlanLoading.load(path, color: options.output.color)
         _ = try PlanLoading.select(named, in: TaskGraph(plan: plan), color: options.output.color)
-        let directory = CacheCommands.stateDirectory(plan: plan, stateDir: options.stateDir)
+        let directory = options.stateFolder.directory(for: plan)
         let last: (runID: String, status: String, ids: [String])?
         do {
             last = try StateStore(readingDirectory: directory)?.unfinishedSubtasksOfLastRun()

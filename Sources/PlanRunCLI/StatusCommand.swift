@@ -13,8 +13,7 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var planArguments: PlanArguments
     @Flag(help: "Print JSON.")
     var json = false
-    @Option(help: "The state folder (default: .planrun beside the plan).")
-    var stateDir: String?
+    @OptionGroup var stateFolder: StateDirOption
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
@@ -22,7 +21,7 @@ struct StatusCommand: AsyncParsableCommand {
         guard rest.count <= 1 else { throw ValidationError("status takes at most one subtask id") }
         let plan = try PlanLoading.load(path, color: output.color)
         _ = try PlanLoading.select(rest, in: TaskGraph(plan: plan), color: output.color)
-        let directory = CacheCommands.stateDirectory(plan: plan, stateDir: stateDir)
+        let directory = stateFolder.directory(for: plan)
         let store: StateStore?
         let run: RunStatusReport?
         do {
