@@ -14,3 +14,14 @@ def timed(argv, cwd, name=None):
     if p.returncode != 0:
         sys.exit(f"{name or argv[0]} failed ({p.returncode}): {p.stderr.decode()[-2000:]}")
     return elapsed
+
+
+def make_inputs(folder, count):
+    """`folder/in/I.txt` holding "input I" for I below `count`, and an empty
+    `folder/out/`: the starting tree of the file-subtask benchmarks."""
+    import os
+    os.makedirs(os.path.join(folder, "in"))
+    os.makedirs(os.path.join(folder, "out"))
+    for i in range(count):
+        with open(os.path.join(folder, "in", f"{i}.txt"), "w") as f:
+            f.write(f"input {i}\n")

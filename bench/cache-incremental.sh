@@ -14,20 +14,13 @@
 # Needs: python3, ninja (apt-get install -y ninja-build).
 # Files go to bench/out/cache-incremental/.
 set -eu
-root=$(cd "$(dirname "$0")/.." && pwd)
-out="$root/bench/out/cache-incremental"
-planrun=${PLANRUN:-$root/.build/release/planrun}
-if [ ! -x "$planrun" ]; then
-    echo "building release binary: swift build -c release" >&2
-    (cd "$root" && swift build -c release >&2)
-fi
-command -v ninja >/dev/null || { echo "bench/cache-incremental.sh: ninja is missing (apt-get install -y ninja-build)" >&2; exit 1; }
-rm -rf "$out"
-mkdir -p "$out"
+. "$(dirname "$0")/common.sh"
+need ninja "apt-get install -y ninja-build"
+fresh_out cache-incremental
 
 PYTHONPATH="$root/bench" python3 - "$planrun" "$out" "${RUNS:-5}" <<'PY'
 import os, subprocess, sys, time
-from benchlib import timed
+from benchlib import make_inputs, timed
 planrun, out, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 layers, width = 20, 100
 jobs = str(os.cpu_count() or 2)
@@ -36,11 +29,7 @@ def deps(L, j):
     return [f"out/{L-1}-{j}.txt", f"out/{L-1}-{(j+1) % width}.txt"] if L > 0 else [f"in/{j}.txt"]
 
 def setup(folder):
-    os.makedirs(os.path.join(folder, "in"))
-    os.makedirs(os.path.join(folder, "out"))
-    for j in range(width):
-        with open(os.path.join(folder, "in", f"{j}.txt"), "w") as f:
-            f.write(f"input {j}\n")
+    make_inputs(folder, width)
 
 tools = {}
 d = os.path.join(out, "planrun"); setup(d)

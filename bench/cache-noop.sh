@@ -22,30 +22,19 @@
 # Needs: python3, ninja (apt-get install -y ninja-build), go-task
 # (pip install go-task-bin). Files go to bench/out/cache-noop/.
 set -eu
-root=$(cd "$(dirname "$0")/.." && pwd)
-out="$root/bench/out/cache-noop"
-planrun=${PLANRUN:-$root/.build/release/planrun}
-if [ ! -x "$planrun" ]; then
-    echo "building release binary: swift build -c release" >&2
-    (cd "$root" && swift build -c release >&2)
-fi
-command -v ninja >/dev/null || { echo "bench/cache-noop.sh: ninja is missing (apt-get install -y ninja-build)" >&2; exit 1; }
-command -v task >/dev/null || { echo "bench/cache-noop.sh: go-task is missing (pip install go-task-bin)" >&2; exit 1; }
-rm -rf "$out"
-mkdir -p "$out"
+. "$(dirname "$0")/common.sh"
+need ninja "apt-get install -y ninja-build"
+need task "pip install go-task-bin"
+fresh_out cache-noop
 
 PYTHONPATH="$root/bench" python3 - "$planrun" "$out" "${COUNT:-10000}" "${RUNS:-5}" <<'PY'
 import os, subprocess, sys, time
-from benchlib import timed
+from benchlib import make_inputs, timed
 planrun, out, count, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 jobs = str(os.cpu_count() or 2)
 
 def setup(folder):
-    os.makedirs(os.path.join(folder, "in"))
-    os.makedirs(os.path.join(folder, "out"))
-    for i in range(count):
-        with open(os.path.join(folder, "in", f"{i}.txt"), "w") as f:
-            f.write(f"input {i}\n")
+    make_inputs(folder, count)
 
 tools = {}
 # planrun

@@ -17,16 +17,10 @@
 # Everything generated goes to bench/out/ (ignored by git).
 set -eu
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/common.sh"
 out="$root/bench/out"
 runs=${RUNS:-5}
 mkdir -p "$out"
-
-planrun=${PLANRUN:-$root/.build/release/planrun}
-if [ ! -x "$planrun" ]; then
-    echo "building release binary: swift build -c release" >&2
-    (cd "$root" && swift build -c release >&2)
-fi
 [ -x /usr/bin/time ] || { echo "bench/parse.sh: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
 
 cc -O2 -Wall "$root/bench/yamlscan.c" -lyaml -o "$out/yamlscan"

@@ -20,17 +20,10 @@
 # Needs: python3, nginx (apt-get install -y nginx). Files go to
 # bench/out/remote-cache/.
 set -eu
-root=$(cd "$(dirname "$0")/.." && pwd)
-out="$root/bench/out/remote-cache"
-planrun=$(realpath "${PLANRUN:-$root/.build/release/planrun}" 2>/dev/null || echo "${PLANRUN:-$root/.build/release/planrun}")
-if [ ! -x "$planrun" ]; then
-    echo "building release binary: swift build -c release" >&2
-    (cd "$root" && swift build -c release >&2)
-fi
+. "$(dirname "$0")/common.sh"
 nginx=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
 [ -n "$nginx" ] || { echo "bench/remote-cache.sh: nginx is missing (apt-get install -y nginx)" >&2; exit 1; }
-rm -rf "$out"
-mkdir -p "$out"
+fresh_out remote-cache
 
 python3 - "$planrun" "$nginx" "$out" "${COUNT:-2000}" "${RUNS:-5}" <<'PY'
 import json, os, shutil, signal, socket, subprocess, sys, time

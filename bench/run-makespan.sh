@@ -16,16 +16,8 @@
 # Needs: python3.
 set -eu
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-out="$root/bench/out/makespan"
-planrun=${PLANRUN:-$root/.build/release/planrun}
-case "$planrun" in /*) ;; *) planrun="$(pwd)/$planrun" ;; esac
-if [ ! -x "$planrun" ]; then
-    echo "building release binary: swift build -c release" >&2
-    (cd "$root" && swift build -c release >&2)
-fi
-rm -rf "$out"
-mkdir -p "$out"
+. "$(dirname "$0")/common.sh"
+fresh_out makespan
 
 python3 - "$out" "$planrun" "${RUNS:-3}" "${JOBS:-8}" "${LAYERS:-10}" "${WIDTH:-20}" "${SEED:-7}" <<'PY'
 import json, os, random, shutil, subprocess, sys, time

@@ -11,17 +11,9 @@
 # Needs: python3, ninja (apt-get install -y ninja-build), make.
 set -eu
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-out="$root/bench/out/throughput"
-planrun=${PLANRUN:-$root/.build/release/planrun}
-case "$planrun" in /*) ;; *) planrun="$(pwd)/$planrun" ;; esac
-if [ ! -x "$planrun" ]; then
-    echo "building release binary: swift build -c release" >&2
-    (cd "$root" && swift build -c release >&2)
-fi
-command -v ninja >/dev/null || { echo "bench/run-throughput.sh: ninja is missing (apt-get install -y ninja-build)" >&2; exit 1; }
-rm -rf "$out"
-mkdir -p "$out"
+. "$(dirname "$0")/common.sh"
+need ninja "apt-get install -y ninja-build"
+fresh_out throughput
 
 PYTHONPATH="$root/bench" python3 - "$out" "$planrun" "${RUNS:-5}" "${COUNT:-2000}" "${JOBS:-2}" <<'PY'
 import os, shutil, subprocess, sys, time

@@ -1,0 +1,24 @@
+# Sourced by the scripts in bench/ (after `set -eu`). Sets
+#   root     the repository,
+#   planrun  the binary to measure, as an absolute path: $PLANRUN, else the
+#            release build (built with `swift build -c release` if missing),
+# and defines
+#   need TOOL HINT   exit with "TOOL is missing (HINT)" unless TOOL is on PATH,
+#   fresh_out NAME   set out to bench/out/NAME, emptied.
+root=$(cd "$(dirname "$0")/.." && pwd)
+planrun=${PLANRUN:-$root/.build/release/planrun}
+case "$planrun" in /*) ;; *) planrun="$(pwd)/$planrun" ;; esac
+if [ ! -x "$planrun" ]; then
+    echo "building release binary: swift build -c release" >&2
+    (cd "$root" && swift build -c release >&2)
+fi
+
+need() {
+    command -v "$1" >/dev/null || { echo "bench/$(basename "$0"): $1 is missing ($2)" >&2; exit 1; }
+}
+
+fresh_out() {
+    out="$root/bench/out/$1"
+    rm -rf "$out"
+    mkdir -p "$out"
+}
