@@ -162,7 +162,7 @@ package struct SubtaskContext: Sendable, Equatable {
             s.withUTF8Buffer { out.append(contentsOf: $0) }
         }
         func optional(_ s: String?) {
-            if let s { Self.writeString(s, to: &out) } else { raw("null") }
+            if let s { JSONValue.writeString(s, to: &out) } else { raw("null") }
         }
         // Keys in sorted order: attempt, dependencies, description,
         // execution_mode, metadata, plan, plan_goal, run_id, subtask_id.
@@ -171,16 +171,16 @@ package struct SubtaskContext: Sendable, Equatable {
         raw(",\"dependencies\":{")
         for (i, d) in dependencies.enumerated() {
             if i > 0 { raw(",") }
-            Self.writeString(d.id, to: &out)
+            JSONValue.writeString(d.id, to: &out)
             // agent, description, result, status
             raw(":{\"agent\":")
-            Self.writeString(d.agent, to: &out)
+            JSONValue.writeString(d.agent, to: &out)
             raw(",\"description\":")
             optional(d.description)
             raw(",\"result\":")
-            Self.writeString(d.result, to: &out)
+            JSONValue.writeString(d.result, to: &out)
             raw(",\"status\":")
-            Self.writeString(d.status, to: &out)
+            JSONValue.writeString(d.status, to: &out)
             raw("}")
         }
         raw("},\"description\":")
@@ -192,40 +192,14 @@ package struct SubtaskContext: Sendable, Equatable {
             out.append(contentsOf: metadata.canonicalJSON.utf8)
         }
         raw(",\"plan\":")
-        Self.writeString(plan, to: &out)
+        JSONValue.writeString(plan, to: &out)
         raw(",\"plan_goal\":")
         optional(planGoal)
         raw(",\"run_id\":")
-        Self.writeString(runID, to: &out)
+        JSONValue.writeString(runID, to: &out)
         raw(",\"subtask_id\":")
-        Self.writeString(subtaskID, to: &out)
+        JSONValue.writeString(subtaskID, to: &out)
         raw("}")
         return out
-    }
-
-    /// A JSON string literal, escaped as `JSONValue.writeString` does
-    /// (UTF-8 bytes of 0x80 and above are never control characters).
-    static func writeString(_ s: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for byte in s.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
-            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
-            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-            case 0..<0x20:
-                out.append(contentsOf: Array("\\u00".utf8))
-                out.append(hexDigit(byte >> 4))
-                out.append(hexDigit(byte & 0xF))
-            default:
-                out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
-
-    private static func hexDigit(_ v: UInt8) -> UInt8 {
-        v < 10 ? UInt8(ascii: "0") + v : UInt8(ascii: "a") + v - 10
     }
 }

@@ -32,7 +32,7 @@ package indirect enum JSONText: Sendable, Hashable {
             if !d.isFinite { out.append(contentsOf: "null".utf8) }
             else if d == d.rounded(), abs(d) < 1e15 { out.append(contentsOf: String(Int(d)).utf8) }
             else { out.append(contentsOf: String(d).utf8) }
-        case .string(let s): Self.writeString(s, to: &out)
+        case .string(let s): JSONValue.writeString(s, to: &out)
         case .array(let items):
             out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
@@ -44,32 +44,12 @@ package indirect enum JSONText: Sendable, Hashable {
             out.append(UInt8(ascii: "{"))
             for (i, (key, value)) in pairs.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")); out.append(UInt8(ascii: " ")) }
-                Self.writeString(key, to: &out)
+                JSONValue.writeString(key, to: &out)
                 out.append(UInt8(ascii: ":")); out.append(UInt8(ascii: " "))
                 value.write(to: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
-    }
-
-    /// A JSON string literal; the same escapes as `JSONValue.writeString`.
-    private static func writeString(_ s: String, to out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
-        out.append(UInt8(ascii: "\""))
-        for byte in s.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\""))
-            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\\"))
-            case UInt8(ascii: "\n"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-            case UInt8(ascii: "\r"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-            case UInt8(ascii: "\t"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-            case 0..<0x20:
-                out.append(contentsOf: "\\u00".utf8)
-                out.append(hex[Int(byte >> 4)]); out.append(hex[Int(byte & 0xf)])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
     }
 
     /// Converts a `JSONValue` (keys sorted).
