@@ -292,22 +292,42 @@ package final class ContentCache: BuildCache {
         return CachedOutcome(key: key.key, resultDigest: action.resultDigest, result: result, reason: .restored)
     }
 
-    /// Puts one output back; false when a blob is missing or bad, or the
-    /// destination is of the other kind (a folder where a file was
-    /// recorded, or the reverse: left alone, the subtask runs instead).
+    /// Puts one output back from the local store; false when a blob is
+    /// missing or bad, or the destination is of the other kind.
     private func restoreOutput(_ entry: OutputEntry) throws(CacheError) -> Bool {
+        var manifest: FolderManifest?
+        if entry.kind == .folder {
+            guard let bytes = store.blob(entry.digest),
+                  let decoded = try? JSONDecoder().decode(FolderManifest.self, from: Data(bytes)),
+                  decoded.files.allSatisfy({ PathSafety.isSafeRelative($0.path) && store.hasBlob($0.digest) })
+            else { return false }
+            manifest = decoded
+        }
+        return try putBack(entry, manifest: manifest) { digest, destination, executable throws(CacheError) in
+            try store.restoreBlob(digest, to: destination, executable: executable)
+        }
+    }
+
+    /// Puts one output back inside the plan's folder, wherever its blobs
+    /// come from (the local store, or bytes downloaded from a remote):
+    /// `put(digest, destination, executable)` writes one blob and returns
+    /// false when it cannot; `manifest` lists a folder output's files,
+    /// already checked. False when a blob cannot be put, or the destination
+    /// is of the other kind (a folder where a file was recorded, or the
+    /// reverse: left alone, the subtask runs instead).
+    package func putBack(
+        _ entry: OutputEntry, manifest: FolderManifest?,
+        put: (_ digest: String, _ destination: String, _ executable: Bool) throws(CacheError) -> Bool
+    ) throws(CacheError) -> Bool {
         let destination = try PathSafety.prepareDestination(entry.path, root: plan.directory)
         let existing = FileStat.of(destination, followSymlinks: false)
         switch entry.kind {
         case .file:
             if existing?.kind == .directory { return false }
-            return try store.restoreBlob(entry.digest, to: destination, executable: entry.executable)
+            return try put(entry.digest, destination, entry.executable)
         case .folder:
+            guard let manifest else { return false }
             if let existing, existing.kind != .directory { return false }
-            guard let bytes = store.blob(entry.digest),
-                  let manifest = try? JSONDecoder().decode(FolderManifest.self, from: Data(bytes)),
-                  manifest.files.allSatisfy({ PathSafety.isSafeRelative($0.path) && store.hasBlob($0.digest) })
-            else { return false }
             if existing != nil {
                 do { try FileManager.default.removeItem(atPath: destination) } catch { return false }
             }
@@ -316,7 +336,7 @@ package final class ContentCache: BuildCache {
             }
             for file in manifest.files {
                 let target = try PathSafety.prepareDestination(entry.path + "/" + file.path, root: plan.directory)
-                guard try store.restoreBlob(file.digest, to: target, executable: file.executable) else { return false }
+                guard try put(file.digest, target, file.executable) else { return false }
             }
             return true
         }

@@ -225,7 +225,13 @@ package final class LayeredBuildCache: BuildCache {
         }
         do {
             for output in stale {
-                guard try write(output, blobs: blobs, manifest: manifests[output.path]) else {
+                let written = try local.putBack(output, manifest: manifests[output.path]) { digest, destination, executable throws(CacheError) in
+                    // Every blob here was checked against its digest when downloaded.
+                    guard let bytes = blobs[digest] else { return false }
+                    try LocalCacheStore.replaceFile(destination, with: bytes, executable: executable)
+                    return true
+                }
+                guard written else {
                     warn("cannot restore `\(output.path)` of `\(subtask.id)` from the remote cache; running it")
                     return nil
                 }
@@ -256,35 +262,6 @@ package final class LayeredBuildCache: BuildCache {
             out[digest] = bytes
         }
         return .success(out)
-    }
-
-    /// Puts one output back from verified bytes; false when the destination
-    /// is of the other kind (a folder where a file was recorded, or the
-    /// reverse: left alone, the subtask runs instead).
-    private func write(_ output: OutputEntry, blobs: [String: [UInt8]], manifest: FolderManifest?) throws(CacheError) -> Bool {
-        let root = local.plan.directory
-        let destination = try PathSafety.prepareDestination(output.path, root: root)
-        let existing = FileStat.of(destination, followSymlinks: false)
-        switch output.kind {
-        case .file:
-            if existing?.kind == .directory { return false }
-            guard let bytes = blobs[output.digest] else { return false }
-            try LocalCacheStore.replaceFile(destination, with: bytes, executable: output.executable)
-            return true
-        case .folder:
-            guard let manifest else { return false }
-            if let existing, existing.kind != .directory { return false }
-            if existing != nil {
-                do { try FileManager.default.removeItem(atPath: destination) } catch { return false }
-            }
-            if mkdir(destination, 0o755) != 0 && errno != EEXIST { return false }
-            for file in manifest.files {
-                guard let bytes = blobs[file.digest] else { return false }
-                let target = try PathSafety.prepareDestination(output.path + "/" + file.path, root: root)
-                try LocalCacheStore.replaceFile(target, with: bytes, executable: file.executable)
-            }
-            return true
-        }
     }
 
     /// Downloads blobs into memory, checking each against its digest; nil
