@@ -88,8 +88,8 @@ package enum UpToDateStamp {
     /// when the stamp in `stateDirectory` still holds; nil when there is no
     /// valid stamp or anything it records changed.
     package static func check(_ invocation: Invocation, stateDirectory: String) -> Int? {
-        guard let bytes = readAll(path(stateDirectory: stateDirectory)), bytes.count > magic.count,
-              Array(bytes[0..<magic.count]) == magic
+        guard let bytes = FileManager.default.contents(atPath: path(stateDirectory: stateDirectory)),
+              bytes.count > magic.count, bytes.prefix(magic.count).elementsEqual(magic)
         else { return nil }
         return bytes.withUnsafeBytes { raw -> Int? in
             var offset = magic.count
@@ -151,27 +151,6 @@ package enum UpToDateStamp {
             }
         }
         return framer.digest
-    }
-
-    static func readAll(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_size > 0 else { return nil }
-        let size = Int(st.st_size)
-        var bytes = [UInt8](repeating: 0, count: size)
-        var got = 0
-        let ok = bytes.withUnsafeMutableBytes { buffer -> Bool in
-            while got < size {
-                let n = read(fd, buffer.baseAddress! + got, size - got)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                got += n
-            }
-            return true
-        }
-        return ok ? bytes : nil
     }
 
     // MARK: Recording
@@ -294,23 +273,9 @@ package enum UpToDateStamp {
             guard !entry.path.isEmpty, !entry.path.utf8.contains(0) else { return false }
             entry.write(into: &out, root: root.hasSuffix("/") ? root : root + "/")
         }
-        let final = path(stateDirectory: stateDirectory)
-        let temporary = final + ".tmp.\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return false }
-        var ok = out.withUnsafeBytes { buffer -> Bool in
-            var offset = 0
-            while offset < buffer.count {
-                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                offset += n
-            }
-            return true
-        }
-        ok = close(fd) == 0 && ok
-        guard ok, rename(temporary, final) == 0 else {
-            unlink(temporary)
+        do {
+            try LocalCacheStore.replaceFile(path(stateDirectory: stateDirectory), with: out, executable: false)
+        } catch {
             return false
         }
         return true
