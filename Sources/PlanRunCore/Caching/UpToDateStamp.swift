@@ -363,6 +363,11 @@ package final class StampingBuildCache: BuildCache {
     }
 
     package func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
+        // Once anything but `cached` was decided there will be no stamp:
+        // stop recording stats.
+        if tally.withLock({ $0.other }) {
+            return try await inner.decide(subtask, dependencyDigests: dependencyDigests, forced: forced)
+        }
         let decision = try await StatObserver.$current.withValue(observer) {
             try await inner.decide(subtask, dependencyDigests: dependencyDigests, forced: forced)
         }
