@@ -148,7 +148,7 @@ enum BuildRun {
                             try UpToDateStamp.remove(stateDirectory: directory)
                             let local = try ContentCache.open(plan: plan, stateDirectory: directory,
                                                               callerEnvironment: configuration.environment,
-                                                              forcedIDs: forcedIDs)
+                                                              forcedIDs: forcedIDs, writeBehind: true)
                             let cache = LayeredBuildCache(local: local, remote: remote, onlyTargets: onlyTargets,
                                                           forceAll: configuration.forced)
                             opened = cache

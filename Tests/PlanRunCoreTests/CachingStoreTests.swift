@@ -45,6 +45,29 @@ import Testing
         #expect(!dir.exists("cache/ac/" + key))
     }
 
+    /// `ActionResult.jsonBytes` (hand-written) writes what `JSONEncoder`
+    /// with sorted keys writes, and reads back as the same entry, with and
+    /// without the optional inline contents and with characters that need
+    /// escaping.
+    @Test func actionResultJSONMatchesJSONEncoder() throws {
+        var plain = ActionResult(
+            resultDigest: String(repeating: "a", count: 64), resultBlob: String(repeating: "b", count: 64),
+            outputs: [OutputEntry(path: "out/x.txt", kind: .file, digest: "d1", executable: true),
+                      OutputEntry(path: "dist", kind: .folder, digest: "d2")],
+            components: ["command": "c", "input:in/\"q\".txt": "e", "dep:z": "f", "env:A": "line\nbreak\ttab"])
+        var inline = plain
+        inline.resultContents = "aGVsbG8="
+        inline.outputs[0].contents = "eA=="
+        plain.exitStatus = 0
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for entry in [plain, inline, ActionResult(resultDigest: "r", resultBlob: "b", outputs: [], components: [:])] {
+            let bytes = entry.jsonBytes
+            #expect(String(decoding: bytes, as: UTF8.self) == String(decoding: try encoder.encode(entry), as: UTF8.self))
+            #expect(try JSONDecoder().decode(ActionResult.self, from: Data(bytes)) == entry)
+        }
+    }
+
     @Test func actionKeysMustBeDigests() throws {
         let dir = CachingTempDir()
         let store = LocalCacheStore(root: dir.url("cache"))

@@ -87,4 +87,43 @@ import Testing
         #expect(summary.status == .failed)
         #expect(events(reporter) == ["start a", "failed a", "blocked b", "blocked c"])
     }
+
+    /// A long run of up-to-date subtasks (each verdict costing CPU, as a
+    /// key computation does) neither holds back a subtask that must run
+    /// nor the handling of its end: it starts once its round is decided,
+    /// and its finish is recorded while the chain is still being decided.
+    @Test func runningWorkInterleavesWithALongRunOfCachedVerdicts() async {
+        let chain = (0..<400).map { task("c\($0)", $0 == 0 ? [] : ["c\($0 - 1)"]) }
+        let plan = makePlan([task("work", run: "echo work")] + chain, directory: NSTemporaryDirectory())
+        let cache = SpinningCache(upToDate: Set(chain.map(\.id)), spin: .milliseconds(1))
+        let (summary, reporter) = await runPlan(plan, runner: ProcessCommandRunner(), jobs: 2, cache: cache)
+        #expect(summary.status == .completed)
+        #expect(summary.count(.cached) == 400)
+        let order = events(reporter)
+        let started = order.firstIndex(of: "start work") ?? order.count
+        let done = order.firstIndex(of: "done work") ?? order.count
+        let lastCached = order.firstIndex(of: "cached c399") ?? -1
+        #expect(started <= 2, "work starts after the first round (work, c0): \(order.prefix(5))")
+        #expect(done < lastCached, "work's end is handled before the chain is decided")
+    }
+}
+
+/// A cache whose verdicts on `upToDate` ids each take `spin` of CPU (a busy
+/// wait, not a sleep: the loop must give way by itself).
+final class SpinningCache: BuildCache {
+    let upToDate: Set<String>
+    let spin: Duration
+    init(upToDate: Set<String>, spin: Duration) {
+        self.upToDate = upToDate
+        self.spin = spin
+    }
+
+    func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
+        guard upToDate.contains(subtask.id) else { return .run(reason: .neverRan, key: nil) }
+        let end = ContinuousClock.now + spin
+        while ContinuousClock.now < end {}
+        return .upToDate(CachedOutcome(key: "k", resultDigest: "d-\(subtask.id)", result: [], reason: .cached))
+    }
+
+    func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String { "d-\(subtask.id)" }
 }

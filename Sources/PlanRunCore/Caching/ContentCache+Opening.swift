@@ -11,9 +11,12 @@ extension ContentCache {
     ///
     /// Read-only (`explain`, `plan`, `status`): opens the database read-only
     /// and creates nothing; with no database yet, history is empty.
+    ///
+    /// `writeBehind`: history rows are committed in the background
+    /// (`DatabaseSubtaskHistory`); call `finish` before the process ends.
     package static func open(
         plan: Plan, stateDirectory: String, callerEnvironment: [String: String],
-        readOnly: Bool = false, forcedIDs: Set<String> = []
+        readOnly: Bool = false, forcedIDs: Set<String> = [], writeBehind: Bool = false
     ) throws(CacheError) -> ContentCache {
         let store = LocalCacheStore(root: (stateDirectory as NSString).appendingPathComponent("cache"), readOnly: readOnly)
         let history: any SubtaskHistory
@@ -29,7 +32,7 @@ extension ContentCache {
                 }
             } else {
                 let state = try StateStore(directory: stateDirectory)
-                history = DatabaseSubtaskHistory(reader: state.database, writer: state.database)
+                history = DatabaseSubtaskHistory(reader: state.database, writer: state.database, writeBehind: writeBehind)
                 digests = DatabaseDigestStore(reader: state.database, writer: state.database)
             }
         } catch {

@@ -49,7 +49,10 @@ package final class ContentCache: BuildCache {
         self.forcedIDs = forcedIDs
     }
 
-    deinit { try? digester.flush() }
+    deinit {
+        try? history.waitForWrites()
+        try? digester.flush()
+    }
 
     /// Warnings met along the way that did not stop the build (a cache
     /// write that failed, a bad blob dropped); each is reported once.
@@ -60,8 +63,15 @@ package final class ContentCache: BuildCache {
         }
     }
 
-    /// Writes pending stat-cache records; call when the build ends.
-    package func finish() throws(CacheError) { try digester.flush() }
+    /// Waits for history rows written behind (a failure is a warning: those
+    /// subtasks run again next time) and writes pending stat-cache records;
+    /// call when the build ends.
+    package func finish() throws(CacheError) {
+        do { try history.waitForWrites() } catch {
+            warn("cannot record results in the state (those subtasks will run again): \(error)")
+        }
+        try digester.flush()
+    }
 
     private func warn(_ message: String) { notes.withLock { $0.append(message) } }
 

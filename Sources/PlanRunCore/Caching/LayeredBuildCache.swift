@@ -414,10 +414,7 @@ package final class LayeredBuildCache: BuildCache {
             guard let bytes = local.store.blob(digest) else { return }
             guard await remote.putBlob(digest, bytes) else { return }
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(withInlineBlobs(action)) else { return }
-        _ = await remote.putAction(key, Array(data))
+        _ = await remote.putAction(key, withInlineBlobs(action).jsonBytes)
     }
 
     /// `action` with its small blobs inline (the result and file outputs

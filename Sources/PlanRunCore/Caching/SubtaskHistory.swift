@@ -43,9 +43,13 @@ package protocol SubtaskHistory: Sendable {
     func saveAll(_ entries: [(id: String, entry: HistoryEntry)]) throws
     /// Forgets the given subtasks (all when nil).
     func remove(_ ids: [String]?) throws
+    /// Waits until saved entries are written; throws when one could not be.
+    func waitForWrites() throws
 }
 
 extension SubtaskHistory {
+    package func waitForWrites() throws {}
+
     package func saveAll(_ entries: [(id: String, entry: HistoryEntry)]) throws {
         for (id, entry) in entries { try save(entry, for: id) }
     }
@@ -83,11 +87,29 @@ package final class InMemorySubtaskHistory: SubtaskHistory {
 package final class DatabaseSubtaskHistory: SubtaskHistory {
     private let reader: any DatabaseReader
     private let writer: (any DatabaseWriter)?
+    private let writeBehind: Bool
+    /// The first write-behind transaction that failed.
+    private let writeFailure = Mutex<String?>(nil)
 
     /// `writer` nil = read-only (`explain`, `plan`, `status`).
-    package init(reader: any DatabaseReader, writer: (any DatabaseWriter)?) {
+    /// `writeBehind`: saves are committed on the writer's queue while the
+    /// caller goes on (reads here see them at once); `waitForWrites`
+    /// waits for them. A build's loop would otherwise wait for a commit
+    /// per subtask, and now and then for SQLite's checkpoint (two
+    /// `fdatasync`, tens of milliseconds). A save lost to a crash makes
+    /// the subtask run again, as a crash just before it would.
+    package init(reader: any DatabaseReader, writer: (any DatabaseWriter)?, writeBehind: Bool = false) {
         self.reader = reader
         self.writer = writer
+        self.writeBehind = writeBehind
+    }
+
+    package func waitForWrites() throws {
+        guard let writer, writeBehind else { return }
+        try writer.writeWithoutTransaction { _ in }  // after every queued write
+        if let failure = writeFailure.withLock({ $0 }) {
+            throw CacheError.stateWrite(reason: failure)
+        }
     }
 
     private struct Loaded: Sendable {
@@ -145,16 +167,26 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
         guard let writer, !entries.isEmpty else { return }
         let columns = entries.map { HistoryColumn.encode(outputs: $0.entry.outputs, components: $0.entry.components ?? [:]) }
         let now = Date().timeIntervalSince1970
-        try writer.write { db in
+        let rows = entries.enumerated().map { index, item in
+            (item.id, item.entry.key, item.entry.resultDigest, Data(item.entry.result), columns[index])
+        }
+        let insert: @Sendable (Database) throws -> Void = { db in
             let statement = try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO subtask_state (subtask_id, cache_key, result_digest, result, outputs, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?)
                 """)
-            for (index, item) in entries.enumerated() {
-                try statement.execute(arguments: [
-                    item.id, item.entry.key, item.entry.resultDigest, Data(item.entry.result), columns[index], now,
-                ])
+            for row in rows {
+                try statement.execute(arguments: [row.0, row.1, row.2, row.3, row.4, now])
             }
+        }
+        if writeBehind {
+            writer.asyncWrite(insert) { [self] _, result in
+                if case .failure(let error) = result {
+                    writeFailure.withLock { if $0 == nil { $0 = "\(error)" } }
+                }
+            }
+        } else {
+            try writer.write(insert)
         }
         loaded.withLock { l in
             for (index, item) in entries.enumerated() {

@@ -1,5 +1,6 @@
 import Collections
 import Foundation
+import Synchronization
 
 /// Runs the selected subtasks of a plan (DESIGN §4).
 ///
@@ -82,6 +83,16 @@ private struct Launch: Sendable {
     var delay: Duration
 }
 
+/// How many of the loop's child tasks have finished: the loop, busy
+/// deciding a long run of up-to-date subtasks, looks at it between slices
+/// and stops to handle a finished attempt (a task group cannot be asked
+/// whether `next()` would return at once).
+private final class CompletionCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    func increment() { count.add(1, ordering: .releasing) }
+    var value: Int { count.load(ordering: .acquiring) }
+}
+
 /// What a child task returns.
 private struct AttemptDone: Sendable {
     var node: Int
@@ -119,6 +130,12 @@ private struct ExecutorLoop {
     var firstFailure: String?
     var lastFlush = ContinuousClock.now
     var flushTickPending = false
+    /// Subtasks whose dependencies are all done, waiting for the cache's
+    /// verdict (`decidePending`), in rounds.
+    var undecided: Deque<[Int]> = []
+    /// Finished child tasks, and how many of them `group.next()` returned.
+    let completions = CompletionCounter()
+    var consumed = 0
 
     init(executor: Executor, selected: [Bool], reporter: some ProgressReporter) {
         self.executor = executor
@@ -171,18 +188,23 @@ private struct ExecutorLoop {
         reporter.report(.runStarted(runID: runID, total: total), progress: progress)
 
         // Subtasks without (selected) dependencies are ready first, in plan order.
-        var initial: [Int] = []
-        for node in 0..<graph.count where selected[node] && remaining[node] == 0 { initial.append(node) }
-        await becomeReady(initial)
+        undecided.append((0..<graph.count).filter { selected[$0] && remaining[$0] == 0 })
 
         await withTaskGroup(of: AttemptDone.self) { group in
             while true {
                 checkCancellation()
+                await decidePending(group: &group)
                 if !stopping {
                     for launch in nextLaunches() { startAttempt(launch, in: &group) }
                 }
                 flushState(group: &group)
-                guard !running.isEmpty, let done = await group.next() else { break }
+                if running.isEmpty {
+                    // Deciding stopped only for a finished tick: go on.
+                    if !undecided.isEmpty { continue }
+                    break
+                }
+                guard let done = await group.next() else { break }
+                consumed += 1
                 if done.node == Self.flushTick {
                     flushTickPending = false
                     continue
@@ -202,7 +224,9 @@ private struct ExecutorLoop {
                 announce(early)
                 if let retry {
                     let runner = executor.runner
+                    let completions = completions
                     group.addTask {
+                        defer { completions.increment() }
                         do { try await Task.sleep(for: retry.delay) } catch {
                             return AttemptDone(node: retry.node, attempt: retry.request.attempt,
                                                outcome: AttemptOutcome(status: .cancelled, error: "cancelled",
@@ -251,13 +275,16 @@ private struct ExecutorLoop {
     /// waits for it; otherwise the child task runs the attempt.
     func startAttempt(_ launch: Launch, in group: inout TaskGroup<AttemptDone>) {
         let runner = executor.runner
+        let completions = completions
         if let started = runner.start(launch.request) {
             group.addTask {
-                AttemptDone(node: launch.node, attempt: launch.request.attempt, outcome: await started.wait())
+                defer { completions.increment() }
+                return AttemptDone(node: launch.node, attempt: launch.request.attempt, outcome: await started.wait())
             }
             return
         }
         group.addTask {
+            defer { completions.increment() }
             let outcome = await runner.run(launch.request)
             return AttemptDone(node: launch.node, attempt: launch.request.attempt, outcome: outcome)
         }
@@ -271,17 +298,21 @@ private struct ExecutorLoop {
     /// Commits queued state rows: at once when nothing runs or the last
     /// commit is `flushInterval` old, else after the rest of the interval
     /// (a tick child wakes the loop), so a build of many short subtasks
-    /// makes a few transactions a second rather than one per event.
+    /// makes a few transactions a second rather than one per event. The
+    /// commit runs on the database's queue (`flushInBackground`); the run
+    /// ends with a `flush` that waits for it.
     mutating func flushState(group: inout TaskGroup<AttemptDone>) {
         guard let store = executor.store, store.hasPendingWrites else { return }
         let now = ContinuousClock.now
         if running.isEmpty || now - lastFlush >= Self.flushInterval {
-            try? store.flush()
+            store.flushInBackground()
             lastFlush = now
         } else if !flushTickPending {
             flushTickPending = true
             let delay = lastFlush + Self.flushInterval - now
+            let completions = completions
             group.addTask {
+                defer { completions.increment() }
                 try? await Task.sleep(for: delay)
                 return AttemptDone(node: Self.flushTick, attempt: 0,
                                    outcome: AttemptOutcome(status: .cancelled, startedAt: Date(), completedAt: Date()))
@@ -297,42 +328,77 @@ private struct ExecutorLoop {
         cancelReason = requested ?? executor.canceller.reason ?? "cancelled"
     }
 
-    /// Asks the cache about each newly ready subtask; up-to-date ones finish
-    /// at once (releasing their dependents), the others join the ready queues.
-    mutating func becomeReady(_ nodes: [Int]) async {
-        var work = Deque(nodes)
-        while let node = work.popFirst() {
-            if stopping { continue } // left pending; labelled at the end
-            let subtask = plan.subtasks[node]
-            var depDigests: [String: String] = [:]
-            for dep in graph.dependencies[node] { depDigests[plan.subtasks[dep].id] = digests[dep] ?? "" }
-            do {
-                switch try await executor.cache.decide(subtask, dependencyDigests: depDigests, forced: executor.configuration.forced) {
-                case .upToDate(let cached):
-                    let now = Date()
-                    reports[node].status = .cached
-                    cachedCount += 1
-                    reports[node].result = cached.result
-                    reports[node].reason = cached.reason
-                    reports[node].startedAt = now
-                    reports[node].completedAt = now
-                    digests[node] = cached.resultDigest
-                    cacheKeys[node] = cached.key
-                    finished += 1
-                    try? executor.store?.subtaskFinished(
-                        runID: executor.runID, subtask: subtask.id, status: SubtaskStatus.cached.rawValue, attempts: 0,
-                        startedAt: now, completedAt: now, error: nil, result: cached.result,
-                        resultDigest: cached.resultDigest, cacheKey: cached.key, reason: cached.reason.description)
-                    reporter.report(.skipped(reports[node]), progress: progress)
-                    work.append(contentsOf: release(node))
-                case .run(let reason, let key):
-                    reports[node].reason = reason
-                    cacheKeys[node] = key
-                    ready[subtask.agent, default: Heap()].insert(ReadyEntry(weight: weight[node], node: node))
+    /// Decisions between two looks at finished attempts.
+    static let decisionSlice = 16
+
+    /// Asks the cache about each newly ready subtask (`undecided`, in
+    /// rounds: subtasks that became ready together); up-to-date ones finish
+    /// at once, and the dependents they release form a later round; the
+    /// others join the ready queues. After each round whatever fits starts
+    /// (best first: critical path, then plan order), so a long run of
+    /// up-to-date subtasks does not hold back the first process. Every
+    /// `decisionSlice` decisions it yields (the process monitor then looks
+    /// at its children) and returns when an attempt finished, to be handled
+    /// before the rest is decided.
+    mutating func decidePending(group: inout TaskGroup<AttemptDone>) async {
+        var slice = 0
+        while let round = undecided.popFirst() {
+            var next: [Int] = []
+            var index = 0
+            defer { if !next.isEmpty { undecided.append(next) } }
+            while index < round.count {
+                let node = round[index]
+                index += 1
+                if stopping { continue } // left pending; labelled at the end
+                await decide(node, releasing: &next)
+                slice += 1
+                if slice >= Self.decisionSlice, !running.isEmpty, index < round.count || !next.isEmpty || !undecided.isEmpty {
+                    slice = 0
+                    await Task.yield()
+                    if completions.value > consumed {
+                        if index < round.count { undecided.prepend(Array(round[index...])) }
+                        return
+                    }
                 }
-            } catch {
-                fail(node, "cannot check the cache: \(error)", attempts: 0)
             }
+            if !stopping, running.count < executor.configuration.jobs {
+                for launch in nextLaunches() { startAttempt(launch, in: &group) }
+            }
+        }
+    }
+
+    /// One subtask's verdict: up to date (finished now; `released` gets the
+    /// dependents that became ready) or to run (queued).
+    mutating func decide(_ node: Int, releasing released: inout [Int]) async {
+        let subtask = plan.subtasks[node]
+        var depDigests: [String: String] = [:]
+        for dep in graph.dependencies[node] { depDigests[plan.subtasks[dep].id] = digests[dep] ?? "" }
+        do {
+            switch try await executor.cache.decide(subtask, dependencyDigests: depDigests, forced: executor.configuration.forced) {
+            case .upToDate(let cached):
+                let now = Date()
+                reports[node].status = .cached
+                cachedCount += 1
+                reports[node].result = cached.result
+                reports[node].reason = cached.reason
+                reports[node].startedAt = now
+                reports[node].completedAt = now
+                digests[node] = cached.resultDigest
+                cacheKeys[node] = cached.key
+                finished += 1
+                try? executor.store?.subtaskFinished(
+                    runID: executor.runID, subtask: subtask.id, status: SubtaskStatus.cached.rawValue, attempts: 0,
+                    startedAt: now, completedAt: now, error: nil, result: cached.result,
+                    resultDigest: cached.resultDigest, cacheKey: cached.key, reason: cached.reason.description)
+                reporter.report(.skipped(reports[node]), progress: progress)
+                released.append(contentsOf: release(node))
+            case .run(let reason, let key):
+                reports[node].reason = reason
+                cacheKeys[node] = key
+                ready[subtask.agent, default: Heap()].insert(ReadyEntry(weight: weight[node], node: node))
+            }
+        } catch {
+            fail(node, "cannot check the cache: \(error)", attempts: 0)
         }
     }
 
@@ -473,7 +539,9 @@ private struct ExecutorLoop {
 
         switch reports[node].status {
         case .done:
-            await becomeReady(release(node))
+            // Ahead of any backlog: they are on the path this attempt was on.
+            let released = release(node)
+            if !released.isEmpty { undecided.prepend(released) }
         case .failed:
             afterFailure(node)
         default:

@@ -389,16 +389,26 @@ package final class ProcessMonitor: TaskExecutor {
         if polling { wake() }
     }
 
-    /// Runs the queued jobs until none is left (jobs may queue more).
-    private func runJobs() {
+    /// How long queued jobs may run before the thread looks at its children
+    /// (without blocking) again.
+    static let jobsBeforeLook: Duration = .microseconds(500)
+
+    /// Runs the queued jobs until none is left (jobs may queue more), or
+    /// until `deadline` has passed after a batch; true when it stopped
+    /// there with jobs left (a job that yields, such as the executor
+    /// deciding a long run of cached subtasks, queues itself again).
+    private func runJobs(until deadline: ContinuousClock.Instant) -> Bool {
         let me = asUnownedTaskExecutor()
         while true {
             let batch = jobs.withLock { j -> Deque<UnownedJob> in
                 defer { j.queue = [] }
                 return j.queue
             }
-            if batch.isEmpty { return }
+            if batch.isEmpty { return false }
             for job in batch { job.runSynchronously(on: me) }
+            if ContinuousClock.now >= deadline {
+                return jobs.withLock { !$0.queue.isEmpty }
+            }
         }
     }
 
@@ -437,15 +447,18 @@ package final class ProcessMonitor: TaskExecutor {
 
     private func loop() {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var lastLook = ContinuousClock.now
         while true {
-            runJobs()
+            // Jobs left after the time bound wait for one look (poll with
+            // no wait) at the children, so their exits are seen meanwhile.
+            let busy = runJobs(until: lastLook + Self.jobsBeforeLook)
             // From here a new job or child wakes the thread; one queued
             // before this point runs first.
-            let idle = jobs.withLock { j -> Bool in
+            let idle = busy ? false : jobs.withLock { j -> Bool in
                 j.polling = j.queue.isEmpty
                 return j.polling
             }
-            if !idle { continue }
+            if !idle && !busy { continue }
 
             // What to watch, and until when.
             var fds: [pollfd] = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
@@ -483,9 +496,10 @@ package final class ProcessMonitor: TaskExecutor {
                 }
             }
 
-            let ready = poll(&fds, nfds_t(fds.count), timeout)
+            let ready = poll(&fds, nfds_t(fds.count), busy ? 0 : timeout)
             if ready < 0 && errno != EINTR { usleep(1000) }
             jobs.withLock { $0.polling = false }
+            lastLook = ContinuousClock.now
 
             // Output and exits. An event on either pipe of a child drains
             // both (its exit closes them one after the other), so a child

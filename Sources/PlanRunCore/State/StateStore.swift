@@ -123,7 +123,9 @@ package final class StateStore: Sendable {
         pending.withLock { !($0?.writes.isEmpty ?? true) }
     }
 
-    /// Commits the queued writes (in order, one transaction).
+    /// Commits the queued writes (in order, one transaction), after any
+    /// background commit (`flushInBackground`); throws the first of those
+    /// that failed.
     package func flush() throws {
         let items = pending.withLock { queue -> [PendingWrite] in
             guard queue != nil else { return [] }
@@ -131,8 +133,39 @@ package final class StateStore: Sendable {
             queue = Pending()
             return items
         }
+        if items.isEmpty {
+            try database.writeWithoutTransaction { _ in }  // waits for background commits
+        } else {
+            try database.write { db in
+                for item in items {
+                    switch item {
+                    case .body(let body): try body(db)
+                    case .start(let start): try Self.writeStart(db, start)
+                    case .folded: break
+                    }
+                }
+            }
+        }
+        if let failure = backgroundFailure.withLock({ f -> String? in defer { f = nil }; return f }) {
+            throw BackgroundFailure(description: failure)
+        }
+    }
+
+    /// Commits the queued writes (in order, one transaction) on the
+    /// database's queue while the caller goes on: the executor's loop
+    /// flushes this way while subtasks run, so it never waits for a commit,
+    /// nor for a checkpoint SQLite runs on it (two `fdatasync`, tens of
+    /// milliseconds). A later `flush` commits after it (one serial queue).
+    /// A failed background commit is kept and thrown by the next `flush`.
+    package func flushInBackground() {
+        let items = pending.withLock { queue -> [PendingWrite] in
+            guard queue != nil else { return [] }
+            let items = queue!.writes
+            queue = Pending()
+            return items
+        }
         guard !items.isEmpty else { return }
-        try database.write { db in
+        database.asyncWrite({ db in
             for item in items {
                 switch item {
                 case .body(let body): try body(db)
@@ -140,8 +173,18 @@ package final class StateStore: Sendable {
                 case .folded: break
                 }
             }
-        }
+        }, completion: { [self] _, result in
+            if case .failure(let error) = result {
+                backgroundFailure.withLock { if $0 == nil { $0 = error.localizedDescription } }
+            }
+        })
     }
+
+    private struct BackgroundFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private let backgroundFailure = Mutex<String?>(nil)
 
     private func perform(_ body: @escaping @Sendable (Database) throws -> Void) throws {
         let queued = pending.withLock { queue -> Bool in
