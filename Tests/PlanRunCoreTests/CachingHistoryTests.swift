@@ -34,6 +34,25 @@ import PlanRunTestSupport
         #expect(try DatabaseSubtaskHistory(reader: state.database, writer: nil).entry(for: "a") == nil)
     }
 
+    /// Written behind (a build's history): saves are read back at once by
+    /// the same history, reach the database for another connection by
+    /// `waitForWrites`, and a commit that failed is thrown there.
+    @Test func writeBehindSavesLandByWaitForWritesAndReportFailures() throws {
+        let dir = CachingTempDir()
+        let state = try StateStore(directory: dir.url(".planrun"))
+        let history = DatabaseSubtaskHistory(reader: state.database, writer: state.database, writeBehind: true)
+        for n in 1...50 { try history.save(Self.entry(n), for: "s\(n)") }
+        #expect(try history.entry(for: "s50")?.key == Self.entry(50).key)
+        try history.waitForWrites()
+        let other = try StateStore(directory: dir.url(".planrun"))
+        let fresh = DatabaseSubtaskHistory(reader: other.database, writer: nil)
+        for n in 1...50 { #expect(try fresh.entry(for: "s\(n)") == Self.stored(n)) }
+
+        try other.database.write { db in try db.execute(sql: "DROP TABLE subtask_state") }
+        try history.save(Self.entry(51), for: "s51")
+        #expect(throws: CacheError.self) { try history.waitForWrites() }
+    }
+
     @Test func tamperedOrTornHistoryRowReadsAsAbsent() throws {
         let dir = CachingTempDir()
         let state = try StateStore(directory: dir.url(".planrun"))

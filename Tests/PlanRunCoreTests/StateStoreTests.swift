@@ -118,6 +118,22 @@ import Testing
         #expect(try rows(batched) == expected)
         #expect(expected.contains { $0.contains("\"c\"") && $0.contains("\"running\"") })
         #expect(expected.contains { $0.contains("\"a\"") && $0.contains("never ran") && $0.contains("\"done\"") })
+
+        // Committed in the background: the same rows once `flush` waited.
+        let behind = try StateStore(directory: dir + "/behind")
+        behind.deferWrites()
+        try events(behind)
+        behind.flushInBackground()
+        #expect(!behind.hasPendingWrites)
+        try behind.flush()
+        #expect(try rows(behind) == expected)
+
+        // A background commit that fails is thrown by the next flush.
+        try behind.database.write { db in try db.execute(sql: "DROP TABLE attempts") }
+        try behind.attemptStarted(runID: "r", subtask: "d", attempt: 1, at: Date(), reason: nil)
+        behind.flushInBackground()
+        #expect(throws: (any Error).self) { try behind.flush() }
+        try behind.flush()  // reported once
     }
 
     /// Finishes attempt `attempt` of `subtask` in run `run`.
