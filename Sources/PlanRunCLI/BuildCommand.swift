@@ -127,8 +127,10 @@ enum BuildRun {
                     stamp: UpToDateStamp.Invocation? = nil) async -> Result<RunSummary, BuildSession.Failure> {
         await withTaskGroup(of: Step?.self) { group in
             group.addTask {
-                let write: (String) -> Void = { text in writeProgress(progressFD, text) }
-                let text = TextReporter(isTerminal: configuration.isTerminal && annotatePlanFile == nil, write: write)
+                let output = BufferedOutput(fd: progressFD)
+                let write: (String) -> Void = { text in output.write(text) }
+                let text = TextReporter(isTerminal: configuration.isTerminal && annotatePlanFile == nil, write: write,
+                                        flush: { output.flush() })
                 let reporter: any ProgressReporter = annotatePlanFile.map {
                     GitHubActionsReporter(wrapping: text, plan: plan, planFile: $0, write: write)
                 } ?? text

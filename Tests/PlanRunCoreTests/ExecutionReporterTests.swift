@@ -31,4 +31,39 @@ import Testing
         reporter.report(.finished(report), progress: RunProgress(total: 1, finished: 1, cached: 0, failed: 0, running: []))
         #expect(lines == ["[1/1] done a (1.26s)\n"])
     }
+
+    /// Progress written through `BufferedOutput` reaches the stream before
+    /// the loop waits: while `b` sleeps, `a`'s line and `b`'s start are
+    /// there already; the summary is there when the run returns.
+    @Test func bufferedProgressIsOutBeforeTheLoopWaits() async throws {
+        var fds: [Int32] = [-1, -1]
+        try #require(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+        let output = BufferedOutput(fd: fds[1])
+        let reporter = TextReporter(isTerminal: false, write: { output.write($0) }, flush: { output.flush() })
+        let plan = makePlan([task("a", run: "true"), task("b", ["a"], run: "sleep 2")], directory: NSTemporaryDirectory())
+        let run = Task { await runPlanReporting(plan, reporter: reporter) }
+        func readAll() -> String {
+            var bytes = [UInt8](repeating: 0, count: 65536)
+            let n = read(fds[0], &bytes, bytes.count)
+            return n > 0 ? String(decoding: bytes[0..<n], as: UTF8.self) : ""
+        }
+        var seen = ""
+        let deadline = ContinuousClock.now + .seconds(1.5)
+        while !seen.contains("start b"), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            seen += readAll()
+        }
+        #expect(seen.contains("done a") && seen.contains("start b"), "written while b runs: \(seen)")
+        #expect(!seen.contains("done b"))
+        let summary = await run.value
+        #expect(summary.status == .completed)
+        #expect(readAll().contains("build completed"))
+    }
+}
+
+private func runPlanReporting(_ plan: Plan, reporter: TextReporter) async -> RunSummary {
+    let executor = Executor(graph: TaskGraph(plan: plan), configuration: RunConfiguration(jobs: 2), runner: ProcessCommandRunner())
+    return await executor.run(reporter: reporter)
 }

@@ -203,6 +203,7 @@ private struct ExecutorLoop {
                     if !undecided.isEmpty { continue }
                     break
                 }
+                reporter.flush()
                 guard let done = await group.next() else { break }
                 consumed += 1
                 if done.node == Self.flushTick {
@@ -267,6 +268,7 @@ private struct ExecutorLoop {
         let summary = RunSummary(plan: plan.name, runID: runID, status: status, reason: reason, reports: chosen,
                                  startedAt: startedAt, completedAt: completedAt)
         reporter.report(.runFinished(summary), progress: progress)
+        reporter.flush()
         return summary
     }
 
@@ -354,6 +356,7 @@ private struct ExecutorLoop {
                 slice += 1
                 if slice >= Self.decisionSlice, !running.isEmpty, index < round.count || !next.isEmpty || !undecided.isEmpty {
                     slice = 0
+                    reporter.flush()
                     await Task.yield()
                     if completions.value > consumed {
                         if index < round.count { undecided.prepend(Array(round[index...])) }

@@ -90,6 +90,14 @@ package struct RunProgress: Sendable, Hashable {
 /// loop, one event at a time, so implementations need no locking.
 package protocol ProgressReporter {
     func report(_ event: RunEvent, progress: RunProgress)
+    /// Writes out what `report` buffered: the loop calls it before it
+    /// waits and when the run ends, so a burst of events (a thousand
+    /// cached subtasks) costs a few writes, not one each. Default: nothing.
+    func flush()
+}
+
+extension ProgressReporter {
+    package func flush() {}
 }
 
 /// A reporter that records events (tests) or ignores them.

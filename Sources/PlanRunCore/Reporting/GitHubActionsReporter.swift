@@ -28,6 +28,8 @@ package final class GitHubActionsReporter<Inner: ProgressReporter>: ProgressRepo
         self.write = write
     }
 
+    package func flush() { inner.flush() }
+
     package func report(_ event: RunEvent, progress: RunProgress) {
         switch event {
         case .finished(var report):

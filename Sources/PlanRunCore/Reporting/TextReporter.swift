@@ -8,16 +8,21 @@ import Foundation
 package final class TextReporter: ProgressReporter {
     private let isTerminal: Bool
     private let write: (String) -> Void
+    private let flushOutput: (() -> Void)?
     private let width: Int
     private var statusLine = ""
     private var lastStarted: String?
 
-    /// `width` caps the status line on a terminal.
-    package init(isTerminal: Bool, width: Int = 100, write: @escaping (String) -> Void) {
+    /// `width` caps the status line on a terminal. `flush`: called by
+    /// `flush()`, when `write` buffers (`BufferedOutput`).
+    package init(isTerminal: Bool, width: Int = 100, write: @escaping (String) -> Void, flush: (() -> Void)? = nil) {
         self.isTerminal = isTerminal
         self.width = max(20, width)
         self.write = write
+        self.flushOutput = flush
     }
+
+    package func flush() { flushOutput?() }
 
     package func report(_ event: RunEvent, progress: RunProgress) {
         let counter = "[\(progress.finished)/\(progress.total)]"
