@@ -45,18 +45,21 @@ struct BuildCommand: AsyncParsableCommand {
         let location = PlanLoader.location(of: path)
         let invocation = UpToDateStamp.Invocation(
             planFile: location.file, targets: targets, environment: ProcessInfo.processInfo.environment)
+        let stateDirectory = options.stateFolder.directory(planDirectory: location.directory)
         if stampable, !options.json, options.ci.report == nil {
-            let stateDirectory = options.stateFolder.directory(planDirectory: location.directory)
             if let count = UpToDateStamp.check(invocation, stateDirectory: stateDirectory) {
                 printOut(TextReporter.upToDateText(total: count, seconds: (ContinuousClock.now - started).inSeconds))
                 return
             }
         }
+        // Lock, state and cache records are read on another thread while
+        // the plan is parsed (`BuildPreparation`).
+        let preparation = BuildPreparation.start(directory: stateDirectory, writeBehind: true)
         let plan = try PlanLoading.load(path, color: options.output.color)
         _ = try PlanLoading.select(targets, in: TaskGraph(plan: plan), color: options.output.color)
         try await options.execute(plan: plan, targets: targets, forced: force && targets.isEmpty,
                                   forcedIDs: force ? Set(targets) : [], onlyTargets: only ? Set(targets) : nil,
-                                  stamp: stampable ? invocation : nil)
+                                  stamp: stampable ? invocation : nil, preparation: preparation)
     }
 }
 
@@ -77,8 +80,10 @@ struct RunOptions: ParsableArguments {
     /// code (0, 1, 130), or 1 when the state or the report cannot be written.
     /// `stamp`: the invocation to write the up-to-date stamp for when every
     /// subtask turns out cached (nil: never, as for `retry` and `--force`).
+    /// `preparation`: the state folder's set-up started ahead (`build`).
     func execute(plan: Plan, targets: [String], forced: Bool = false, forcedIDs: Set<String> = [],
-                 onlyTargets: Set<String>? = nil, stamp: UpToDateStamp.Invocation? = nil) async throws {
+                 onlyTargets: Set<String>? = nil, stamp: UpToDateStamp.Invocation? = nil,
+                 preparation: BuildPreparation.Pending? = nil) async throws {
         let progressFD = json ? STDERR_FILENO : STDOUT_FILENO
         let config = RunConfiguration(
             jobs: jobs.effective(for: plan), keepGoing: keepGoing, targets: targets,
@@ -96,7 +101,7 @@ struct RunOptions: ParsableArguments {
         let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: RunCanceller(), progressFD: progressFD,
                                          annotatePlanFile: CIReportOptions.annotationPlanFile(plan),
                                          forcedIDs: forcedIDs, remote: remoteStore, onlyTargets: onlyTargets,
-                                         stamp: stamp)
+                                         stamp: stamp, preparation: preparation)
         switch outcome {
         case .failure(let failure):
             printError("error: \(failure)\n")
@@ -124,9 +129,12 @@ enum BuildRun {
     static func run(plan: Plan, configuration: RunConfiguration, canceller: RunCanceller, progressFD: Int32,
                     annotatePlanFile: String? = nil, forcedIDs: Set<String> = [],
                     remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil,
-                    stamp: UpToDateStamp.Invocation? = nil) async -> Result<RunSummary, BuildSession.Failure> {
+                    stamp: UpToDateStamp.Invocation? = nil,
+                    preparation: BuildPreparation.Pending? = nil) async -> Result<RunSummary, BuildSession.Failure> {
         await withTaskGroup(of: Step?.self) { group in
             group.addTask {
+                // Kept until the build is over: it holds the build lock.
+                let prepared = preparation?.wait()
                 let output = BufferedOutput(fd: progressFD)
                 let write: (String) -> Void = { text in output.write(text) }
                 let text = TextReporter(isTerminal: configuration.isTerminal && annotatePlanFile == nil, write: write,
@@ -144,13 +152,14 @@ enum BuildRun {
                 }
                 do throws(BuildSession.Failure) {
                     return .finished(.success(try await BuildSession.run(
-                        plan: plan, configuration: configuration,
+                        plan: plan, configuration: configuration, prepared: prepared,
                         makeCache: { directory in
                             // Under the build lock, before anything changes.
                             try UpToDateStamp.remove(stateDirectory: directory)
                             let local = try ContentCache.open(plan: plan, stateDirectory: directory,
                                                               callerEnvironment: configuration.environment,
-                                                              forcedIDs: forcedIDs, writeBehind: true)
+                                                              forcedIDs: forcedIDs, writeBehind: true,
+                                                              state: prepared?.directory == directory ? prepared?.cacheState : nil)
                             let cache = LayeredBuildCache(local: local, remote: remote, onlyTargets: onlyTargets,
                                                           forceAll: configuration.forced)
                             opened = cache

@@ -33,16 +33,21 @@ import Testing
     }
 
     /// Progress written through `BufferedOutput` reaches the stream before
-    /// the loop waits: while `b` sleeps, `a`'s line and `b`'s start are
-    /// there already; the summary is there when the run returns.
+    /// the loop waits: while `b` waits (for a file the test creates once
+    /// it has read the stream), `a`'s line and `b`'s start are there
+    /// already; the summary is there when the run returns.
     @Test func bufferedProgressIsOutBeforeTheLoopWaits() async throws {
         var fds: [Int32] = [-1, -1]
         try #require(pipe(&fds) == 0)
         defer { close(fds[0]); close(fds[1]) }
         _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-buffered-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let output = BufferedOutput(fd: fds[1])
         let reporter = TextReporter(isTerminal: false, write: { output.write($0) }, flush: { output.flush() })
-        let plan = makePlan([task("a", run: "true"), task("b", ["a"], run: "sleep 2")], directory: NSTemporaryDirectory())
+        let wait = "i=0; while [ ! -e release ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done"
+        let plan = makePlan([task("a", run: "true"), task("b", ["a"], run: wait)], directory: dir)
         let run = Task { await runPlanReporting(plan, reporter: reporter) }
         func readAll() -> String {
             var bytes = [UInt8](repeating: 0, count: 65536)
@@ -50,13 +55,14 @@ import Testing
             return n > 0 ? String(decoding: bytes[0..<n], as: UTF8.self) : ""
         }
         var seen = ""
-        let deadline = ContinuousClock.now + .seconds(1.5)
+        let deadline = ContinuousClock.now + .seconds(50)
         while !seen.contains("start b"), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
             seen += readAll()
         }
         #expect(seen.contains("done a") && seen.contains("start b"), "written while b runs: \(seen)")
         #expect(!seen.contains("done b"))
+        FileManager.default.createFile(atPath: dir + "/release", contents: nil)
         let summary = await run.value
         #expect(summary.status == .completed)
         #expect(readAll().contains("build completed"))

@@ -1,6 +1,23 @@
 import Foundation
 import GRDB
 
+/// The cache's part of the state database: the history and the stat
+/// records, read ahead by `load` (a build prepares it on another thread
+/// while the plan is read; see `BuildPreparation`).
+package struct CacheState: Sendable {
+    package let history: DatabaseSubtaskHistory
+    package let digests: any DigestStore
+
+    /// Reads both from `database` now; history saves are written behind
+    /// when `writeBehind` (see `DatabaseSubtaskHistory`).
+    package static func load(from database: DatabaseQueue, writeBehind: Bool) throws -> CacheState {
+        let history = DatabaseSubtaskHistory(reader: database, writer: database, writeBehind: writeBehind)
+        try history.preload()
+        let base = DatabaseDigestStore(reader: database, writer: database)
+        return CacheState(history: history, digests: LoadedDigestStore(records: try base.loadAll(), base: base))
+    }
+}
+
 extension ContentCache {
     /// The content cache of a plan whose state lives in `stateDirectory`
     /// (`.planrun` beside the plan unless `--state-dir`): history and stat
@@ -14,9 +31,13 @@ extension ContentCache {
     ///
     /// `writeBehind`: history rows are committed in the background
     /// (`DatabaseSubtaskHistory`); call `finish` before the process ends.
+    /// `state`: history and stat records already read from this folder's
+    /// database (a writable cache only; `writeBehind` is then the one it
+    /// was loaded with).
     package static func open(
         plan: Plan, stateDirectory: String, callerEnvironment: [String: String],
-        readOnly: Bool = false, forcedIDs: Set<String> = [], writeBehind: Bool = false
+        readOnly: Bool = false, forcedIDs: Set<String> = [], writeBehind: Bool = false,
+        state prepared: CacheState? = nil
     ) throws(CacheError) -> ContentCache {
         let store = LocalCacheStore(root: (stateDirectory as NSString).appendingPathComponent("cache"), readOnly: readOnly)
         let history: any SubtaskHistory
@@ -30,6 +51,9 @@ extension ContentCache {
                     history = InMemorySubtaskHistory()
                     digests = InMemoryDigestStore()
                 }
+            } else if let prepared {
+                history = prepared.history
+                digests = prepared.digests
             } else {
                 let state = try StateStore(directory: stateDirectory)
                 history = DatabaseSubtaskHistory(reader: state.database, writer: state.database, writeBehind: writeBehind)

@@ -147,6 +147,9 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
         try load().entries[id]
     }
 
+    /// Reads every row now instead of at the first lookup.
+    package func preload() throws { _ = try load() }
+
     package func cacheKey(for id: String) throws -> CacheKey? {
         let all = try load()
         guard let entry = all.entries[id], let text = all.columns[id],
@@ -339,6 +342,19 @@ enum HistoryColumn {
             }
             return outputs
         }
+    }
+}
+
+/// A `DigestStore` whose records were read ahead (`CacheState.load`);
+/// saves go to `base`.
+package struct LoadedDigestStore: DigestStore {
+    let records: [String: FileDigestRecord]
+    let base: any DigestStore
+
+    package func loadAll() throws -> [String: FileDigestRecord] { records }
+
+    package func save(_ records: [FileDigestRecord], removing removed: [String]) throws {
+        try base.save(records, removing: removed)
     }
 }
 

@@ -105,10 +105,23 @@ package struct BuildSession {
                       canceller: canceller, reporter: reporter)
     }
 
+    /// Closes the runs a killed build left `in_progress` and removes their
+    /// work folders. Only ids planrun makes (digits, hex, `-`) name a
+    /// folder to remove.
+    static func closeStaleRuns(_ store: StateStore, stateDirectory directory: String) throws {
+        for stale in try store.closeStaleRuns() where !stale.isEmpty
+            && stale.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || $0 == 0x2D }) {
+            for folder in workDirectoryCandidates(stateDirectory: directory, runID: stale) {
+                removeWorkDirectory(folder)
+            }
+        }
+    }
+
     /// As above, with the cache opened from the state folder once the
-    /// build lock is held.
+    /// build lock is held. `prepared`: the lock, state and durations taken
+    /// ahead (`BuildPreparation`), used when it is for this state folder.
     package static func run(
-        plan: Plan, configuration: RunConfiguration,
+        plan: Plan, configuration: RunConfiguration, prepared: BuildPreparation? = nil,
         makeCache: (_ stateDirectory: String) throws -> any BuildCache,
         runner: (any CommandRunner)? = nil, canceller: RunCanceller, reporter: some ProgressReporter
     ) async throws(Failure) -> RunSummary {
@@ -117,25 +130,28 @@ package struct BuildSession {
         do { selected = try graph.selection(targets: configuration.targets) } catch { throw .targets(error) }
 
         let directory = stateDirectory(for: plan, configuration: configuration)
+        let prepared = prepared?.directory == directory ? prepared : nil
         let lock: BuildLock
-        do { lock = try BuildLock.acquire(directory: directory) } catch {
-            switch error {
-            case .held(let pid): throw .busy(pid: pid, plan: plan.file)
-            case .io: throw .state(error.description)
+        if let prepared {
+            lock = prepared.lock
+        } else {
+            do { lock = try BuildLock.acquire(directory: directory) } catch {
+                switch error {
+                case .held(let pid): throw .busy(pid: pid, plan: plan.file)
+                case .io: throw .state(error.description)
+                }
             }
         }
         let store: StateStore
         let runID = makeRunID()
         let logDirectory = (directory as NSString).appendingPathComponent("logs/\(runID)")
         do {
-            store = try StateStore(directory: directory)
-            // A build killed mid-run (SIGKILL) left its work folder behind.
-            // Only ids planrun makes (digits, hex, `-`) name a folder to remove.
-            for stale in try store.closeStaleRuns() where !stale.isEmpty
-                && stale.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || $0 == 0x2D }) {
-                for folder in workDirectoryCandidates(stateDirectory: directory, runID: stale) {
-                    removeWorkDirectory(folder)
-                }
+            if let prepared {
+                store = prepared.store
+            } else {
+                store = try StateStore(directory: directory)
+                // A build killed mid-run (SIGKILL) left its work folder behind.
+                try closeStaleRuns(store, stateDirectory: directory)
             }
             try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
             try store.beginRun(
@@ -163,7 +179,7 @@ package struct BuildSession {
             runner: runner ?? ProcessCommandRunner(killGrace: configuration.killGrace),
             cache: cache, store: store, runID: runID, logDirectory: logDirectory,
             workDirectory: workDirectory, canceller: canceller)
-        executor.expectedDurations = (try? store.lastDurations()) ?? [:]
+        executor.expectedDurations = prepared?.durations ?? (try? store.lastDurations()) ?? [:]
         let summary = await executor.run(selected: selected, reporter: reporter)
         await cache.finishBuild()
         withExtendedLifetime(lock) {}
