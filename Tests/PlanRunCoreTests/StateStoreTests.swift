@@ -144,6 +144,25 @@ import Testing
                                   exitCode: status == "done" ? 0 : 1, error: nil, result: nil, resultDigest: nil, cacheKey: nil)
     }
 
+    /// While writes are deferred, `beginRun` writes the run's row at once
+    /// and queues its subtasks' rows: a status read in between counts every
+    /// selected subtask as pending; after the flush, the rows are there.
+    @Test func subtaskRowsQueuedByBeginRunCountAsPending() throws {
+        let store = try StateStore(directory: dir)
+        store.deferWrites()
+        try store.beginRun(id: "r", plan: "p", planFile: "plan.yaml", pid: getpid(), startedAt: Date(),
+                           subtasks: [("a", 0, "shell"), ("b", 1, "shell"), ("c", 2, "shell")])
+        let reader = try #require(try StateStore(readingDirectory: dir))
+        let early = try #require(try reader.latestRun(buildRunning: true))
+        #expect(early.status == "in_progress")
+        #expect(early.total == 3 && early.pending == 3 && early.done == 0)
+        try store.subtaskFinished(runID: "r", subtask: "a", status: "cached", attempts: 0, startedAt: Date(),
+                                  completedAt: Date(), error: nil, result: [], resultDigest: "d", cacheKey: "k", reason: "cached")
+        try store.flush()
+        let later = try #require(try reader.latestRun(buildRunning: true))
+        #expect(later.total == 3 && later.done == 1 && later.pending == 2)
+    }
+
     @Test func lastDurationsAreTheLatestSuccessfulAttempts() throws {
         let store = try StateStore(directory: dir)
         #expect(try store.lastDurations().isEmpty)

@@ -154,6 +154,8 @@ package struct BuildSession {
                 try closeStaleRuns(store, stateDirectory: directory)
             }
             try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+            // Event rows are queued from here and committed in the background.
+            store.deferWrites()
             try store.beginRun(
                 id: runID, plan: plan.name, planFile: plan.file, pid: getpid(), startedAt: Date(),
                 subtasks: (0..<graph.count).filter { selected[$0] }.map {
@@ -162,6 +164,7 @@ package struct BuildSession {
         } catch {
             throw .state("cannot open the state in \(directory): \(error)")
         }
+        store.flushInBackground()  // the subtasks' rows, while the build starts
         // The cache opens after the lock is held, so it never sees another build's writes.
         let cache: any BuildCache
         do { cache = try makeCache(directory) } catch {
@@ -170,6 +173,7 @@ package struct BuildSession {
         // Fetch ahead from a remote cache; `--only` refuses here, before anything runs.
         do { try await cache.prepare(graph: graph, selected: selected) } catch {
             try? store.finishRun(id: runID, status: RunStatus.failed.rawValue, reason: "\(error)", at: Date())
+            try? store.flush()
             throw .state("\(error)")
         }
         let workDirectory = makeWorkDirectory(stateDirectory: directory, runID: runID)

@@ -135,6 +135,11 @@ extension StateStore {
                 default: report.pending += 1
                 }
             }
+            // Rows a build has queued but not written yet (`beginRun`).
+            if let declared = run["total"] as Int?, declared > report.total {
+                report.pending += declared - report.total
+                report.total = declared
+            }
             if stale {
                 report.status = "failed"
                 report.reason = "interrupted: process \(report.pid) stopped before the run finished"

@@ -351,7 +351,11 @@ package final class StateStore: Sendable {
         }
     }
 
-    /// Records a new run and its selected subtasks as `pending`.
+    /// Records a new run and its selected subtasks as `pending`. The run's
+    /// row is written at once (a killed build's run is found and closed by
+    /// the next one); while writes are deferred, the subtasks' rows are
+    /// queued with the rest (thousands of rows need not hold up the first
+    /// subtask), and `latestRun` counts the ones not written yet as pending.
     package func beginRun(
         id: String, plan: String, planFile: String, pid: Int32, startedAt: Date,
         subtasks: [(id: String, position: Int, agent: String)]
@@ -361,6 +365,8 @@ package final class StateStore: Sendable {
                 INSERT INTO runs (id, plan, plan_file, status, pid, started_at, total)
                 VALUES (?, ?, ?, 'in_progress', ?, ?, ?)
                 """, arguments: [id, plan, planFile, Int(pid), startedAt.timeIntervalSince1970, subtasks.count])
+        }
+        try perform { db in
             let statement = try db.makeStatement(sql: """
                 INSERT INTO run_subtasks (run_id, subtask_id, position, agent, status)
                 VALUES (?, ?, ?, ?, 'pending')
