@@ -19,6 +19,24 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: store.blobPath(digest)))  // bad blob removed
     }
 
+    /// The store remembers the blobs it wrote (a writer then skips them),
+    /// but not one it found damaged and removed: the next write puts it back.
+    @Test func aRemovedBadBlobIsWrittenAgain() throws {
+        let dir = CachingTempDir()
+        let store = LocalCacheStore(root: dir.url("cache"))
+        let digest = try store.putBlob(Array("content".utf8))
+        #expect(store.isStored(digest))
+        try Data("tampered".utf8).write(to: URL(fileURLWithPath: store.blobPath(digest)))
+        #expect(store.blob(digest) == nil)  // found bad, removed
+        #expect(!FileManager.default.fileExists(atPath: store.blobPath(digest)))
+        #expect(!store.isStored(digest))
+        #expect(try store.putBlob(Array("content".utf8)) == digest)
+        #expect(store.blob(digest) == Array("content".utf8))
+        dir.write("src.bin", "content")
+        #expect(try store.putFile(dir.url("src.bin")) == digest)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url("cache/tmp")).isEmpty)
+    }
+
     @Test func restoreChecksTheContentBeforeReplacingAnything() throws {
         let dir = CachingTempDir()
         let store = LocalCacheStore(root: dir.url("cache"))

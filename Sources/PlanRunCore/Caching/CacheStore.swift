@@ -1,4 +1,5 @@
 import Crypto
+import Synchronization
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -178,10 +179,41 @@ package struct LocalCacheStore: Sendable {
     package let root: String
     /// A read-only store never writes or removes anything.
     package let readOnly: Bool
+    private let seen = Seen()
+
+    /// What this store made or found during the build, so that each
+    /// subtask's writes do not stat the same folders (`tmp/`, `cas/`,
+    /// `ac/`) and the same blobs (an empty result) again. Only the write
+    /// path trusts it (`isStored`); a restore checks the file itself.
+    private final class Seen: Sendable {
+        let folders = Mutex<Set<String>>([])
+        let blobs = Mutex<Set<String>>([])
+    }
 
     package init(root: String, readOnly: Bool = false) {
         self.root = root
         self.readOnly = readOnly
+    }
+
+    /// Creates folder `path` (and its parents) unless this store made or
+    /// saw it already.
+    private func ensureFolder(_ path: String) throws(CacheError) {
+        if seen.folders.withLock({ $0.contains(path) }) { return }
+        try LocalCacheStore.makeDirectories(path)
+        seen.folders.withLock { _ = $0.insert(path) }
+    }
+
+    /// Whether blob `digest` is in the store, for a writer deciding to
+    /// skip writing it: true for blobs this store wrote or found before.
+    package func isStored(_ digest: String) -> Bool {
+        if seen.blobs.withLock({ $0.contains(digest) }) { return true }
+        guard hasBlob(digest) else { return false }
+        seen.blobs.withLock { _ = $0.insert(digest) }
+        return true
+    }
+
+    private func forgetBlob(_ digest: String) {
+        seen.blobs.withLock { _ = $0.remove(digest) }
     }
 
     /// `ac/KEY` and `cas/DIGEST` names are 64 lowercase hex digits.
@@ -230,6 +262,7 @@ package struct LocalCacheStore: Sendable {
         let bytes = Array(data)
         guard Digest.sha256Hex(bytes) == digest else {
             remove(blobPath(digest))
+            forgetBlob(digest)
             return nil
         }
         return bytes
@@ -239,8 +272,9 @@ package struct LocalCacheStore: Sendable {
     @discardableResult
     package func putBlob(_ bytes: [UInt8]) throws(CacheError) -> String {
         let digest = Digest.sha256Hex(bytes)
-        if readOnly || hasBlob(digest) { return digest }
+        if readOnly || isStored(digest) { return digest }
         try writeAtomically(bytes, to: blobPath(digest))
+        seen.blobs.withLock { _ = $0.insert(digest) }
         return digest
     }
 
@@ -248,7 +282,7 @@ package struct LocalCacheStore: Sendable {
     /// digest of the stored content.
     package func putFile(_ path: String) throws(CacheError) -> String {
         guard !readOnly else { return try FileDigester.sha256(ofFile: path) }
-        try LocalCacheStore.makeDirectories(root + "/cas")
+        try ensureFolder(root + "/cas")
         let temp = try makeTemp()
         let digest: String
         do {
@@ -257,13 +291,14 @@ package struct LocalCacheStore: Sendable {
             remove(temp)
             throw error
         }
-        if hasBlob(digest) {
+        if isStored(digest) {
             remove(temp)
         } else if rename(temp, blobPath(digest)) != 0 {
             let reason = LocalCacheStore.errnoText()
             remove(temp)
             throw .storeWrite(reason: reason)
         }
+        seen.blobs.withLock { _ = $0.insert(digest) }
         return digest
     }
 
@@ -284,6 +319,7 @@ package struct LocalCacheStore: Sendable {
         guard actual == digest else {
             remove(temp)
             remove(blobPath(digest))
+            forgetBlob(digest)
             return false
         }
         if rename(temp, destination) != 0 {
@@ -324,13 +360,13 @@ package struct LocalCacheStore: Sendable {
     // MARK: Files
 
     private func makeTemp() throws(CacheError) -> String {
-        try LocalCacheStore.makeDirectories(root + "/tmp")
+        try ensureFolder(root + "/tmp")
         return root + "/tmp/\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
     }
 
     private func writeAtomically(_ bytes: [UInt8], to path: String) throws(CacheError) {
         let dir = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
-        try LocalCacheStore.makeDirectories(dir)
+        try ensureFolder(dir)
         let temp = try makeTemp()
         do {
             try LocalCacheStore.writeFile(bytes, to: temp)

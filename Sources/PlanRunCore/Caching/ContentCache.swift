@@ -251,11 +251,11 @@ package final class ContentCache: BuildCache {
         switch entry.kind {
         case .file:
             var stored = entry
-            if !store.hasBlob(entry.digest) { stored.digest = try store.putFile(full) }
+            if !store.isStored(entry.digest) { stored.digest = try store.putFile(full) }
             return stored
         case .folder:
             var manifest = try folderManifest(full)
-            for (i, file) in manifest.files.enumerated() where !store.hasBlob(file.digest) {
+            for (i, file) in manifest.files.enumerated() where !store.isStored(file.digest) {
                 manifest.files[i].digest = try store.putFile(full + "/" + file.path)
             }
             var stored = entry

@@ -169,33 +169,67 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
     package func saveAll(_ entries: [(id: String, entry: HistoryEntry)]) throws {
         guard let writer, !entries.isEmpty else { return }
         let columns = entries.map { HistoryColumn.encode(outputs: $0.entry.outputs, components: $0.entry.components ?? [:]) }
-        let now = Date().timeIntervalSince1970
         let rows = entries.enumerated().map { index, item in
-            (item.id, item.entry.key, item.entry.resultDigest, Data(item.entry.result), columns[index])
-        }
-        let insert: @Sendable (Database) throws -> Void = { db in
-            let statement = try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO subtask_state (subtask_id, cache_key, result_digest, result, outputs, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?)
-                """)
-            for row in rows {
-                try statement.execute(arguments: [row.0, row.1, row.2, row.3, row.4, now])
-            }
+            StateRow(id: item.id, key: item.entry.key, digest: item.entry.resultDigest, result: Data(item.entry.result),
+                outputs: columns[index])
         }
         if writeBehind {
-            writer.asyncWrite(insert) { [self] _, result in
-                if case .failure(let error) = result {
-                    writeFailure.withLock { if $0 == nil { $0 = "\(error)" } }
-                }
+            // Rows wait in `queued` until the scheduled commit takes them
+            // all: while the database's queue is busy, rows of several
+            // subtasks go in one transaction.
+            let schedule = queued.withLock { q -> Bool in
+                q.rows.append(contentsOf: rows)
+                defer { q.scheduled = true }
+                return !q.scheduled
+            }
+            if schedule {
+                writer.asyncWrite({ [self] db in
+                    let batch = queued.withLock { q -> [StateRow] in
+                        defer { q = Queued() }
+                        return q.rows
+                    }
+                    try Self.insert(batch, into: db)
+                }, completion: { [self] _, result in
+                    if case .failure(let error) = result {
+                        writeFailure.withLock { if $0 == nil { $0 = "\(error)" } }
+                    }
+                })
             }
         } else {
-            try writer.write(insert)
+            try writer.write { db in try Self.insert(rows, into: db) }
         }
         loaded.withLock { l in
             for (index, item) in entries.enumerated() {
                 l?.entries[item.id] = item.entry
                 l?.columns[item.id] = columns[index]
             }
+        }
+    }
+
+    /// A `subtask_state` row to write.
+    private struct StateRow: Sendable {
+        var id: String
+        var key: String
+        var digest: String
+        var result: Data
+        var outputs: String
+    }
+
+    private struct Queued {
+        var rows: [StateRow] = []
+        var scheduled = false
+    }
+
+    private let queued = Mutex(Queued())
+
+    private static func insert(_ rows: [StateRow], into db: Database) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT OR REPLACE INTO subtask_state (subtask_id, cache_key, result_digest, result, outputs, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            """)
+        let now = Date().timeIntervalSince1970
+        for row in rows {
+            try statement.execute(arguments: [row.id, row.key, row.digest, row.result, row.outputs, now])
         }
     }
 
