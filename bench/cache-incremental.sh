@@ -4,9 +4,10 @@
 # A 20-layer x 100-subtask graph: subtask (L, j) reads the outputs of
 # (L-1, j) and (L-1, (j+1) mod 100) (layer 0 reads in/j.txt) and writes
 # out/L-j.txt. After a full build, one input (in/0.txt) is changed and the
-# wall time of the rebuild is measured for planrun and ninja (best of RUNS;
-# the input is flipped between two contents, each run rebuilding the same
-# cone of subtasks). Prints both times and the ratio planrun/ninja.
+# wall time of the rebuild is measured for planrun and ninja (best of RUNS,
+# the tools alternating round by round; each run writes a new content, so
+# each rebuilds the same cone of subtasks). Prints both times and the ratio
+# planrun/ninja.
 #
 # Usage: bench/cache-incremental.sh
 #   PLANRUN=path  binary (default: .build/release/planrun, built if missing)
@@ -60,14 +61,15 @@ full = {name: run(name) for name in tools}
 time.sleep(2.5)
 for name in tools:
     run(name)
-best = {}
-for name, (folder, _) in tools.items():
-    times = []
-    for r in range(runs):
+# Rounds alternate the tools (planrun, ninja, planrun, ...) so that both
+# see the same load on a shared machine; each run rebuilds the same cone.
+times = {name: [] for name in tools}
+for r in range(runs):
+    for name, (folder, _) in tools.items():
         with open(os.path.join(folder, "in", "0.txt"), "w") as f:
             f.write(f"changed {r}\n")
-        times.append(run(name))
-    best[name] = min(times)
+        times[name].append(run(name))
+best = {name: min(t) for name, t in times.items()}
 a = open(os.path.join(out, "planrun", "out", f"{layers-1}-0.txt")).read()
 b = open(os.path.join(out, "ninja", "out", f"{layers-1}-0.txt")).read()
 assert a == b, "planrun and ninja disagree on the final output"
