@@ -78,8 +78,12 @@ import Testing
     @Test func foldedBatchWritesTheSameRowsAsDirectWrites() throws {
         func events(_ store: StateStore) throws {
             try store.beginRun(id: "r", plan: "p", planFile: "plan.yaml", pid: getpid(), startedAt: Date(timeIntervalSince1970: 1),
-                               subtasks: [("a", 0, "shell"), ("b", 1, "shell"), ("c", 2, "shell")])
+                               subtasks: [("a", 0, "shell"), ("b", 1, "shell"), ("c", 2, "shell"), ("d", 3, "shell"),
+                                          ("e", 4, "shell")])
             let t = { (x: Double) in Date(timeIntervalSince1970: x) }
+            // d: cached, never started (fills in its queued row).
+            try store.subtaskFinished(runID: "r", subtask: "d", status: "cached", attempts: 0, startedAt: t(5),
+                                      completedAt: t(5), error: nil, result: [0x42], resultDigest: "f", cacheKey: "k3", reason: "cached")
             // a: one attempt, done.
             try store.attemptStarted(runID: "r", subtask: "a", attempt: 1, at: t(10), reason: "never ran")
             try store.attemptFinished(runID: "r", subtask: "a", attempt: 1, status: "done", startedAt: t(10.1),
@@ -97,6 +101,8 @@ import Testing
                                       completedAt: t(23), error: nil, result: [], resultDigest: "e", cacheKey: "k2", reason: nil)
             // c: still running.
             try store.attemptStarted(runID: "r", subtask: "c", attempt: 1, at: t(30), reason: "never ran")
+            // e: blocked.
+            try store.subtasksEnded(runID: "r", [("e", "blocked", "dependency `b` failed")], at: t(40))
         }
         func rows(_ store: StateStore) throws -> [String] {
             try store.database.read { db in
@@ -118,6 +124,8 @@ import Testing
         #expect(try rows(batched) == expected)
         #expect(expected.contains { $0.contains("\"c\"") && $0.contains("\"running\"") })
         #expect(expected.contains { $0.contains("\"a\"") && $0.contains("never ran") && $0.contains("\"done\"") })
+        #expect(expected.contains { $0.contains("\"d\"") && $0.contains("\"cached\"") && $0.contains("k3") })
+        #expect(expected.contains { $0.contains("\"e\"") && $0.contains("\"blocked\"") })
 
         // Committed in the background: the same rows once `flush` waited.
         let behind = try StateStore(directory: dir + "/behind")

@@ -164,7 +164,6 @@ package struct BuildSession {
         } catch {
             throw .state("cannot open the state in \(directory): \(error)")
         }
-        store.flushInBackground()  // the subtasks' rows, while the build starts
         // The cache opens after the lock is held, so it never sees another build's writes.
         let cache: any BuildCache
         do { cache = try makeCache(directory) } catch {

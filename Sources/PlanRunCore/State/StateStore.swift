@@ -96,9 +96,29 @@ package final class StateStore: Sendable {
         var attemptRowReplaced = false
     }
 
+    /// A `run_subtasks` row `beginRun` queued: a subtask that finishes
+    /// without running (cached) before it is written fills it in, so the
+    /// row is inserted once with its final values instead of inserted and
+    /// then updated (a rebuild that skips most subtasks).
+    private struct RunRow: Sendable {
+        var subtask: String
+        var position: Int
+        var agent: String
+        var status = "pending"
+        var attempts = 0
+        var startedAt: Double?
+        var completedAt: Double?
+        var error: String?
+        var result: Data?
+        var resultDigest: String?
+        var cacheKey: String?
+        var reason: String?
+    }
+
     private enum PendingWrite: Sendable {
         case body(@Sendable (Database) throws -> Void)
         case start(PendingStart)
+        case runRows(runID: String, [RunRow])
         case folded
     }
 
@@ -106,6 +126,9 @@ package final class StateStore: Sendable {
         var writes: [PendingWrite] = []
         /// Index in `writes` of each subtask's queued start.
         var starts: [String: Int] = [:]
+        /// The queued `runRows` (index in `writes`, run id) and each
+        /// subtask's place in it.
+        var runRows: (write: Int, runID: String, index: [String: Int])?
     }
 
     private let pending = Mutex<Pending?>(nil)
@@ -141,6 +164,7 @@ package final class StateStore: Sendable {
                     switch item {
                     case .body(let body): try body(db)
                     case .start(let start): try Self.writeStart(db, start)
+                    case .runRows(let runID, let rows): try Self.insertRunRows(db, runID: runID, rows)
                     case .folded: break
                     }
                 }
@@ -170,6 +194,7 @@ package final class StateStore: Sendable {
                 switch item {
                 case .body(let body): try body(db)
                 case .start(let start): try Self.writeStart(db, start)
+                case .runRows(let runID, let rows): try Self.insertRunRows(db, runID: runID, rows)
                 case .folded: break
                 }
             }
@@ -193,6 +218,20 @@ package final class StateStore: Sendable {
             return true
         }
         if !queued { try database.write(body) }
+    }
+
+    private static func insertRunRows(_ db: Database, runID: String, _ rows: [RunRow]) throws {
+        let statement = try db.makeStatement(sql: """
+            INSERT INTO run_subtasks (run_id, subtask_id, position, agent, status, attempts, started_at,
+                completed_at, error, result, result_digest, cache_key, reason)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for row in rows {
+            try statement.execute(arguments: [
+                runID, row.subtask, row.position, row.agent, row.status, row.attempts, row.startedAt,
+                row.completedAt, row.error, row.result, row.resultDigest, row.cacheKey, row.reason,
+            ])
+        }
     }
 
     private static func writeStart(_ db: Database, _ start: PendingStart) throws {
@@ -366,15 +405,17 @@ package final class StateStore: Sendable {
                 VALUES (?, ?, ?, 'in_progress', ?, ?, ?)
                 """, arguments: [id, plan, planFile, Int(pid), startedAt.timeIntervalSince1970, subtasks.count])
         }
-        try perform { db in
-            let statement = try db.makeStatement(sql: """
-                INSERT INTO run_subtasks (run_id, subtask_id, position, agent, status)
-                VALUES (?, ?, ?, ?, 'pending')
-                """)
-            for s in subtasks {
-                try statement.execute(arguments: [id, s.id, s.position, s.agent])
-            }
+        let rows = subtasks.map { RunRow(subtask: $0.id, position: $0.position, agent: $0.agent) }
+        let queued = pending.withLock { queue -> Bool in
+            guard queue != nil else { return false }
+            var index: [String: Int] = [:]
+            index.reserveCapacity(rows.count)
+            for (i, row) in rows.enumerated() { index[row.subtask] = i }
+            queue!.runRows = (queue!.writes.count, id, index)
+            queue!.writes.append(.runRows(runID: id, rows))
+            return true
         }
+        if !queued { try database.write { db in try Self.insertRunRows(db, runID: id, rows) } }
     }
 
     /// One attempt of a subtask starts (the subtask becomes `running`).
@@ -439,6 +480,22 @@ package final class StateStore: Sendable {
         }
         let queued = pending.withLock { queue -> Bool in
             guard queue != nil else { return false }
+            // Not started, its row not written yet: fill the row in.
+            if queue!.starts[subtask] == nil, let rows = queue!.runRows, rows.runID == runID,
+               let i = rows.index[subtask], case .runRows(_, var list) = queue!.writes[rows.write] {
+                queue!.writes[rows.write] = .folded  // no second reference while the row changes
+                list[i].status = status
+                list[i].attempts = attempts
+                list[i].startedAt = list[i].startedAt ?? startedAt?.timeIntervalSince1970
+                list[i].completedAt = completedAt.timeIntervalSince1970
+                list[i].error = error
+                list[i].result = result.map { Data($0) }
+                list[i].resultDigest = resultDigest
+                list[i].cacheKey = cacheKey
+                list[i].reason = reason ?? list[i].reason
+                queue!.writes[rows.write] = .runRows(runID: runID, list)
+                return true
+            }
             var reason = reason
             var startedAt = startedAt?.timeIntervalSince1970
             // A queued start whose attempt row is already replaced: this
