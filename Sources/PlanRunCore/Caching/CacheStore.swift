@@ -229,10 +229,10 @@ package struct LocalCacheStore: Sendable {
     /// The action result for `key`, or nil when absent or unreadable (a
     /// corrupt entry is removed).
     package func action(_ key: String) -> ActionResult? {
-        guard LocalCacheStore.isDigest(key), let data = FileManager.default.contents(atPath: actionPath(key)) else {
+        guard LocalCacheStore.isDigest(key), let bytes = FileBytes.read(actionPath(key)) else {
             return nil
         }
-        guard let result = try? JSONDecoder().decode(ActionResult.self, from: data), result.format == 1,
+        guard let result = try? JSONDecoder().decode(ActionResult.self, from: Data(bytes)), result.format == 1,
               LocalCacheStore.isDigest(result.resultBlob),
               result.outputs.allSatisfy({ LocalCacheStore.isDigest($0.digest) })
         else {
@@ -256,10 +256,9 @@ package struct LocalCacheStore: Sendable {
     /// The blob's bytes if present and intact; a blob whose content does not
     /// match its name is removed and reported as missing.
     package func blob(_ digest: String) -> [UInt8]? {
-        guard LocalCacheStore.isDigest(digest), let data = FileManager.default.contents(atPath: blobPath(digest)) else {
+        guard LocalCacheStore.isDigest(digest), let bytes = FileBytes.read(blobPath(digest)) else {
             return nil
         }
-        let bytes = Array(data)
         guard Digest.sha256Hex(bytes) == digest else {
             remove(blobPath(digest))
             forgetBlob(digest)
