@@ -87,4 +87,43 @@ import Testing
                 canceller: RunCanceller(), reporter: RecordingReporter())
         }
     }
+
+    /// Old runs go in batches: with more than `keptRuns + pruneSlack`
+    /// recorded, all but the newest `keptRuns` are deleted with their rows
+    /// and log folders; below that, nothing is.
+    @Test func oldRunsArePrunedInBatchesWithTheirLogs() async throws {
+        let planDir = try makeFolder()
+        defer { try? FileManager.default.removeItem(atPath: planDir) }
+        let stateDir = planDir + "/.planrun"
+        let kept = BuildSession.keptRuns, slack = BuildSession.pruneSlack
+        func id(_ n: Int) -> String { String(format: "20260101-%06d-abc123", n) }
+        func addRuns(_ range: Range<Int>) throws {
+            let store = try StateStore(directory: stateDir)
+            for n in range {
+                try store.beginRun(id: id(n), plan: "p", planFile: "plan.yaml", pid: getpid(),
+                                   startedAt: Date(timeIntervalSince1970: Double(1000 + n)), subtasks: [("a", 0, "shell")])
+                try store.finishRun(id: id(n), status: "completed", reason: nil, at: Date(timeIntervalSince1970: Double(1000 + n)))
+                try FileManager.default.createDirectory(atPath: stateDir + "/logs/" + id(n), withIntermediateDirectories: true)
+                FileManager.default.createFile(atPath: stateDir + "/logs/" + id(n) + "/a.log", contents: Data("x".utf8))
+            }
+        }
+        func runIDs(_ store: StateStore) async throws -> [String] {
+            try await store.database.read { db in try String.fetchAll(db, sql: "SELECT id FROM runs ORDER BY started_at") }
+        }
+        try addRuns(0..<(kept + slack))
+        do {
+            let prepared = try #require(BuildPreparation.start(directory: stateDir, writeBehind: false)?.wait())
+            #expect(try await runIDs(prepared.store).count == kept + slack)  // not over the batch size yet
+        }
+        try addRuns((kept + slack)..<(kept + slack + 3))
+        let prepared = try #require(BuildPreparation.start(directory: stateDir, writeBehind: false)?.wait())
+        let total = kept + slack + 3
+        #expect(try await runIDs(prepared.store) == ((total - kept)..<total).map(id))
+        let orphans = try await prepared.store.database.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM run_subtasks WHERE run_id NOT IN (SELECT id FROM runs)")
+        }
+        #expect(orphans == 0)
+        let logs = Set(try FileManager.default.contentsOfDirectory(atPath: stateDir + "/logs"))
+        #expect(logs == Set(((total - kept)..<total).map(id)))
+    }
 }

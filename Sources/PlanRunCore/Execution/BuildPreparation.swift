@@ -3,8 +3,9 @@ import Synchronization
 
 /// The part of a build's set-up that needs only the state folder, done on
 /// its own thread while the plan is read: the build lock, the state
-/// database opened with the runs a killed build left closed, the recorded
-/// durations, and the cache's history and stat records read. On two cores
+/// database opened with the runs a killed build left closed and runs
+/// beyond the newest `BuildSession.keptRuns` deleted (with their logs),
+/// the recorded durations, and the cache's history and stat records read. On two cores
 /// the other one is idle while the plan's YAML is parsed, so this costs no
 /// time before the first subtask starts (about 15 ms of a 2,000-subtask
 /// rebuild's start-up otherwise).
@@ -65,6 +66,7 @@ package final class BuildPreparation: Sendable {
         let lock = try BuildLock.acquire(directory: directory)
         let store = try StateStore(directory: directory)
         try BuildSession.closeStaleRuns(store, stateDirectory: directory)
+        try BuildSession.pruneRuns(store, stateDirectory: directory)
         let durations = try store.lastDurations()
         let cacheState = try CacheState.load(from: store.database, writeBehind: writeBehind)
         return BuildPreparation(directory: directory, lock: lock, store: store, durations: durations,

@@ -106,15 +106,31 @@ package struct BuildSession {
     }
 
     /// Closes the runs a killed build left `in_progress` and removes their
-    /// work folders. Only ids planrun makes (digits, hex, `-`) name a
-    /// folder to remove.
+    /// work folders.
     static func closeStaleRuns(_ store: StateStore, stateDirectory directory: String) throws {
-        for stale in try store.closeStaleRuns() where !stale.isEmpty
-            && stale.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || $0 == 0x2D }) {
+        for stale in try store.closeStaleRuns() where isRunID(stale) {
             for folder in workDirectoryCandidates(stateDirectory: directory, runID: stale) {
                 removeWorkDirectory(folder)
             }
         }
+    }
+
+    /// Runs kept in the state (with their logs); older ones are deleted in
+    /// batches of `pruneSlack` (`StateStore.pruneRuns`).
+    package static let keptRuns = 20
+    package static let pruneSlack = 10
+
+    /// Deletes the runs beyond the newest `keptRuns`, and their log folders.
+    static func pruneRuns(_ store: StateStore, stateDirectory directory: String) throws {
+        for id in try store.pruneRuns(keeping: keptRuns, slack: pruneSlack) where isRunID(id) {
+            let logs = (directory as NSString).appendingPathComponent("logs/\(id)")
+            if FileManager.default.fileExists(atPath: logs) { try? FileManager.default.removeItem(atPath: logs) }
+        }
+    }
+
+    /// Only ids planrun makes (digits, lowercase hex, `-`) name a folder to remove.
+    static func isRunID(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || $0 == 0x2D }
     }
 
     /// As above, with the cache opened from the state folder once the

@@ -390,6 +390,27 @@ package final class StateStore: Sendable {
         }
     }
 
+    /// Forgets old runs: when more than `keeping + slack` are recorded,
+    /// deletes every finished run but the newest `keeping` (their subtask
+    /// rows and attempts go with them). Returns the deleted run ids, for
+    /// their log folders. Pruning in batches of `slack` keeps it off most
+    /// builds; the state database otherwise grows by a row per selected
+    /// subtask per build, forever.
+    package func pruneRuns(keeping: Int, slack: Int) throws -> [String] {
+        try database.write { db in
+            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM runs") ?? 0
+            guard total > keeping + slack else { return [] }
+            let old = try String.fetchAll(db, sql: """
+                SELECT id FROM runs WHERE id NOT IN
+                    (SELECT id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?)
+                AND status != 'in_progress'
+                """, arguments: [keeping])
+            let delete = try db.makeStatement(sql: "DELETE FROM runs WHERE id = ?")
+            for id in old { try delete.execute(arguments: [id]) }
+            return old
+        }
+    }
+
     /// Records a new run and its selected subtasks as `pending`. The run's
     /// row is written at once (a killed build's run is found and closed by
     /// the next one); while writes are deferred, the subtasks' rows are
