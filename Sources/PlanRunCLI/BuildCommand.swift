@@ -198,14 +198,7 @@ enum BuildRun {
     /// raising.
     static func writeProgress(_ fd: Int32, _ text: String) {
         var text = text
-        text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 { if errno == EINTR { continue }; return }
-                offset += n
-            }
-        }
+        text.withUTF8 { BufferedOutput.writeAll(fd, UnsafeRawBufferPointer($0)) }
     }
 }
 

@@ -9,11 +9,7 @@ import Testing
 /// `BuildPreparation`: the state folder's set-up done ahead, on its own
 /// thread, and what a build does with it.
 @Suite struct ExecutionPreparationTests {
-    func makeFolder() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-prep-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-        return path
-    }
+    func makeFolder() throws -> String { try makeTemporaryFolder("planrun-prep") }
 
     /// With a database, it takes the lock, closes a killed run, and reads
     /// the durations and the cache's history; a build then uses all of it

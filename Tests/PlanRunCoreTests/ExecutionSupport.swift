@@ -79,6 +79,13 @@ final class FakeCommandRunner: CommandRunner {
     }
 }
 
+/// A new, empty folder under the temporary directory (`NAME-UUID`).
+func makeTemporaryFolder(_ name: String) throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+    return path
+}
+
 /// Builds plans in memory for scheduler tests.
 func makePlan(_ subtasks: [Subtask], maxParallel: Int? = nil, agents: [AgentDefinition] = [],
               defaults: SubtaskDefaults = SubtaskDefaults(), directory: String = "/tmp") -> Plan {

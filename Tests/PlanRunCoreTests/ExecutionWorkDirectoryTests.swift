@@ -6,11 +6,7 @@ import Testing
 /// The run's private folder for context and result files is removed when
 /// the run ends, whatever the subtasks left in it.
 @Suite struct ExecutionWorkDirectoryTests {
-    func makeFolder() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-work-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-        return path
-    }
+    func makeFolder() throws -> String { try makeTemporaryFolder("planrun-work") }
 
     @Test func removesTheFilesAndTheFolder() throws {
         let path = try makeFolder()

@@ -23,19 +23,23 @@ package final class BufferedOutput: @unchecked Sendable {
         if pending.count >= Self.limit { flush() }
     }
 
-    /// Writes what is waiting with `write(2)`; a closed reader (EPIPE,
-    /// SIGPIPE is ignored) drops the text instead of raising.
+    /// Writes what is waiting (`writeAll`).
     package func flush() {
         guard !pending.isEmpty else { return }
-        pending.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = systemWrite(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 { if errno == EINTR { continue }; return }
-                offset += n
-            }
-        }
+        pending.withUnsafeBytes { Self.writeAll(fd, $0) }
         pending.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes `bytes` to `fd` with `write(2)`; a closed reader (EPIPE,
+    /// SIGPIPE is ignored) drops the rest instead of raising.
+    package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress else { return }
+        var offset = 0
+        while offset < bytes.count {
+            let n = systemWrite(fd, base + offset, bytes.count - offset)
+            if n < 0 { if errno == EINTR { continue }; return }
+            offset += n
+        }
     }
 
     deinit { flush() }

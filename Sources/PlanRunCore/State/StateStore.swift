@@ -150,25 +150,11 @@ package final class StateStore: Sendable {
     /// background commit (`flushInBackground`); throws the first of those
     /// that failed.
     package func flush() throws {
-        let items = pending.withLock { queue -> [PendingWrite] in
-            guard queue != nil else { return [] }
-            let items = queue!.writes
-            queue = Pending()
-            return items
-        }
+        let items = takePending()
         if items.isEmpty {
             try database.writeWithoutTransaction { _ in }  // waits for background commits
         } else {
-            try database.write { db in
-                for item in items {
-                    switch item {
-                    case .body(let body): try body(db)
-                    case .start(let start): try Self.writeStart(db, start)
-                    case .runRows(let runID, let rows): try Self.insertRunRows(db, runID: runID, rows)
-                    case .folded: break
-                    }
-                }
-            }
+            try database.write { db in try Self.apply(items, db) }
         }
         if let failure = backgroundFailure.withLock({ f -> String? in defer { f = nil }; return f }) {
             throw BackgroundFailure(description: failure)
@@ -182,23 +168,9 @@ package final class StateStore: Sendable {
     /// milliseconds). A later `flush` commits after it (one serial queue).
     /// A failed background commit is kept and thrown by the next `flush`.
     package func flushInBackground() {
-        let items = pending.withLock { queue -> [PendingWrite] in
-            guard queue != nil else { return [] }
-            let items = queue!.writes
-            queue = Pending()
-            return items
-        }
+        let items = takePending()
         guard !items.isEmpty else { return }
-        database.asyncWrite({ db in
-            for item in items {
-                switch item {
-                case .body(let body): try body(db)
-                case .start(let start): try Self.writeStart(db, start)
-                case .runRows(let runID, let rows): try Self.insertRunRows(db, runID: runID, rows)
-                case .folded: break
-                }
-            }
-        }, completion: { [self] _, result in
+        database.asyncWrite({ db in try Self.apply(items, db) }, completion: { [self] _, result in
             if case .failure(let error) = result {
                 backgroundFailure.withLock { if $0 == nil { $0 = error.localizedDescription } }
             }
@@ -210,6 +182,27 @@ package final class StateStore: Sendable {
     }
 
     private let backgroundFailure = Mutex<String?>(nil)
+
+    /// The queued writes, leaving the queue empty (and still deferring).
+    private func takePending() -> [PendingWrite] {
+        pending.withLock { queue -> [PendingWrite] in
+            guard queue != nil else { return [] }
+            let items = queue!.writes
+            queue = Pending()
+            return items
+        }
+    }
+
+    private static func apply(_ items: [PendingWrite], _ db: Database) throws {
+        for item in items {
+            switch item {
+            case .body(let body): try body(db)
+            case .start(let start): try writeStart(db, start)
+            case .runRows(let runID, let rows): try insertRunRows(db, runID: runID, rows)
+            case .folded: break
+            }
+        }
+    }
 
     private func perform(_ body: @escaping @Sendable (Database) throws -> Void) throws {
         let queued = pending.withLock { queue -> Bool in
