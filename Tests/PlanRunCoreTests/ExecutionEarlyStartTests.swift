@@ -108,6 +108,24 @@ import Testing
     }
 }
 
+extension ExecutionEarlyStartTests {
+    /// Cancelling during a long run of up-to-date verdicts stops deciding
+    /// at the next slice: the run ends cancelled long before the chain
+    /// could be decided, the rest left `cancelled`.
+    @Test func cancellationStopsALongRunOfVerdicts() async {
+        let chain = (0..<2000).map { task("c\($0)", $0 == 0 ? [] : ["c\($0 - 1)"]) }
+        let plan = makePlan(chain, directory: NSTemporaryDirectory())
+        let cache = SpinningCache(upToDate: Set(chain.map(\.id)), spin: .milliseconds(1))
+        let run = Task { await runPlan(plan, runner: FakeCommandRunner(), jobs: 2, cache: cache).0 }
+        try? await Task.sleep(for: .milliseconds(100))
+        run.cancel()
+        let summary = await run.value
+        #expect(summary.status == .cancelled)
+        #expect(summary.count(.cached) < 1500, "decided \(summary.count(.cached)) of 2000 after the cancellation")
+        #expect(summary.count(.cached) + summary.count(.cancelled) == 2000)
+    }
+}
+
 /// A cache whose verdicts on `upToDate` ids each take `spin` of CPU (a busy
 /// wait, not a sleep: the loop must give way by itself).
 final class SpinningCache: BuildCache {

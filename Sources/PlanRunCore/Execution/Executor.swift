@@ -194,6 +194,7 @@ private struct ExecutorLoop {
             while true {
                 checkCancellation()
                 await decidePending(group: &group)
+                checkCancellation()
                 if !stopping {
                     for launch in nextLaunches() { startAttempt(launch, in: &group) }
                 }
@@ -354,8 +355,12 @@ private struct ExecutorLoop {
                 if stopping { continue } // left pending; labelled at the end
                 await decide(node, releasing: &next)
                 slice += 1
-                if slice >= Self.decisionSlice, !running.isEmpty, index < round.count || !next.isEmpty || !undecided.isEmpty {
-                    slice = 0
+                guard slice >= Self.decisionSlice else { continue }
+                slice = 0
+                // Cancelled (Ctrl-C during thousands of verdicts): the loop
+                // records it; what is not decided stays pending.
+                if Task.isCancelled { return }
+                if !running.isEmpty, index < round.count || !next.isEmpty || !undecided.isEmpty {
                     reporter.flush()
                     await Task.yield()
                     if completions.value > consumed {
