@@ -226,6 +226,39 @@ import Testing
         #expect(outcome.error == "cannot enter the plan's folder")
     }
 
+    /// A program given as a path is checked only after its spawn failed;
+    /// the message is the one the check before the spawn gave.
+    @Test(arguments: ["./no-such-tool-planrun", "/no/such/dir/tool", "./not-executable.sh"])
+    func agentProgramPathThatCannotRunIsReported(program: String) async throws {
+        try "#!/bin/sh\necho hi\n".write(toFile: dir + "/not-executable.sh", atomically: true, encoding: .utf8)
+        let agent = AgentDefinition(name: "tool", kind: .command, command: [program])
+        let outcome = await ProcessCommandRunner().run(request("", agent: agent))
+        #expect(outcome.status == .failed)
+        #expect(outcome.error == "agent `tool`: program `\(program)` not found or not executable")
+    }
+
+    @Test func agentProgramPathRelativeToThePlanFolderRuns() async throws {
+        try "#!/bin/sh\necho from-tool\n".write(toFile: dir + "/tool.sh", atomically: true, encoding: .utf8)
+        chmod(dir + "/tool.sh", 0o755)
+        let agent = AgentDefinition(name: "tool", kind: .command, command: ["./tool.sh"])
+        let outcome = await ProcessCommandRunner().run(request("", agent: agent))
+        #expect(outcome.status == .succeeded)
+        #expect(String(decoding: outcome.result, as: UTF8.self) == "from-tool\n")
+    }
+
+    /// A result file left from before is removed before the attempt
+    /// starts, unless the request says none can be there (a first attempt
+    /// in a new work folder): then the runner does not look.
+    @Test(arguments: [false, true])
+    func staleResultFileIsRemovedUnlessTheRequestSaysItIsAbsent(absent: Bool) async throws {
+        try "stale".write(toFile: dir + "/t.result", atomically: true, encoding: .utf8)
+        var req = request("echo fresh")
+        req.resultFileIsAbsent = absent
+        let outcome = await ProcessCommandRunner().run(req)
+        #expect(outcome.status == .succeeded)
+        #expect(String(decoding: outcome.result, as: UTF8.self) == (absent ? "stale" : "fresh\n"))
+    }
+
     @Test func signalledChildIsReported() async {
         let outcome = await ProcessCommandRunner().run(request("kill -KILL $$"))
         #expect(outcome.status == .failed)

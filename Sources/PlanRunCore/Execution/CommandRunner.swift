@@ -83,6 +83,9 @@ package struct AttemptRequest: Sendable {
     package var resultPath: String?
     package var logPath: String?
     package var timeout: Duration?
+    /// No file can be at `resultPath` yet (a first attempt in a work folder
+    /// made for this run): the runner skips removing it before the start.
+    package var resultFileIsAbsent = false
 
     package init(
         subtask: Subtask, agent: AgentDefinition, attempt: Int, runID: String,

@@ -35,6 +35,10 @@ package struct Executor {
     /// Seconds each subtask took when it last succeeded (from the state);
     /// empty = schedule in plan order.
     package var expectedDurations: [String: Double] = [:]
+    /// `workDirectory` was created empty for this run: before a subtask's
+    /// first attempt no result file of it can be there (the runner need
+    /// not remove one).
+    package var workDirectoryIsNew = false
 
     package init(
         graph: TaskGraph, configuration: RunConfiguration, runner: any CommandRunner,
@@ -604,6 +608,7 @@ private struct ExecutorLoop {
         let subtask = plan.subtasks[node]
         let agent = plan.agent(for: subtask)
         var environment = subtask.env
+        environment.reserveCapacity(subtask.env.count + 6) // no regrowth for PLANRUN_*
         environment["PLANRUN_PLAN"] = plan.name
         environment["PLANRUN_SUBTASK"] = subtask.id
         environment["PLANRUN_RUN_ID"] = executor.runID
@@ -631,11 +636,13 @@ private struct ExecutorLoop {
             dependencies: dependencies, metadata: subtask.with ?? .object([:]), attempt: attempt,
             runID: executor.runID)
         let base = baseEnvironments[subtask.agent] ?? Self.baseEnvironment(executor.configuration.environment, plan, agent)
-        return AttemptRequest(
+        var request = AttemptRequest(
             subtask: subtask, agent: agent, attempt: attempt, runID: executor.runID,
             workingDirectory: plan.directory, baseEnvironment: base, environment: environment,
             context: context, contextPath: contextPath, resultPath: resultPath, logPath: logPath,
             timeout: plan.timeout(for: subtask))
+        request.resultFileIsAbsent = attempt == 1 && executor.workDirectoryIsNew && executor.workDirectory != nil
+        return request
     }
 
     /// The caller's environment with the plan's and the agent's `env` (later wins).

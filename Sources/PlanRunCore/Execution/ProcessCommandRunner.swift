@@ -82,7 +82,7 @@ package struct ProcessCommandRunner: CommandRunner {
                 return fail("cannot write context \(contextPath): \(String(cString: strerror(errno)))")
             }
         }
-        if let resultPath = request.resultPath { unlink(resultPath) }
+        if let resultPath = request.resultPath, !request.resultFileIsAbsent { unlink(resultPath) }
 
         // The program and its arguments.
         var argv: [String]
@@ -98,13 +98,12 @@ package struct ProcessCommandRunner: CommandRunner {
         guard let program = argv.first, !program.isEmpty else {
             return fail("agent `\(request.agent.name)` has no program to run")
         }
+        // A path is checked only when the spawn fails (one `access` less
+        // per start; the message is the same).
         let executable: String
-        if program.utf8.contains(UInt8(ascii: "/")) {
-            let absolute = program.hasPrefix("/") ? program : (request.workingDirectory as NSString).appendingPathComponent(program)
-            guard access(absolute, X_OK) == 0 else {
-                return fail("agent `\(request.agent.name)`: program `\(program)` not found or not executable")
-            }
-            executable = absolute
+        let isPath = program.utf8.contains(UInt8(ascii: "/"))
+        if isPath {
+            executable = program.hasPrefix("/") ? program : (request.workingDirectory as NSString).appendingPathComponent(program)
         } else {
             guard let found = ProcessSpawner.resolve(program, path: request.environmentValue("PATH")) else {
                 return fail("agent `\(request.agent.name)`: program `\(program)` not found")
@@ -146,6 +145,9 @@ package struct ProcessCommandRunner: CommandRunner {
         case .failure(.pipe(let code)):
             return fail("cannot create a pipe: \(String(cString: strerror(code)))")
         case .failure(.spawn(let code)):
+            if isPath, access(executable, X_OK) != 0 {
+                return fail("agent `\(request.agent.name)`: program `\(program)` not found or not executable")
+            }
             var st = stat()
             if stat(request.workingDirectory, &st) != 0 || (st.st_mode & S_IFMT) != S_IFDIR
                 || access(request.workingDirectory, X_OK) != 0 {
