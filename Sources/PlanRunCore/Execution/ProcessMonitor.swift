@@ -491,28 +491,36 @@ package final class ProcessMonitor: TaskExecutor {
             var timeout: Int32 = -1
             let now = ContinuousClock.now
             children.withLock { all in
-                for child in all.values where child.finished == nil {
-                    if child.stdoutFD >= 0 {
-                        round.fds.append(pollfd(fd: child.stdoutFD, events: Int16(POLLIN), revents: 0))
-                        round.watches.append(Watch(pid: child.pid, role: .stdout))
+                // Fields are read in place: a `Child` copy would retain its
+                // log, output and waiter.
+                var slot = all.startIndex
+                while slot != all.endIndex {
+                    defer { all.formIndex(after: &slot) }
+                    guard all.values[slot].finished == nil else { continue }
+                    let pid = all.values[slot].pid
+                    let stdoutFD = all.values[slot].stdoutFD, stderrFD = all.values[slot].stderrFD
+                    if stdoutFD >= 0 {
+                        round.fds.append(pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0))
+                        round.watches.append(Watch(pid: pid, role: .stdout))
                     }
-                    if child.stderrFD >= 0 {
-                        round.fds.append(pollfd(fd: child.stderrFD, events: Int16(POLLIN), revents: 0))
-                        round.watches.append(Watch(pid: child.pid, role: .stderr))
+                    if stderrFD >= 0 {
+                        round.fds.append(pollfd(fd: stderrFD, events: Int16(POLLIN), revents: 0))
+                        round.watches.append(Watch(pid: pid, role: .stderr))
                     }
                     // Its exit is watched once its output is closed.
-                    if child.termination == nil, child.stdoutFD < 0, child.stderrFD < 0 {
-                        if child.pidfd >= 0 {
-                            round.fds.append(pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0))
-                            round.watches.append(Watch(pid: child.pid, role: .exit))
+                    if all.values[slot].termination == nil, stdoutFD < 0, stderrFD < 0 {
+                        let pidfd = all.values[slot].pidfd
+                        if pidfd >= 0 {
+                            round.fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0))
+                            round.watches.append(Watch(pid: pid, role: .exit))
                         } else {
                             timeout = Self.earlier(timeout, 10)
                         }
                     }
-                    if !child.terminating, let deadline = child.deadline {
+                    if !all.values[slot].terminating, let deadline = all.values[slot].deadline {
                         timeout = Self.earlier(timeout, Self.milliseconds(until: deadline, from: now))
                     }
-                    if let killAt = child.killAt {
+                    if let killAt = all.values[slot].killAt {
                         timeout = Self.earlier(timeout, Self.milliseconds(until: killAt, from: now))
                     }
                 }
