@@ -77,35 +77,6 @@ import Testing
         #expect(records.map(\.request.resultFileIsAbsent) == [isNew, false])
     }
 
-    /// Files directly in a `WorkFolder` are opened relative to its
-    /// descriptor (found even after the folder is renamed); anything else
-    /// by its full path.
-    @Test func workFolderOpensItsFilesThroughItsDescriptor() throws {
-        let path = try makeFolder()
-        let moved = path + "-moved"
-        defer { BuildSession.removeWorkDirectory(moved); BuildSession.removeWorkDirectory(path) }
-        let folder = try #require(WorkFolder(path: path))
-        try FileManager.default.moveItem(atPath: path, toPath: moved)
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-
-        #expect(ProcessCommandRunner.writeFile(path + "/a.context.json", Array("{}".utf8), in: folder))
-        #expect(FileManager.default.fileExists(atPath: moved + "/a.context.json"))
-        #expect(!FileManager.default.fileExists(atPath: path + "/a.context.json"))
-        #expect(ProcessCommandRunner.readFile(path + "/a.context.json", limit: 10, in: folder) == Array("{}".utf8))
-        ProcessCommandRunner.unlinkFile(path + "/a.context.json", in: folder)
-        #expect(!FileManager.default.fileExists(atPath: moved + "/a.context.json"))
-        #expect(ProcessCommandRunner.readFile(path + "/a.context.json", limit: 10, in: folder) == nil)
-
-        // Deeper, or elsewhere: the path as given.
-        try FileManager.default.createDirectory(atPath: path + "/sub", withIntermediateDirectories: false)
-        #expect(ProcessCommandRunner.writeFile(path + "/sub/b", Array("b".utf8), in: folder))
-        #expect(FileManager.default.fileExists(atPath: path + "/sub/b"))
-        #expect(ProcessCommandRunner.writeFile(path + "x", Array("c".utf8), in: folder))
-        #expect(FileManager.default.fileExists(atPath: path + "x"))
-        try? FileManager.default.removeItem(atPath: path + "x")
-        #expect(WorkFolder(path: path + "/no-such-folder") == nil)
-    }
-
     /// A build killed with SIGKILL leaves its run `in_progress` and its work
     /// folder; the next build closes the run and removes that folder (and
     /// nothing for an id planrun would not make).

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 
 /// Runs one attempt of one subtask (ninja's `CommandRunner`). The executor
@@ -89,9 +86,6 @@ package struct AttemptRequest: Sendable {
     /// No file can be at `resultPath` yet (a first attempt in a work folder
     /// made for this run): the runner skips removing it before the start.
     package var resultFileIsAbsent = false
-    /// The folder of `contextPath` and `resultPath`, open: a runner opens
-    /// those files relative to it (`WorkFolder.open`). Nil = by full path.
-    package var workFolder: WorkFolder?
 
     package init(
         subtask: Subtask, agent: AgentDefinition, attempt: Int, runID: String,
@@ -139,56 +133,6 @@ package struct AttemptRequest: Sendable {
     /// One variable of `environment`, without merging the whole dictionary.
     package func environmentValue(_ name: String) -> String? {
         environmentOverrides[name] ?? baseEnvironment?.values[name]
-    }
-}
-
-/// A folder kept open for the life of a run, so that the two
-/// files each attempt creates and reads there are opened with `openat`:
-/// one path component to look up instead of the whole path. Paths outside
-/// it are opened as they are.
-package final class WorkFolder: Sendable {
-    package let path: String
-    /// `path` with a trailing `/`, as UTF-8.
-    private let prefix: [UInt8]
-    private let fd: Int32
-
-    /// Nil when the folder cannot be opened.
-    package init?(path: String) {
-        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        self.path = path
-        self.fd = fd
-        prefix = Array(path.utf8) + (path.hasSuffix("/") ? [] : [UInt8(ascii: "/")])
-    }
-
-    deinit { _ = Glibc.close(fd) }
-
-    /// Calls `body` with a folder descriptor and a name for `path`: this
-    /// folder and the file name when `path` is a file directly in it, else
-    /// `AT_FDCWD` and `path` itself (for `openat`, `unlinkat`).
-    package func at<R>(_ path: String, _ body: (Int32, UnsafePointer<CChar>) -> R) -> R {
-        var path = path
-        return path.withUTF8 { utf8 -> R in
-            let n = prefix.count
-            let inside = utf8.count > n && utf8.starts(with: prefix) && !utf8[n...].contains(UInt8(ascii: "/"))
-            let skip = inside ? n : 0
-            // The name, NUL-terminated, on the stack when short.
-            return withUnsafeTemporaryAllocation(of: CChar.self, capacity: utf8.count - skip + 1) { name in
-                for (i, byte) in utf8[skip...].enumerated() { name[i] = CChar(bitPattern: byte) }
-                name[utf8.count - skip] = 0
-                return body(inside ? fd : AT_FDCWD, name.baseAddress!)
-            }
-        }
-    }
-
-    /// `open(path, flags, mode)` through `at`.
-    package func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 {
-        at(path) { dir, name in openat(dir, name, flags, mode) }
-    }
-
-    /// `unlink(path)` through `at`.
-    package func unlink(_ path: String) -> Int32 {
-        at(path) { dir, name in unlinkat(dir, name, 0) }
     }
 }
 

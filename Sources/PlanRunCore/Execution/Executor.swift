@@ -124,8 +124,6 @@ private struct ExecutorLoop {
     var runningPerAgent: [String: Int] = [:]
     /// Caller + plan + agent environment of each agent in use, built once.
     var baseEnvironments: [String: SpawnEnvironment] = [:]
-    /// The folder of the attempts' context and result files, kept open.
-    var workFolder: WorkFolder?
     var running: [Int] = []
     var total: Int
     var finished = 0
@@ -164,7 +162,6 @@ private struct ExecutorLoop {
             }
         }
         baseEnvironments = bases
-        workFolder = (executor.workDirectory ?? executor.logDirectory).flatMap { WorkFolder(path: $0) }
     }
 
     /// Each subtask's duration plus the longest chain of dependents after
@@ -645,7 +642,6 @@ private struct ExecutorLoop {
             context: context, contextPath: contextPath, resultPath: resultPath, logPath: logPath,
             timeout: plan.timeout(for: subtask))
         request.resultFileIsAbsent = attempt == 1 && executor.workDirectoryIsNew && executor.workDirectory != nil
-        request.workFolder = workFolder
         return request
     }
 

@@ -78,11 +78,11 @@ package struct ProcessCommandRunner: CommandRunner {
         var contextBytes = request.contextJSON
         contextBytes.append(UInt8(ascii: "\n"))
         if let contextPath = request.contextPath {
-            guard Self.writeFile(contextPath, contextBytes, in: request.workFolder) else {
+            guard Self.writeFile(contextPath, contextBytes) else {
                 return fail("cannot write context \(contextPath): \(String(cString: strerror(errno)))")
             }
         }
-        if let resultPath = request.resultPath, !request.resultFileIsAbsent { Self.unlinkFile(resultPath, in: request.workFolder) }
+        if let resultPath = request.resultPath, !request.resultFileIsAbsent { unlink(resultPath) }
 
         // The program and its arguments.
         var argv: [String]
@@ -221,8 +221,8 @@ package struct ProcessCommandRunner: CommandRunner {
 
     /// At most `limit` bytes of the file at `path`; nil if it cannot be
     /// opened (an absent result file is the common case: one failed `open`).
-    static func readFile(_ path: String, limit: Int, in folder: WorkFolder? = nil) -> [UInt8]? {
-        let fd = folder?.open(path, O_RDONLY | O_CLOEXEC) ?? open(path, O_RDONLY | O_CLOEXEC)
+    static func readFile(_ path: String, limit: Int) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { _ = close(fd) }
         var out: [UInt8] = []
@@ -238,17 +238,11 @@ package struct ProcessCommandRunner: CommandRunner {
     }
 
     /// Writes `bytes` to a new (or truncated) file; false on failure.
-    static func writeFile(_ path: String, _ bytes: [UInt8], in folder: WorkFolder? = nil) -> Bool {
-        let flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
-        let fd = folder?.open(path, flags, 0o644) ?? open(path, flags, 0o644)
+    static func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return false }
         writeAll(fd, bytes)
         return close(fd) == 0
-    }
-
-    /// Removes the file at `path` (relative to `folder` when inside it).
-    static func unlinkFile(_ path: String, in folder: WorkFolder?) {
-        if let folder { _ = folder.unlink(path) } else { unlink(path) }
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
@@ -310,8 +304,7 @@ struct RunningProcess: RunningAttempt {
         // The result: the PLANRUN_RESULT file, else standard output.
         let resultLimit = AttemptOutcome.resultLimit
         var raw = stdout
-        if let resultPath = request.resultPath, let fromFile = ProcessCommandRunner.readFile(resultPath, limit: resultLimit + 1,
-                                                                                                    in: request.workFolder) {
+        if let resultPath = request.resultPath, let fromFile = ProcessCommandRunner.readFile(resultPath, limit: resultLimit + 1) {
             raw = fromFile
         }
         if raw.count > resultLimit {
