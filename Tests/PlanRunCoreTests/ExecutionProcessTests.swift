@@ -42,6 +42,21 @@ import Testing
         return outcome
     }
 
+    /// The monitor's thread (where the executor's loop spawns children)
+    /// does not block SIGCHLD, so a child's exit signal is dropped when it
+    /// is sent instead of waking another thread to discard it.
+    @Test func monitorThreadDoesNotBlockChildSignals() async {
+        let blocked = await withTaskExecutorPreference(ProcessMonitor.shared) { () -> Bool in
+            var mask = sigset_t()
+            pthread_sigmask(SIG_BLOCK, nil, &mask)
+            return sigismember(&mask, SIGCHLD) == 1
+        }
+        #expect(!blocked)
+        // Children are still reaped with their status.
+        let outcome = await ProcessCommandRunner().run(request("exit 3"))
+        #expect(outcome.exitCode == 3)
+    }
+
     @Test func capturesStdoutAsResultAndBothStreamsInTheLog() async throws {
         let outcome = await ProcessCommandRunner().run(request("echo out; echo err >&2; pwd"))
         #expect(outcome.status == .succeeded)

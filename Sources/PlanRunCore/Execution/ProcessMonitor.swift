@@ -417,14 +417,14 @@ package final class ProcessMonitor: TaskExecutor {
     /// Waits until child `pid` (from `add`) is done.
     func wait(_ pid: pid_t) async -> ChildExit {
         await withCheckedContinuation { continuation in
+            // In place: a copy of the `Child` would retain its log and output.
             let finished = children.withLock { all -> ChildExit? in
-                guard var child = all[pid] else { return ChildExit(termination: .exited(-1), stdout: [], timedOut: false) }
-                if let finished = child.finished {
-                    all[pid] = nil
+                guard let slot = all.index(forKey: pid) else { return ChildExit(termination: .exited(-1), stdout: [], timedOut: false) }
+                if let finished = all.values[slot].finished {
+                    all.remove(at: slot)
                     return finished
                 }
-                child.waiter = continuation
-                all[pid] = child
+                all.values[slot].waiter = continuation
                 return nil
             }
             if let finished { continuation.resume(returning: finished) }
@@ -468,6 +468,7 @@ package final class ProcessMonitor: TaskExecutor {
     }
 
     private func loop() {
+        Self.unblockChildSignal()
         var round = Round()
         var batch: Deque<UnownedJob> = []
         var lastLook = ContinuousClock.now
@@ -634,6 +635,24 @@ package final class ProcessMonitor: TaskExecutor {
             close(child.pidfd)
             child.pidfd = -1
         }
+    }
+
+    /// Unblocks SIGCHLD on this thread, which spawns the children (their
+    /// parent). The thread starts with the signal mask of the thread that
+    /// made it (a libdispatch worker: SIGCHLD blocked). While the parent
+    /// thread blocks SIGCHLD, the kernel cannot drop a child's exit signal
+    /// as ignored when it is sent, and hands it to a thread that does not
+    /// block it (the main thread, asleep in `sigsuspend`), which wakes up
+    /// only to discard it. Unblocked here, it is dropped at once (SIGCHLD is
+    /// ignored by default: no handler runs, `poll` is not interrupted), except
+    /// while this thread is inside `posix_spawn`, which blocks every signal
+    /// for the spawn. Measured on 2000 `true` subtasks at `-j 2`: the main
+    /// thread's context switches went from 1792 to 1321.
+    private static func unblockChildSignal() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGCHLD)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     /// `poll`'s timeout for `instant`: 0 once it has passed, else the
