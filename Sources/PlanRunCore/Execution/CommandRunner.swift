@@ -104,11 +104,12 @@ package struct AttemptRequest: Sendable {
         subtask: Subtask, agent: AgentDefinition, attempt: Int, runID: String,
         workingDirectory: String, baseEnvironment: SpawnEnvironment, environment: [String: String],
         context: SubtaskContext, contextPath: String? = nil, resultPath: String? = nil,
-        logPath: String? = nil, timeout: Duration? = nil
+        logPath: String? = nil, timeout: Duration? = nil, resultFileIsAbsent: Bool = false
     ) {
         self.init(subtask: subtask, agent: agent, attempt: attempt, runID: runID, workingDirectory: workingDirectory,
                   baseEnvironment: baseEnvironment, overrides: environment, context: .parts(context),
                   contextPath: contextPath, resultPath: resultPath, logPath: logPath, timeout: timeout)
+        self.resultFileIsAbsent = resultFileIsAbsent
     }
 
     private init(
