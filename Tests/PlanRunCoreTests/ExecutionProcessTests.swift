@@ -28,6 +28,35 @@ import Testing
             timeout: timeout)
     }
 
+    /// Runs a request whose program is a script this test process has just
+    /// written. A child that another test spawns at that moment holds a
+    /// copy of the script's write descriptor until its exec (the window of
+    /// any fork/exec), and executing the script then fails with ETXTBSY:
+    /// like Go's os/exec tests, try again a few times for that error only.
+    func runFreshScript(_ req: AttemptRequest) async -> AttemptOutcome {
+        var outcome = await ProcessCommandRunner().run(req)
+        for _ in 0..<5 where outcome.error?.hasSuffix("Text file busy") == true {
+            try? await Task.sleep(for: .milliseconds(20))
+            outcome = await ProcessCommandRunner().run(req)
+        }
+        return outcome
+    }
+
+    /// The monitor's thread (where the executor's loop spawns children)
+    /// does not block SIGCHLD, so a child's exit signal is dropped when it
+    /// is sent instead of waking another thread to discard it.
+    @Test func monitorThreadDoesNotBlockChildSignals() async {
+        let blocked = await withTaskExecutorPreference(ProcessMonitor.shared) { () -> Bool in
+            var mask = sigset_t()
+            pthread_sigmask(SIG_BLOCK, nil, &mask)
+            return sigismember(&mask, SIGCHLD) == 1
+        }
+        #expect(!blocked)
+        // Children are still reaped with their status.
+        let outcome = await ProcessCommandRunner().run(request("exit 3"))
+        #expect(outcome.exitCode == 3)
+    }
+
     @Test func capturesStdoutAsResultAndBothStreamsInTheLog() async throws {
         let outcome = await ProcessCommandRunner().run(request("echo out; echo err >&2; pwd"))
         #expect(outcome.status == .succeeded)
@@ -213,8 +242,8 @@ import Testing
         try "#!/bin/sh\necho from-tool\n".write(toFile: bin + "/planrun-test-tool", atomically: true, encoding: .utf8)
         chmod(bin + "/planrun-test-tool", 0o755)
         let agent = AgentDefinition(name: "tool", kind: .command, command: ["planrun-test-tool"])
-        let outcome = await ProcessCommandRunner().run(request("", agent: agent, env: ["PATH": bin + ":/usr/bin:/bin"]))
-        #expect(outcome.status == .succeeded)
+        let outcome = await runFreshScript(request("", agent: agent, env: ["PATH": bin + ":/usr/bin:/bin"]))
+        #expect(outcome.status == .succeeded, "\(outcome.error ?? "")")
         #expect(String(decoding: outcome.result, as: UTF8.self) == "from-tool\n")
     }
 
@@ -224,6 +253,39 @@ import Testing
         let outcome = await ProcessCommandRunner().run(req)
         #expect(outcome.status == .failed)
         #expect(outcome.error == "cannot enter the plan's folder")
+    }
+
+    /// A program given as a path is checked only after its spawn failed;
+    /// the message is the one the check before the spawn gave.
+    @Test(arguments: ["./no-such-tool-planrun", "/no/such/dir/tool", "./not-executable.sh"])
+    func agentProgramPathThatCannotRunIsReported(program: String) async throws {
+        try "#!/bin/sh\necho hi\n".write(toFile: dir + "/not-executable.sh", atomically: true, encoding: .utf8)
+        let agent = AgentDefinition(name: "tool", kind: .command, command: [program])
+        let outcome = await ProcessCommandRunner().run(request("", agent: agent))
+        #expect(outcome.status == .failed)
+        #expect(outcome.error == "agent `tool`: program `\(program)` not found or not executable")
+    }
+
+    @Test func agentProgramPathRelativeToThePlanFolderRuns() async throws {
+        try "#!/bin/sh\necho from-tool\n".write(toFile: dir + "/tool.sh", atomically: true, encoding: .utf8)
+        chmod(dir + "/tool.sh", 0o755)
+        let agent = AgentDefinition(name: "tool", kind: .command, command: ["./tool.sh"])
+        let outcome = await runFreshScript(request("", agent: agent))
+        #expect(outcome.status == .succeeded, "\(outcome.error ?? "")")
+        #expect(String(decoding: outcome.result, as: UTF8.self) == "from-tool\n")
+    }
+
+    /// A result file left from before is removed before the attempt
+    /// starts, unless the request says none can be there (a first attempt
+    /// in a new work folder): then the runner does not look.
+    @Test(arguments: [false, true])
+    func staleResultFileIsRemovedUnlessTheRequestSaysItIsAbsent(absent: Bool) async throws {
+        try "stale".write(toFile: dir + "/t.result", atomically: true, encoding: .utf8)
+        var req = request("echo fresh")
+        req.resultFileIsAbsent = absent
+        let outcome = await ProcessCommandRunner().run(req)
+        #expect(outcome.status == .succeeded)
+        #expect(String(decoding: outcome.result, as: UTF8.self) == (absent ? "stale" : "fresh\n"))
     }
 
     @Test func signalledChildIsReported() async {

@@ -33,6 +33,46 @@ import Testing
         BuildSession.removeWorkDirectory("/nonexistent-planrun-\(UUID().uuidString)")
     }
 
+    /// `isNew` is true only when this call created the folder (then it is
+    /// empty); a folder that was already there is used but not new.
+    @Test func makeWorkDirectorySaysWhetherItCreatedTheFolder() throws {
+        let stateDir = try makeFolder()
+        defer { try? FileManager.default.removeItem(atPath: stateDir) }
+        let runID = "20260101-000000-\(UUID().uuidString.prefix(6))"
+        let candidates = BuildSession.workDirectoryCandidates(stateDirectory: stateDir, runID: runID)
+        let first = BuildSession.makeWorkDirectory(stateDirectory: stateDir, runID: runID)
+        #expect(first.isNew)
+        #expect(candidates.contains(first.path))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: first.path).isEmpty)
+        // Both places taken: the state folder's one is used, not new.
+        for folder in candidates { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        let again = BuildSession.makeWorkDirectory(stateDirectory: stateDir, runID: runID)
+        #expect(!again.isNew)
+        #expect(again.path == candidates[1])
+        for folder in candidates { BuildSession.removeWorkDirectory(folder) }
+    }
+
+    /// A first attempt in a new work folder needs no removal of a result
+    /// file; a retry (which may have left one) and a run without a new
+    /// folder do.
+    @Test(arguments: [true, false])
+    func onlyFirstAttemptsInANewFolderSkipTheResultRemoval(isNew: Bool) async throws {
+        let work = try makeFolder()
+        defer { BuildSession.removeWorkDirectory(work) }
+        let plan = makePlan([task("a", retries: 1, backoff: .milliseconds(1))], directory: work)
+        var script = FakeCommandRunner.Script()
+        script.failingAttempts = [1]
+        let runner = FakeCommandRunner(["a": script])
+        var executor = Executor(graph: TaskGraph(plan: plan), configuration: RunConfiguration(jobs: 1),
+                                runner: runner, workDirectory: work)
+        executor.workDirectoryIsNew = isNew
+        let summary = await executor.run(reporter: RecordingReporter())
+        #expect(summary.status == .completed)
+        let records = await runner.log.records.sorted { $0.attempt < $1.attempt }
+        #expect(records.map(\.attempt) == [1, 2])
+        #expect(records.map(\.request.resultFileIsAbsent) == [isNew, false])
+    }
+
     /// A build killed with SIGKILL leaves its run `in_progress` and its work
     /// folder; the next build closes the run and removes that folder (and
     /// nothing for an id planrun would not make).

@@ -58,17 +58,21 @@ package struct BuildSession {
     /// A private folder for the run's context and result files, removed
     /// when the run ends: in memory (`/dev/shm`) where there is one, since
     /// creating two files per subtask on disk costs more than running `true`;
-    /// else `tmp/RUN_ID` in the state folder.
-    static func makeWorkDirectory(stateDirectory: String, runID: String) -> String {
+    /// else `tmp/RUN_ID` in the state folder. `isNew`: this call created it
+    /// (so it is empty), rather than finding it.
+    static func makeWorkDirectory(stateDirectory: String, runID: String) -> (path: String, isNew: Bool) {
         let fm = FileManager.default
         let candidates = workDirectoryCandidates(stateDirectory: stateDirectory, runID: runID)
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: "/dev/shm", isDirectory: &isDirectory), isDirectory.boolValue,
            access("/dev/shm", W_OK) == 0 {
-            if mkdir(candidates[0], 0o700) == 0 { return candidates[0] }
+            if mkdir(candidates[0], 0o700) == 0 { return (candidates[0], true) }
         }
+        try? fm.createDirectory(atPath: (candidates[1] as NSString).deletingLastPathComponent,
+                                withIntermediateDirectories: true)
+        if mkdir(candidates[1], 0o777) == 0 { return (candidates[1], true) }
         try? fm.createDirectory(atPath: candidates[1], withIntermediateDirectories: true)
-        return candidates[1]
+        return (candidates[1], false)
     }
 
     /// Where run `runID`'s work folder is: in memory first, else in the state folder.
@@ -191,7 +195,7 @@ package struct BuildSession {
             try? store.flush()
             throw .state("\(error)")
         }
-        let workDirectory = makeWorkDirectory(stateDirectory: directory, runID: runID)
+        let (workDirectory, workDirectoryIsNew) = makeWorkDirectory(stateDirectory: directory, runID: runID)
         defer { removeWorkDirectory(workDirectory) }
         var executor = Executor(
             graph: graph, configuration: configuration,
@@ -199,6 +203,7 @@ package struct BuildSession {
             cache: cache, store: store, runID: runID, logDirectory: logDirectory,
             workDirectory: workDirectory, canceller: canceller)
         executor.expectedDurations = prepared?.durations ?? (try? store.lastDurations()) ?? [:]
+        executor.workDirectoryIsNew = workDirectoryIsNew
         let summary = await executor.run(selected: selected, reporter: reporter)
         await cache.finishBuild()
         withExtendedLifetime(lock) {}

@@ -83,6 +83,9 @@ package struct AttemptRequest: Sendable {
     package var resultPath: String?
     package var logPath: String?
     package var timeout: Duration?
+    /// No file can be at `resultPath` yet (a first attempt in a work folder
+    /// made for this run): the runner skips removing it before the start.
+    package var resultFileIsAbsent = false
 
     package init(
         subtask: Subtask, agent: AgentDefinition, attempt: Int, runID: String,
@@ -101,11 +104,12 @@ package struct AttemptRequest: Sendable {
         subtask: Subtask, agent: AgentDefinition, attempt: Int, runID: String,
         workingDirectory: String, baseEnvironment: SpawnEnvironment, environment: [String: String],
         context: SubtaskContext, contextPath: String? = nil, resultPath: String? = nil,
-        logPath: String? = nil, timeout: Duration? = nil
+        logPath: String? = nil, timeout: Duration? = nil, resultFileIsAbsent: Bool = false
     ) {
         self.init(subtask: subtask, agent: agent, attempt: attempt, runID: runID, workingDirectory: workingDirectory,
                   baseEnvironment: baseEnvironment, overrides: environment, context: .parts(context),
                   contextPath: contextPath, resultPath: resultPath, logPath: logPath, timeout: timeout)
+        self.resultFileIsAbsent = resultFileIsAbsent
     }
 
     private init(

@@ -35,6 +35,10 @@ package struct Executor {
     /// Seconds each subtask took when it last succeeded (from the state);
     /// empty = schedule in plan order.
     package var expectedDurations: [String: Double] = [:]
+    /// `workDirectory` was created empty for this run: before a subtask's
+    /// first attempt no result file of it can be there (the runner need
+    /// not remove one).
+    package var workDirectoryIsNew = false
 
     package init(
         graph: TaskGraph, configuration: RunConfiguration, runner: any CommandRunner,
@@ -121,6 +125,9 @@ private struct ExecutorLoop {
     /// Caller + plan + agent environment of each agent in use, built once.
     var baseEnvironments: [String: SpawnEnvironment] = [:]
     var running: [Int] = []
+    /// The ids of `running`, in the same order (kept alongside, so that
+    /// the progress given with each event is not rebuilt every time).
+    var runningIDs: [String] = []
     var total: Int
     var finished = 0
     /// No new subtask starts (a failure without `--keep-going`, or cancellation).
@@ -178,7 +185,7 @@ private struct ExecutorLoop {
 
     var progress: RunProgress {
         RunProgress(total: total, finished: finished, cached: cachedCount, failed: failedCount,
-                    running: running.map { plan.subtasks[$0].id })
+                    running: runningIDs)
     }
 
     mutating func run() async -> RunSummary {
@@ -276,7 +283,9 @@ private struct ExecutorLoop {
     /// Starts a first attempt: a process starts here, on the loop's thread,
     /// when the runner can (`CommandRunner.start`), and the child task only
     /// waits for it; otherwise the child task runs the attempt.
-    func startAttempt(_ launch: Launch, in group: inout TaskGroup<AttemptDone>) {
+    /// (`mutating` only so that the call from `run`'s task-group closure
+    /// borrows the loop instead of copying it.)
+    mutating func startAttempt(_ launch: Launch, in group: inout TaskGroup<AttemptDone>) {
         let runner = executor.runner
         let completions = completions
         if let started = runner.start(launch.request) {
@@ -442,6 +451,7 @@ private struct ExecutorLoop {
             let best = (agent: choice.agent, node: choice.entry.node)
             _ = ready[best.agent]!.popMin()
             running.append(best.node)
+            runningIDs.append(plan.subtasks[best.node].id)
             runningPerAgent[best.agent, default: 0] += 1
             reports[best.node].status = .running
             reports[best.node].startedAt = Date()
@@ -466,7 +476,8 @@ private struct ExecutorLoop {
     /// ready subtask before the attempt is recorded, with the same choice
     /// as afterwards: it succeeded (no retry, no fail-fast stop) and makes
     /// no dependent ready (the ready queues will not change).
-    func canRelaunchEarly(_ done: AttemptDone) -> Bool {
+    /// (`mutating` only to avoid a copy of the loop, as `startAttempt`.)
+    mutating func canRelaunchEarly(_ done: AttemptDone) -> Bool {
         guard !stopping, done.outcome.status == .succeeded, done.node != Self.flushTick else { return false }
         for dependent in graph.dependents[done.node] where selected[dependent] && remaining[dependent] == 1 {
             return false
@@ -476,7 +487,10 @@ private struct ExecutorLoop {
 
     /// Frees the slot of a subtask whose attempts are over.
     mutating func freeSlot(_ node: Int) {
-        running.removeAll { $0 == node }
+        if let i = running.firstIndex(of: node) {
+            running.remove(at: i)
+            runningIDs.remove(at: i)
+        }
         runningPerAgent[plan.subtasks[node].agent, default: 1] -= 1
     }
 
@@ -609,6 +623,7 @@ private struct ExecutorLoop {
         let subtask = plan.subtasks[node]
         let agent = plan.agent(for: subtask)
         var environment = subtask.env
+        environment.reserveCapacity(subtask.env.count + 6) // no regrowth for PLANRUN_*
         environment["PLANRUN_PLAN"] = plan.name
         environment["PLANRUN_SUBTASK"] = subtask.id
         environment["PLANRUN_RUN_ID"] = executor.runID
@@ -640,7 +655,8 @@ private struct ExecutorLoop {
             subtask: subtask, agent: agent, attempt: attempt, runID: executor.runID,
             workingDirectory: plan.directory, baseEnvironment: base, environment: environment,
             context: context, contextPath: contextPath, resultPath: resultPath, logPath: logPath,
-            timeout: plan.timeout(for: subtask))
+            timeout: plan.timeout(for: subtask),
+            resultFileIsAbsent: attempt == 1 && executor.workDirectoryIsNew && executor.workDirectory != nil)
     }
 
     /// The caller's environment with the plan's and the agent's `env` (later wins).

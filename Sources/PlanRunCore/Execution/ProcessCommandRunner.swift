@@ -82,7 +82,7 @@ package struct ProcessCommandRunner: CommandRunner {
                 return fail("cannot write context \(contextPath): \(String(cString: strerror(errno)))")
             }
         }
-        if let resultPath = request.resultPath { unlink(resultPath) }
+        if let resultPath = request.resultPath, !request.resultFileIsAbsent { unlink(resultPath) }
 
         // The program and its arguments.
         var argv: [String]
@@ -98,13 +98,12 @@ package struct ProcessCommandRunner: CommandRunner {
         guard let program = argv.first, !program.isEmpty else {
             return fail("agent `\(request.agent.name)` has no program to run")
         }
+        // A path is checked only when the spawn fails (one `access` less
+        // per start; the message is the same).
         let executable: String
-        if program.utf8.contains(UInt8(ascii: "/")) {
-            let absolute = program.hasPrefix("/") ? program : (request.workingDirectory as NSString).appendingPathComponent(program)
-            guard access(absolute, X_OK) == 0 else {
-                return fail("agent `\(request.agent.name)`: program `\(program)` not found or not executable")
-            }
-            executable = absolute
+        let isPath = program.utf8.contains(UInt8(ascii: "/"))
+        if isPath {
+            executable = program.hasPrefix("/") ? program : (request.workingDirectory as NSString).appendingPathComponent(program)
         } else {
             guard let found = ProcessSpawner.resolve(program, path: request.environmentValue("PATH")) else {
                 return fail("agent `\(request.agent.name)`: program `\(program)` not found")
@@ -146,6 +145,9 @@ package struct ProcessCommandRunner: CommandRunner {
         case .failure(.pipe(let code)):
             return fail("cannot create a pipe: \(String(cString: strerror(code)))")
         case .failure(.spawn(let code)):
+            if isPath, access(executable, X_OK) != 0 {
+                return fail("agent `\(request.agent.name)`: program `\(program)` not found or not executable")
+            }
             var st = stat()
             if stat(request.workingDirectory, &st) != 0 || (st.st_mode & S_IFMT) != S_IFDIR
                 || access(request.workingDirectory, X_OK) != 0 {
@@ -160,7 +162,7 @@ package struct ProcessCommandRunner: CommandRunner {
         let log = LogSink(path: request.logPath, displayLimit: displayLimit,
                           header: request.attempt > 1 ? "--- attempt \(request.attempt) ---\n" : nil)
         ProcessMonitor.shared.add(spawned, log: log, timeout: request.timeout, grace: killGrace)
-        return .running(RunningProcess(request: request, pid: spawned.pid, log: log, killGrace: killGrace,
+        return .running(RunningProcess(request: RunningProcess.Facts(request), pid: spawned.pid, log: log, killGrace: killGrace,
                                        startedAt: startedAt))
     }
     /// A `command` agent's standard output: plain text, or a JSON object
@@ -252,7 +254,23 @@ package struct ProcessCommandRunner: CommandRunner {
 /// exited and its output is drained (a timeout or cancellation stops its
 /// process group: TERM, then KILL), with the attempt's outcome.
 struct RunningProcess: RunningAttempt {
-    let request: AttemptRequest
+    /// What `wait` needs of the request (not the whole request: a copy of
+    /// it retains every field of the subtask and the agent).
+    struct Facts: Sendable {
+        var agentKind: AgentKind
+        var agentName: String
+        var timeout: Duration?
+        var resultPath: String?
+
+        init(_ request: AttemptRequest) {
+            agentKind = request.agent.kind
+            agentName = request.agent.name
+            timeout = request.timeout
+            resultPath = request.resultPath
+        }
+    }
+
+    let request: Facts
     let pid: pid_t
     let log: LogSink
     let killGrace: Duration
@@ -290,7 +308,7 @@ struct RunningProcess: RunningAttempt {
         switch exit.termination {
         case .exited(0):
             break
-        case .exited(127) where request.agent.kind == .shell:
+        case .exited(127) where request.agentKind == .shell:
             return finish(.failed, "command not found (exit status 127)", exitCode: 127)
         case .exited(let code):
             return finish(.failed, "exit status \(code)", exitCode: Int(code))
@@ -309,11 +327,11 @@ struct RunningProcess: RunningAttempt {
             raw = Array(raw.prefix(resultLimit))
             Array("planrun: result truncated to 1 MiB\n".utf8).withUnsafeBytes { log.append($0) }
         }
-        if request.agent.kind == .command {
+        if request.agentKind == .command {
             switch ProcessCommandRunner.agentResult(raw) {
             case .success(let content): raw = content
             case .failure(let message):
-                return finish(.failed, "agent `\(request.agent.name)`: \(message.message)", exitCode: 0)
+                return finish(.failed, "agent `\(request.agentName)`: \(message.message)", exitCode: 0)
             }
         }
         return finish(.succeeded, nil, exitCode: 0, result: raw)

@@ -325,6 +325,8 @@ package final class ProcessMonitor: TaskExecutor {
         var finished: ChildExit?
         /// No pidfd could be opened: its exit is polled every 10 ms.
         var noPidfd = false
+        /// The loop's round in which its pipes were last drained.
+        var drainedGeneration = -1
 
         var isDone: Bool { termination != nil && stdoutFD < 0 && stderrFD < 0 }
         var exit: ChildExit { ChildExit(termination: termination ?? .exited(-1), stdout: stdout, timedOut: timedOut) }
@@ -397,15 +399,15 @@ package final class ProcessMonitor: TaskExecutor {
     /// until `deadline` has passed after a batch; true when it stopped
     /// there with jobs left (a job that yields, such as the executor
     /// deciding a long run of cached subtasks, queues itself again).
-    private func runJobs(until deadline: ContinuousClock.Instant) -> Bool {
+    /// `batch` is the caller's (empty) buffer, swapped with the queue so
+    /// that neither is reallocated.
+    private func runJobs(until deadline: ContinuousClock.Instant, batch: inout Deque<UnownedJob>) -> Bool {
         let me = asUnownedTaskExecutor()
         while true {
-            let batch = jobs.withLock { j -> Deque<UnownedJob> in
-                defer { j.queue = [] }
-                return j.queue
-            }
+            jobs.withLock { j in swap(&j.queue, &batch) }
             if batch.isEmpty { return false }
             for job in batch { job.runSynchronously(on: me) }
+            batch.removeAll(keepingCapacity: true)
             if ContinuousClock.now >= deadline {
                 return jobs.withLock { !$0.queue.isEmpty }
             }
@@ -415,14 +417,14 @@ package final class ProcessMonitor: TaskExecutor {
     /// Waits until child `pid` (from `add`) is done.
     func wait(_ pid: pid_t) async -> ChildExit {
         await withCheckedContinuation { continuation in
+            // In place: a copy of the `Child` would retain its log and output.
             let finished = children.withLock { all -> ChildExit? in
-                guard var child = all[pid] else { return ChildExit(termination: .exited(-1), stdout: [], timedOut: false) }
-                if let finished = child.finished {
-                    all[pid] = nil
+                guard let slot = all.index(forKey: pid) else { return ChildExit(termination: .exited(-1), stdout: [], timedOut: false) }
+                if let finished = all.values[slot].finished {
+                    all.remove(at: slot)
                     return finished
                 }
-                child.waiter = continuation
-                all[pid] = child
+                all.values[slot].waiter = continuation
                 return nil
             }
             if let finished { continuation.resume(returning: finished) }
@@ -445,13 +447,35 @@ package final class ProcessMonitor: TaskExecutor {
         }
     }
 
-    private func loop() {
+    /// What one entry of the `poll` array watches (entry 0 is the wake pipe).
+    private struct Watch {
+        var pid: pid_t
+        var role: Role
+    }
+
+    /// The loop's buffers, kept across rounds so that a round allocates
+    /// nothing: the `poll` array, what each entry watches, and the children
+    /// to signal or resume once the lock is released.
+    private struct Round {
+        var fds: [pollfd] = []
+        var watches: [Watch] = []
+        var done: [pid_t] = []
+        var kills: [(pid_t, Int32)] = []
+        var resumes: [(CheckedContinuation<ChildExit, Never>, ChildExit)] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        /// Bumped every round: a child drained in this round is not drained again.
+        var generation = 0
+    }
+
+    private func loop() {
+        Self.unblockChildSignal()
+        var round = Round()
+        var batch: Deque<UnownedJob> = []
         var lastLook = ContinuousClock.now
         while true {
             // Jobs left after the time bound wait for one look (poll with
             // no wait) at the children, so their exits are seen meanwhile.
-            let busy = runJobs(until: lastLook + Self.jobsBeforeLook)
+            let busy = runJobs(until: lastLook + Self.jobsBeforeLook, batch: &batch)
             // From here a new job or child wakes the thread; one queued
             // before this point runs first.
             let idle = busy ? false : jobs.withLock { j -> Bool in
@@ -461,148 +485,194 @@ package final class ProcessMonitor: TaskExecutor {
             if !idle && !busy { continue }
 
             // What to watch, and until when.
-            var fds: [pollfd] = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-            var roles: [(pid: pid_t, role: Role, log: LogSink?)] = [(0, .exit, nil)]
-            var pipes: [pid_t: [(Int32, Role)]] = [:]
+            round.fds.removeAll(keepingCapacity: true)
+            round.watches.removeAll(keepingCapacity: true)
+            round.fds.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
+            round.watches.append(Watch(pid: 0, role: .exit))
             var timeout: Int32 = -1
             let now = ContinuousClock.now
             children.withLock { all in
-                for child in all.values where child.finished == nil {
-                    var own: [(Int32, Role)] = []
-                    if child.stdoutFD >= 0 {
-                        fds.append(pollfd(fd: child.stdoutFD, events: Int16(POLLIN), revents: 0))
-                        roles.append((child.pid, .stdout, child.log))
-                        own.append((child.stdoutFD, .stdout))
+                // Fields are read in place: a `Child` copy would retain its
+                // log, output and waiter.
+                var slot = all.startIndex
+                while slot != all.endIndex {
+                    defer { all.formIndex(after: &slot) }
+                    guard all.values[slot].finished == nil else { continue }
+                    let pid = all.values[slot].pid
+                    let stdoutFD = all.values[slot].stdoutFD, stderrFD = all.values[slot].stderrFD
+                    if stdoutFD >= 0 {
+                        round.fds.append(pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0))
+                        round.watches.append(Watch(pid: pid, role: .stdout))
                     }
-                    if child.stderrFD >= 0 {
-                        fds.append(pollfd(fd: child.stderrFD, events: Int16(POLLIN), revents: 0))
-                        roles.append((child.pid, .stderr, child.log))
-                        own.append((child.stderrFD, .stderr))
+                    if stderrFD >= 0 {
+                        round.fds.append(pollfd(fd: stderrFD, events: Int16(POLLIN), revents: 0))
+                        round.watches.append(Watch(pid: pid, role: .stderr))
                     }
-                    if !own.isEmpty { pipes[child.pid] = own }
                     // Its exit is watched once its output is closed.
-                    if child.termination == nil, child.stdoutFD < 0, child.stderrFD < 0 {
-                        if child.pidfd >= 0 {
-                            fds.append(pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0))
-                            roles.append((child.pid, .exit, nil))
+                    if all.values[slot].termination == nil, stdoutFD < 0, stderrFD < 0 {
+                        let pidfd = all.values[slot].pidfd
+                        if pidfd >= 0 {
+                            round.fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0))
+                            round.watches.append(Watch(pid: pid, role: .exit))
                         } else {
                             timeout = Self.earlier(timeout, 10)
                         }
                     }
-                    for instant in [child.terminating ? nil : child.deadline, child.killAt].compactMap({ $0 }) {
-                        let ms = instant <= now ? 0 : Int32(clamping: (instant - now).inMilliseconds + 1)
-                        timeout = Self.earlier(timeout, ms)
+                    if !all.values[slot].terminating, let deadline = all.values[slot].deadline {
+                        timeout = Self.earlier(timeout, Self.milliseconds(until: deadline, from: now))
+                    }
+                    if let killAt = all.values[slot].killAt {
+                        timeout = Self.earlier(timeout, Self.milliseconds(until: killAt, from: now))
                     }
                 }
             }
 
-            let ready = poll(&fds, nfds_t(fds.count), busy ? 0 : timeout)
+            let ready = round.fds.withUnsafeMutableBufferPointer { fds in
+                poll(fds.baseAddress, nfds_t(fds.count), busy ? 0 : timeout)
+            }
             if ready < 0 && errno != EINTR { usleep(1000) }
             jobs.withLock { $0.polling = false }
             lastLook = ContinuousClock.now
-
-            // Output and exits. An event on either pipe of a child drains
-            // both (its exit closes them one after the other), so a child
-            // that ended is usually reaped in this round.
-            var outputs: [pid_t: [UInt8]] = [:]
-            var closed: [(pid_t, Role)] = []
-            var exited: [pid_t] = []
-            if ready > 0 {
-                var drained = Set<Int32>()
-                for (index, entry) in fds.enumerated() where entry.revents != 0 {
-                    let role = roles[index]
-                    if index == 0 {
-                        while read(wakeRead, &buffer, buffer.count) > 0 {}
-                        continue
-                    }
-                    if role.role == .exit {
-                        exited.append(role.pid)
-                        continue
-                    }
-                    for (fd, pipeRole) in pipes[role.pid] ?? [] where !drained.contains(fd) {
-                        drained.insert(fd)
-                        if Self.drain(fd, into: &buffer, log: role.log, keep: pipeRole == .stdout ? { outputs[role.pid, default: []].append(contentsOf: $0) } : nil) {
-                            close(fd)
-                            closed.append((role.pid, pipeRole))
-                        }
-                    }
-                }
+            if ready > 0, round.fds[0].revents != 0 {
+                while read(wakeRead, &round.buffer, round.buffer.count) > 0 {}
             }
 
-            // Apply, reap, enforce deadlines, and collect who is done.
-            var kills: [(pid_t, Int32)] = []
-            var resumes: [(CheckedContinuation<ChildExit, Never>, ChildExit)] = []
+            // Output and exits, applied in place. An event on either pipe
+            // of a child drains both (its exit closes them one after the
+            // other), so a child that ended is usually reaped in this round.
+            round.generation &+= 1
             let later = ContinuousClock.now
             children.withLock { all in
-                for (pid, bytes) in outputs {
-                    guard var child = all[pid] else { continue }
-                    let limit = AttemptOutcome.resultLimit + 1
-                    if child.stdout.count < limit {
-                        child.stdout.append(contentsOf: bytes.prefix(limit - child.stdout.count))
+                if ready > 0 {
+                    for index in 1..<round.fds.count where round.fds[index].revents != 0 {
+                        let watch = round.watches[index]
+                        guard let slot = all.index(forKey: watch.pid) else { continue }
+                        // An exit (pidfd) is reaped below, with every child.
+                        if watch.role == .exit { continue }
+                        Self.drainPipes(of: &all.values[slot], generation: round.generation, buffer: &round.buffer)
                     }
-                    all[pid] = child
                 }
-                for (pid, role) in closed {
-                    if role == .stdout { all[pid]?.stdoutFD = -1 } else { all[pid]?.stderrFD = -1 }
+                // Reap, enforce deadlines, and collect who is done.
+                // (A walk by index: iterating `all.values.indices` would
+                // keep a second reference and copy the storage on write.)
+                var slot = all.startIndex
+                while slot != all.endIndex {
+                    if all.values[slot].finished == nil {
+                        Self.update(&all.values[slot], at: later, kills: &round.kills)
+                        if all.values[slot].isDone { round.done.append(all.values[slot].pid) }
+                    }
+                    all.formIndex(after: &slot)
                 }
-                for pid in Array(all.keys) {
-                    guard var child = all[pid], child.finished == nil else { continue }
-                    if child.termination == nil, child.stdoutFD < 0, child.stderrFD < 0 {
-                        var status: Int32 = 0
-                        let r = waitpid(pid, &status, WNOHANG)
-                        if r == pid {
-                            child.termination = Self.termination(status)
-                        } else if r < 0 && errno == ECHILD {
-                            child.termination = .exited(-1)
-                        } else if child.pidfd < 0, !child.noPidfd {
-                            // Output closed, still running: watch its exit.
-                            child.pidfd = ProcessSpawner.openPidfd(pid)
-                            if child.pidfd < 0 { child.noPidfd = true }
-                        }
-                        if child.termination != nil, child.pidfd >= 0 {
-                            close(child.pidfd)
-                            child.pidfd = -1
-                        }
+                for pid in round.done {
+                    guard let slot = all.index(forKey: pid) else { continue }
+                    let exit = all.values[slot].exit
+                    if let waiter = all.values[slot].waiter {
+                        round.resumes.append((waiter, exit))
+                        all.remove(at: slot)
+                    } else {
+                        all.values[slot].finished = exit
                     }
-                    if !child.terminating, let deadline = child.deadline, deadline <= later, !child.isDone {
-                        child.timedOut = true
-                        child.terminating = true
-                        child.killAt = later + child.grace
-                        kills.append((pid, SIGTERM))
-                    }
-                    if let killAt = child.killAt, killAt <= later {
-                        child.killAt = nil
-                        if !child.isDone { kills.append((pid, SIGKILL)) }
-                    }
-                    if child.isDone {
-                        if child.pidfd >= 0 { close(child.pidfd); child.pidfd = -1 }
-                        let exit = child.exit
-                        if let waiter = child.waiter {
-                            resumes.append((waiter, exit))
-                            all[pid] = nil
-                            continue
-                        }
-                        child.finished = exit
-                    }
-                    all[pid] = child
                 }
             }
-            for (pid, signal) in kills { _ = kill(-pid, signal) }
-            for (waiter, exit) in resumes { waiter.resume(returning: exit) }
+            round.done.removeAll(keepingCapacity: true)
+            for (pid, signal) in round.kills { _ = kill(-pid, signal) }
+            round.kills.removeAll(keepingCapacity: true)
+            for (waiter, exit) in round.resumes { waiter.resume(returning: exit) }
+            round.resumes.removeAll(keepingCapacity: true)
         }
     }
 
-    /// Reads what is in non-blocking pipe `fd` into `log` (and `keep`);
-    /// true at EOF or on an error (the caller closes it).
+    /// Reads both pipes of `child` (once per round), keeping standard
+    /// output up to the result limit, and closes each at EOF.
+    private static func drainPipes(of child: inout Child, generation: Int, buffer: inout [UInt8]) {
+        guard child.drainedGeneration != generation else { return }
+        child.drainedGeneration = generation
+        let limit = AttemptOutcome.resultLimit + 1
+        if child.stdoutFD >= 0, drain(child.stdoutFD, into: &buffer, log: child.log, keep: &child.stdout, limit: limit) {
+            close(child.stdoutFD)
+            child.stdoutFD = -1
+        }
+        var none: [UInt8] = []
+        if child.stderrFD >= 0, drain(child.stderrFD, into: &buffer, log: child.log, keep: &none, limit: 0) {
+            close(child.stderrFD)
+            child.stderrFD = -1
+        }
+    }
+
+    /// Reaps `child` once its output is closed (or opens a pidfd to watch
+    /// its exit), and sends its timeout's SIGTERM and its grace period's
+    /// SIGKILL when due (into `kills`, sent after the lock is released).
+    private static func update(_ child: inout Child, at now: ContinuousClock.Instant, kills: inout [(pid_t, Int32)]) {
+        let pid = child.pid
+        if child.termination == nil, child.stdoutFD < 0, child.stderrFD < 0 {
+            var status: Int32 = 0
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid {
+                child.termination = termination(status)
+            } else if r < 0 && errno == ECHILD {
+                child.termination = .exited(-1)
+            } else if child.pidfd < 0, !child.noPidfd {
+                // Output closed, still running: watch its exit.
+                child.pidfd = ProcessSpawner.openPidfd(pid)
+                if child.pidfd < 0 { child.noPidfd = true }
+            }
+            if child.termination != nil, child.pidfd >= 0 {
+                close(child.pidfd)
+                child.pidfd = -1
+            }
+        }
+        if !child.terminating, let deadline = child.deadline, deadline <= now, !child.isDone {
+            child.timedOut = true
+            child.terminating = true
+            child.killAt = now + child.grace
+            kills.append((pid, SIGTERM))
+        }
+        if let killAt = child.killAt, killAt <= now {
+            child.killAt = nil
+            if !child.isDone { kills.append((pid, SIGKILL)) }
+        }
+        if child.isDone, child.pidfd >= 0 {
+            close(child.pidfd)
+            child.pidfd = -1
+        }
+    }
+
+    /// Unblocks SIGCHLD on this thread, which spawns the children (their
+    /// parent). The thread starts with the signal mask of the thread that
+    /// made it (a libdispatch worker: SIGCHLD blocked). While the parent
+    /// thread blocks SIGCHLD, the kernel cannot drop a child's exit signal
+    /// as ignored when it is sent, and hands it to a thread that does not
+    /// block it (the main thread, asleep in `sigsuspend`), which wakes up
+    /// only to discard it. Unblocked here, it is dropped at once (SIGCHLD is
+    /// ignored by default: no handler runs, `poll` is not interrupted), except
+    /// while this thread is inside `posix_spawn`, which blocks every signal
+    /// for the spawn. Measured on 2000 `true` subtasks at `-j 2`: the main
+    /// thread's context switches went from 1792 to 1321.
+    private static func unblockChildSignal() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGCHLD)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+
+    /// `poll`'s timeout for `instant`: 0 once it has passed, else the
+    /// milliseconds left, rounded up.
+    private static func milliseconds(until instant: ContinuousClock.Instant, from now: ContinuousClock.Instant) -> Int32 {
+        instant <= now ? 0 : Int32(clamping: (instant - now).inMilliseconds + 1)
+    }
+
+    /// Reads what is in non-blocking pipe `fd` into `log`, and into `kept`
+    /// while it is shorter than `limit`; true at EOF or on an error (the
+    /// caller closes it).
     private static func drain(_ fd: Int32, into buffer: inout [UInt8], log: LogSink?,
-                              keep: ((UnsafeRawBufferPointer) -> Void)?) -> Bool {
+                              keep kept: inout [UInt8], limit: Int) -> Bool {
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n > 0 {
                 buffer.withUnsafeBytes { raw in
                     let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
                     log?.append(chunk)
-                    keep?(chunk)
+                    if kept.count < limit { kept.append(contentsOf: chunk.prefix(limit - kept.count)) }
                 }
                 // Read on: EAGAIN (more may come) or EOF (the writer is
                 // gone) ends it, so an exit right after output is seen now.

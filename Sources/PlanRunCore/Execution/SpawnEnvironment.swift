@@ -50,37 +50,59 @@ package final class SpawnEnvironment: Sendable {
 
     /// Calls `body` with a NULL-terminated `envp`: this environment with
     /// `overrides` applied (an override replaces the entry of the same key).
+    /// One allocation holds the pointers and the overrides' entries.
     func withEnvp<R>(overrides: [String: String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-        var extra: [CChar] = []
-        var extraOffsets: [Int] = []
-        var skipped = [Bool](repeating: false, count: keys.count)
+        // Sizes first, and which base entries an override replaces
+        // (usually none: a few indices, not a flag per variable).
+        var extraCount = 0, extraSize = 0
+        var replaced: [Int] = []
         for (key, value) in overrides where Self.isValidKey(key) {
-            if let i = index[key] { skipped[i] = true }
-            extraOffsets.append(extra.count)
-            Self.appendEntry(key, value, to: &extra)
+            extraCount += 1
+            extraSize += key.utf8.count + value.utf8.count + 2
+            if let i = index[key] { replaced.append(i) }
         }
+        replaced.sort()
+        let pointerCount = keys.count - replaced.count + extraCount + 1
+        let pointerBytes = pointerCount * MemoryLayout<UnsafeMutablePointer<CChar>?>.stride
+        let raw = UnsafeMutableRawPointer.allocate(
+            byteCount: pointerBytes + extraSize, alignment: MemoryLayout<UnsafeMutablePointer<CChar>?>.alignment)
+        defer { raw.deallocate() }
+        let pointers = raw.bindMemory(to: UnsafeMutablePointer<CChar>?.self, capacity: pointerCount)
+        let extra = (raw + pointerBytes).bindMemory(to: CChar.self, capacity: max(extraSize, 1))
         return bytes.withUnsafeBufferPointer { base in
-            extra.withUnsafeBufferPointer { more in
-                let count = keys.count + extraOffsets.count + 1
-                let pointers = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: count)
-                defer { pointers.deallocate() }
-                var n = 0
-                // execve does not write through envp; the casts only satisfy its C signature.
-                if let start = base.baseAddress {
-                    for i in 0..<keys.count where !skipped[i] {
-                        pointers[n] = UnsafeMutablePointer(mutating: start + offsets[i])
-                        n += 1
+            var n = 0
+            // execve does not write through envp; the casts only satisfy its C signature.
+            if let start = base.baseAddress {
+                var next = 0 // position in `replaced`
+                for i in 0..<keys.count {
+                    if next < replaced.count, replaced[next] == i {
+                        next += 1
+                        continue
                     }
+                    pointers[n] = UnsafeMutablePointer(mutating: start + offsets[i])
+                    n += 1
                 }
-                if let start = more.baseAddress {
-                    for offset in extraOffsets {
-                        pointers[n] = UnsafeMutablePointer(mutating: start + offset)
-                        n += 1
-                    }
-                }
-                pointers[n] = nil
-                return body(pointers)
             }
+            var offset = 0
+            func copy(_ s: String) {
+                var s = s
+                s.withUTF8 { utf8 in
+                    if let source = utf8.baseAddress { UnsafeMutableRawPointer(extra + offset).copyMemory(from: source, byteCount: utf8.count) }
+                    offset += utf8.count
+                }
+            }
+            for (key, value) in overrides where Self.isValidKey(key) {
+                pointers[n] = extra + offset
+                n += 1
+                copy(key)
+                extra[offset] = CChar(bitPattern: UInt8(ascii: "="))
+                offset += 1
+                copy(value)
+                extra[offset] = 0
+                offset += 1
+            }
+            pointers[n] = nil
+            return body(pointers)
         }
     }
 }
