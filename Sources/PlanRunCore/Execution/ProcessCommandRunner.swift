@@ -222,19 +222,7 @@ package struct ProcessCommandRunner: CommandRunner {
     /// At most `limit` bytes of the file at `path`; nil if it cannot be
     /// opened (an absent result file is the common case: one failed `open`).
     static func readFile(_ path: String, limit: Int) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { _ = close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: min(limit, 64 * 1024))
-        while out.count < limit {
-            let want = min(chunk.count, limit - out.count)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, want) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            out.append(contentsOf: chunk[0..<n])
-        }
-        return out
+        FileBytes.read(path, limit: limit)
     }
 
     /// Writes `bytes` to a new (or truncated) file; false on failure.
