@@ -71,6 +71,12 @@ package enum ProcessSpawner {
     }
     private static let libc = LibC()
 
+    /// `/dev/null`, open once (close-on-exec) and given to children as
+    /// standard input with a `dup2`, instead of an `open` by path in every
+    /// child while the spawning thread waits for its exec; -1 if it cannot
+    /// be opened (then each child opens it).
+    private static let devNull: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
+
     /// A pidfd for `pid` (close-on-exec), or -1 when the kernel has none.
     static func openPidfd(_ pid: pid_t) -> Int32 {
         guard let pidfdOpen = libc.pidfdOpen else { return -1 }
@@ -157,6 +163,8 @@ package enum ProcessSpawner {
         }
         if let standardInput {
             posix_spawn_file_actions_adddup2(&actions, standardInput, STDIN_FILENO)
+        } else if devNull >= 0 {
+            posix_spawn_file_actions_adddup2(&actions, devNull, STDIN_FILENO)
         } else {
             posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
         }
@@ -188,9 +196,9 @@ package enum ProcessSpawner {
             close(out.read); close(err.read)
             return .failure(.spawn(rc))
         }
-        for fd in [out.read, err.read] {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        }
+        // A new pipe's read end has no other status flag to keep.
+        _ = fcntl(out.read, F_SETFL, O_NONBLOCK)
+        _ = fcntl(err.read, F_SETFL, O_NONBLOCK)
         return .success(Spawned(pid: pid, pidfd: -1, stdout: out.read, stderr: err.read))
     }
 
