@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 import Testing
 @testable import PlanRunCore
 
@@ -110,34 +111,38 @@ import Testing
 
 extension ExecutionEarlyStartTests {
     /// Cancelling during a long run of up-to-date verdicts stops deciding
-    /// at the next slice: the run ends cancelled long before the chain
-    /// could be decided, the rest left `cancelled`.
+    /// at the next slice: the cache cancels the run at its 100th verdict,
+    /// and at most a slice more is decided; the rest is left `cancelled`.
     @Test func cancellationStopsALongRunOfVerdicts() async {
         let chain = (0..<2000).map { task("c\($0)", $0 == 0 ? [] : ["c\($0 - 1)"]) }
         let plan = makePlan(chain, directory: NSTemporaryDirectory())
-        let cache = SpinningCache(upToDate: Set(chain.map(\.id)), spin: .milliseconds(1))
-        let run = Task { await runPlan(plan, runner: FakeCommandRunner(), jobs: 2, cache: cache).0 }
-        try? await Task.sleep(for: .milliseconds(100))
-        run.cancel()
-        let summary = await run.value
+        let cache = SpinningCache(upToDate: Set(chain.map(\.id)), spin: .microseconds(100), cancelAt: 100)
+        let summary = await runPlan(plan, runner: FakeCommandRunner(), jobs: 2, cache: cache).0
         #expect(summary.status == .cancelled)
-        #expect(summary.count(.cached) < 1500, "decided \(summary.count(.cached)) of 2000 after the cancellation")
-        #expect(summary.count(.cached) + summary.count(.cancelled) == 2000)
+        let decided = summary.count(.cached)
+        #expect(decided >= 100 && decided <= 100 + Executor.decisionSlice, "decided \(decided) of 2000")
+        #expect(decided + summary.count(.cancelled) == 2000)
     }
 }
 
 /// A cache whose verdicts on `upToDate` ids each take `spin` of CPU (a busy
 /// wait, not a sleep: the loop must give way by itself).
+/// With `cancelAt`, it cancels the task deciding (the run) at that verdict.
 final class SpinningCache: BuildCache {
     let upToDate: Set<String>
     let spin: Duration
-    init(upToDate: Set<String>, spin: Duration) {
+    let cancelAt: Int?
+    let verdicts = Atomic<Int>(0)
+    init(upToDate: Set<String>, spin: Duration, cancelAt: Int? = nil) {
         self.upToDate = upToDate
         self.spin = spin
+        self.cancelAt = cancelAt
     }
 
     func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
         guard upToDate.contains(subtask.id) else { return .run(reason: .neverRan, key: nil) }
+        let count = verdicts.add(1, ordering: .relaxed).newValue
+        if count == cancelAt { withUnsafeCurrentTask { $0?.cancel() } }
         let end = ContinuousClock.now + spin
         while ContinuousClock.now < end {}
         return .upToDate(CachedOutcome(key: "k", resultDigest: "d-\(subtask.id)", result: [], reason: .cached))

@@ -22,11 +22,18 @@ package protocol BuildCache: Sendable {
     /// Called once when the build is over (background uploads finish).
     /// Default: nothing.
     func finishBuild() async
+
+    /// Hands what `record` queued to the database in the background; the
+    /// executor calls it with its own periodic state commit, so the rows
+    /// of all subtasks recorded in between share one transaction.
+    /// Default: nothing.
+    func commitPendingWrites()
 }
 
 extension BuildCache {
     package func prepare(graph: TaskGraph, selected: [Bool]) async throws {}
     package func finishBuild() async {}
+    package func commitPendingWrites() {}
 }
 
 /// What the cache says about a subtask that is ready.

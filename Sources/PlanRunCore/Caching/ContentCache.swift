@@ -127,6 +127,8 @@ package final class ContentCache: BuildCache {
         try recordNow(subtask, key: key, result: result)
     }
 
+    package func commitPendingWrites() { history.commitQueued() }
+
     /// `record` without suspension points.
     package func recordNow(_ subtask: Subtask, key: String?, result: [UInt8]) throws(CacheError) -> String {
         // Outputs as the run left them (also checks they exist).

@@ -107,6 +107,8 @@ package final class LayeredBuildCache: BuildCache {
         if let onlyTargets { try checkOnly(graph: graph, selected: selected, targets: onlyTargets) }
     }
 
+    package func commitPendingWrites() { local.commitPendingWrites() }
+
     package func finishBuild() async {
         await uploads?.drain()
     }

@@ -45,10 +45,13 @@ package protocol SubtaskHistory: Sendable {
     func remove(_ ids: [String]?) throws
     /// Waits until saved entries are written; throws when one could not be.
     func waitForWrites() throws
+    /// Starts writing the entries saved so far, without waiting.
+    func commitQueued()
 }
 
 extension SubtaskHistory {
     package func waitForWrites() throws {}
+    package func commitQueued() {}
 
     package func saveAll(_ entries: [(id: String, entry: HistoryEntry)]) throws {
         for (id, entry) in entries { try save(entry, for: id) }
@@ -92,9 +95,10 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
     private let writeFailure = Mutex<String?>(nil)
 
     /// `writer` nil = read-only (`explain`, `plan`, `status`).
-    /// `writeBehind`: saves are committed on the writer's queue while the
-    /// caller goes on (reads here see them at once); `waitForWrites`
-    /// waits for them. A build's loop would otherwise wait for a commit
+    /// `writeBehind`: saves are queued (reads here see them at once) and
+    /// committed on the writer's queue by `commitQueued`, many in one
+    /// transaction, while the caller goes on; `waitForWrites` writes the
+    /// rest and waits. A build's loop would otherwise wait for a commit
     /// per subtask, and now and then for SQLite's checkpoint (two
     /// `fdatasync`, tens of milliseconds). A save lost to a crash makes
     /// the subtask run again, as a crash just before it would.
@@ -106,9 +110,38 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
 
     package func waitForWrites() throws {
         guard let writer, writeBehind else { return }
-        try writer.writeWithoutTransaction { _ in }  // after every queued write
+        // Rows not handed over yet go now, after every commit handed over.
+        let batch = takeQueued()
+        do {
+            if batch.isEmpty {
+                try writer.writeWithoutTransaction { _ in }
+            } else {
+                try writer.write { db in try Self.insert(batch, into: db) }
+            }
+        } catch {
+            throw CacheError.stateWrite(reason: "\(error)")
+        }
         if let failure = writeFailure.withLock({ $0 }) {
             throw CacheError.stateWrite(reason: failure)
+        }
+    }
+
+    /// Hands the queued rows to the writer's queue in one transaction.
+    package func commitQueued() {
+        guard let writer, writeBehind else { return }
+        let batch = takeQueued()
+        guard !batch.isEmpty else { return }
+        writer.asyncWrite({ db in try Self.insert(batch, into: db) }, completion: { [self] _, result in
+            if case .failure(let error) = result {
+                writeFailure.withLock { if $0 == nil { $0 = "\(error)" } }
+            }
+        })
+    }
+
+    private func takeQueued() -> [StateRow] {
+        queued.withLock { rows -> [StateRow] in
+            defer { rows = [] }
+            return rows
         }
     }
 
@@ -174,27 +207,10 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
                 outputs: columns[index])
         }
         if writeBehind {
-            // Rows wait in `queued` until the scheduled commit takes them
-            // all: while the database's queue is busy, rows of several
-            // subtasks go in one transaction.
-            let schedule = queued.withLock { q -> Bool in
-                q.rows.append(contentsOf: rows)
-                defer { q.scheduled = true }
-                return !q.scheduled
-            }
-            if schedule {
-                writer.asyncWrite({ [self] db in
-                    let batch = queued.withLock { q -> [StateRow] in
-                        defer { q = Queued() }
-                        return q.rows
-                    }
-                    try Self.insert(batch, into: db)
-                }, completion: { [self] _, result in
-                    if case .failure(let error) = result {
-                        writeFailure.withLock { if $0 == nil { $0 = "\(error)" } }
-                    }
-                })
-            }
+            // Lookups answer from memory from here on (rows may not be
+            // committed yet), so the history must be read first.
+            _ = try load()
+            queued.withLock { $0.append(contentsOf: rows) }
         } else {
             try writer.write { db in try Self.insert(rows, into: db) }
         }
@@ -215,12 +231,8 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
         var outputs: String
     }
 
-    private struct Queued {
-        var rows: [StateRow] = []
-        var scheduled = false
-    }
-
-    private let queued = Mutex(Queued())
+    /// Saved rows not yet handed to the writer (`commitQueued`).
+    private let queued = Mutex<[StateRow]>([])
 
     private static func insert(_ rows: [StateRow], into db: Database) throws {
         let statement = try db.cachedStatement(sql: """

@@ -386,6 +386,8 @@ package final class StampingBuildCache: BuildCache {
         return try await inner.record(subtask, key: key, result: result)
     }
 
+    package func commitPendingWrites() { inner.commitPendingWrites() }
+
     package func finishBuild() async {
         await inner.finishBuild()
         _ = writeStampIfUpToDate()

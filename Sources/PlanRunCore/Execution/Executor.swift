@@ -35,6 +35,10 @@ package struct Executor {
     /// Seconds each subtask took when it last succeeded (from the state);
     /// empty = schedule in plan order.
     package var expectedDurations: [String: Double] = [:]
+
+    /// Cache verdicts the loop makes between two looks at finished
+    /// attempts (and at cancellation).
+    package static let decisionSlice = 16
     /// `workDirectory` was created empty for this run: before a subtask's
     /// first attempt no result file of it can be there (the runner need
     /// not remove one).
@@ -318,6 +322,7 @@ private struct ExecutorLoop {
         let now = ContinuousClock.now
         if running.isEmpty || now - lastFlush >= Self.flushInterval {
             store.flushInBackground()
+            executor.cache.commitPendingWrites()
             lastFlush = now
         } else if !flushTickPending {
             flushTickPending = true
@@ -341,7 +346,7 @@ private struct ExecutorLoop {
     }
 
     /// Decisions between two looks at finished attempts.
-    static let decisionSlice = 16
+    static let decisionSlice = Executor.decisionSlice
 
     /// Asks the cache about each newly ready subtask (`undecided`, in
     /// rounds: subtasks that became ready together); up-to-date ones finish
