@@ -239,25 +239,11 @@ package enum ProcessSpawner {
             bytes = .allocate(capacity: max(size, 1))
             pointers = .allocate(capacity: count + 1)
             var offset = 0, index = 0
-            func copy(_ s: String) {
-                var s = s
-                s.withUTF8 { utf8 in
-                    if let base = utf8.baseAddress { memcpy(bytes + offset, base, utf8.count) }
-                    offset += utf8.count
-                }
-            }
             fill { a, b in
                 guard index < count else { return }
                 pointers[index] = bytes + offset
                 index += 1
-                copy(a)
-                if let b {
-                    bytes[offset] = CChar(bitPattern: UInt8(ascii: "="))
-                    offset += 1
-                    copy(b)
-                }
-                bytes[offset] = 0
-                offset += 1
+                offset = writeCEntry(a, b, to: bytes, at: offset)
             }
             pointers[index] = nil
         }

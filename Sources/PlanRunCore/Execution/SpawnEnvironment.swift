@@ -84,22 +84,10 @@ package final class SpawnEnvironment: Sendable {
                 }
             }
             var offset = 0
-            func copy(_ s: String) {
-                var s = s
-                s.withUTF8 { utf8 in
-                    if let source = utf8.baseAddress { UnsafeMutableRawPointer(extra + offset).copyMemory(from: source, byteCount: utf8.count) }
-                    offset += utf8.count
-                }
-            }
             for (key, value) in overrides where Self.isValidKey(key) {
                 pointers[n] = extra + offset
                 n += 1
-                copy(key)
-                extra[offset] = CChar(bitPattern: UInt8(ascii: "="))
-                offset += 1
-                copy(value)
-                extra[offset] = 0
-                offset += 1
+                offset = writeCEntry(key, value, to: extra, at: offset)
             }
             pointers[n] = nil
             return body(pointers)
@@ -224,4 +212,28 @@ package struct SubtaskContext: Sendable, Equatable {
         raw("}")
         return out
     }
+}
+
+/// Writes `a`, then `=` and `b` when given, then a NUL, at `buffer + offset`
+/// (which has room); returns the offset after the NUL. The entries of a C
+/// environment block (`KEY=VALUE`) or argument list.
+func writeCEntry(_ a: String, _ b: String?, to buffer: UnsafeMutablePointer<CChar>, at offset: Int) -> Int {
+    var offset = offset
+    func copy(_ s: String) {
+        var s = s
+        s.withUTF8 { utf8 in
+            if let source = utf8.baseAddress {
+                UnsafeMutableRawPointer(buffer + offset).copyMemory(from: source, byteCount: utf8.count)
+            }
+            offset += utf8.count
+        }
+    }
+    copy(a)
+    if let b {
+        buffer[offset] = CChar(bitPattern: UInt8(ascii: "="))
+        offset += 1
+        copy(b)
+    }
+    buffer[offset] = 0
+    return offset + 1
 }
