@@ -127,6 +127,48 @@ extension ExecutionEarlyStartTests {
 
 /// A cache whose verdicts on `upToDate` ids each take `spin` of CPU (a busy
 /// wait, not a sleep: the loop must give way by itself).
+extension ExecutionEarlyStartTests {
+    /// A finish that makes a dependent ready still frees its slot before it
+    /// is recorded when what starts outranks that dependent: at -j 1, `b`
+    /// (plan position 1) starts while `a` is recorded (slowly), and `c`
+    /// (position 2, ready once `a` is recorded) comes after, as before.
+    @Test func slotIsReusedWhileRecordingWhenTheNewDependentRanksLower() async {
+        let plan = makePlan([task("a"), task("b"), task("c", ["a"])])
+        let runner = FakeCommandRunner()
+        let cache = SlowRecordCache(delay: .milliseconds(300))
+        let (summary, _) = await runPlan(plan, runner: runner, jobs: 1, cache: cache)
+        #expect(summary.status == .completed)
+        let records = await runner.log.records
+        #expect(records.map(\.id) == ["a", "b", "c"])
+        let recordedA = await cache.finished["a"]
+        let startB = records.first { $0.id == "b" }?.start
+        if let recordedA, let startB { #expect(startB < recordedA, "b started only after a was recorded") }
+        else { Issue.record("missing times") }
+    }
+}
+
+/// A cache that runs everything and takes `delay` to record each result.
+final class SlowRecordCache: BuildCache {
+    let delay: Duration
+    let times = Times()
+    actor Times {
+        var finished: [String: ContinuousClock.Instant] = [:]
+        func set(_ id: String) { finished[id] = .now }
+    }
+    var finished: [String: ContinuousClock.Instant] { get async { await times.finished } }
+    init(delay: Duration) { self.delay = delay }
+
+    func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
+        .run(reason: .neverRan, key: nil)
+    }
+
+    func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String {
+        try await Task.sleep(for: delay)
+        await times.set(subtask.id)
+        return "d-\(subtask.id)"
+    }
+}
+
 /// With `cancelAt`, it cancels the task deciding (the run) at that verdict.
 final class SpinningCache: BuildCache {
     let upToDate: Set<String>

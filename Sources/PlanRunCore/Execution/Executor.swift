@@ -479,15 +479,40 @@ private struct ExecutorLoop {
 
     /// Whether the slot of a finished attempt can be given to the next
     /// ready subtask before the attempt is recorded, with the same choice
-    /// as afterwards: it succeeded (no retry, no fail-fast stop) and makes
-    /// no dependent ready (the ready queues will not change).
+    /// as afterwards: it succeeded (no retry, no fail-fast stop), and each
+    /// dependent it makes ready ranks below the subtask that would start
+    /// (so that, had it been decided first, it would not have been chosen
+    /// instead). A rebuild whose finished subtasks make dependents ready
+    /// one after another no longer leaves the slot empty while the cache
+    /// records each result.
     /// (`mutating` only to avoid a copy of the loop, as `startAttempt`.)
     mutating func canRelaunchEarly(_ done: AttemptDone) -> Bool {
         guard !stopping, done.outcome.status == .succeeded, done.node != Self.flushTick else { return false }
+        var choice: ReadyEntry??  // computed once, when a dependent becomes ready
         for dependent in graph.dependents[done.node] where selected[dependent] && remaining[dependent] == 1 {
-            return false
+            if choice == nil { choice = nextChoice(afterFreeing: done.node) }
+            // Nothing to start, or this dependent (if it must run) would
+            // outrank what starts now: record first, then choose.
+            guard let best = choice!, !(ReadyEntry(weight: weight[dependent], node: dependent) < best) else {
+                return false
+            }
         }
         return true
+    }
+
+    /// What `chooseLaunches` would start first once `node`'s slot is free
+    /// (nil: nothing).
+    func nextChoice(afterFreeing node: Int) -> ReadyEntry? {
+        guard running.count - 1 < executor.configuration.jobs else { return nil }
+        let freedAgent = plan.subtasks[node].agent
+        var choice: ReadyEntry?
+        for (agent, heap) in ready {
+            guard let top = heap.min else { continue }
+            let used = runningPerAgent[agent, default: 0] - (agent == freedAgent ? 1 : 0)
+            if let limit = plan.agents[agent]?.maxParallel, used >= limit { continue }
+            if choice == nil || top < choice! { choice = top }
+        }
+        return choice
     }
 
     /// Frees the slot of a subtask whose attempts are over.
