@@ -107,4 +107,32 @@ import Testing
         }
         #expect(statuses == ["failed", "failed"])
     }
+
+    /// Context files in the work folder are reused by later attempts: each
+    /// subtask still reads its own context (its id in it), and no more
+    /// files are made than attempts run at once (plus one for a slot given
+    /// away before its attempt is recorded).
+    @Test func contextFilesAreReusedAndEachSubtaskReadsItsOwn() async throws {
+        let dir = try makeFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let work = dir + "/work"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let ids = (0..<12).map { "s\($0)" }
+        let plan = makePlan(ids.map { task($0, run: "cp \"$PLANRUN_CONTEXT\" $PLANRUN_SUBTASK.ctx; echo \"$PLANRUN_CONTEXT\"") },
+                            directory: dir)
+        var executor = Executor(graph: TaskGraph(plan: plan), configuration: RunConfiguration(jobs: 2),
+                                runner: ProcessCommandRunner(), workDirectory: work)
+        executor.workDirectoryIsNew = true
+        let summary = await executor.run(reporter: RecordingReporter())
+        #expect(summary.status == .completed)
+        var paths = Set<String>()
+        for id in ids {
+            let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/\(id).ctx"))
+            let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            #expect(json["subtask_id"] as? String == id)
+            paths.insert(summary.report(id)?.resultText ?? "")
+        }
+        #expect(paths.count <= 3, "context files used: \(paths.sorted())")
+        #expect(paths.allSatisfy { $0.hasPrefix(work + "/context-") })
+    }
 }

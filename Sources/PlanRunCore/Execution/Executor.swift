@@ -141,6 +141,11 @@ private struct ExecutorLoop {
     var firstFailure: String?
     var lastFlush = ContinuousClock.now
     var flushTickPending = false
+    /// Context files of the work folder not in use, how many were made,
+    /// and the one each running attempt has (`contextFile`).
+    var freeContextFiles: [String] = []
+    var contextFileCount = 0
+    var contextFileOf: [Int: String] = [:]
     /// Subtasks whose dependencies are all done, waiting for the cache's
     /// verdict (`decidePending`), in rounds.
     var undecided: Deque<[Int]> = []
@@ -529,6 +534,7 @@ private struct ExecutorLoop {
     /// (`canRelaunchEarly`).
     mutating func handle(_ done: AttemptDone, slotFreed: Bool = false) async -> Launch? {
         let node = done.node
+        releaseContextFile(node)
         let subtask = plan.subtasks[node]
         let outcome = done.outcome
         let store = executor.store
@@ -649,7 +655,7 @@ private struct ExecutorLoop {
     /// The caller's, plan's and agent's variables come prebuilt per agent
     /// (`baseEnvironments`); only the subtask's `env` and `PLANRUN_*` are
     /// added per attempt.
-    func makeRequest(_ node: Int, attempt: Int) -> AttemptRequest {
+    mutating func makeRequest(_ node: Int, attempt: Int) -> AttemptRequest {
         let subtask = plan.subtasks[node]
         let agent = plan.agent(for: subtask)
         var environment = subtask.env
@@ -662,10 +668,15 @@ private struct ExecutorLoop {
         if let dir = executor.logDirectory {
             logPath = Self.join(dir, subtask.id) + ".log"
         }
-        if let dir = executor.workDirectory ?? executor.logDirectory {
+        if let dir = executor.workDirectory {
+            contextPath = contextFile(for: node, in: dir)
+            resultPath = Self.join(dir, subtask.id) + ".result"
+        } else if let dir = executor.logDirectory {
             let base = Self.join(dir, subtask.id)
             contextPath = base + ".context.json"
             resultPath = base + ".result"
+        }
+        if let contextPath, let resultPath {
             environment["PLANRUN_CONTEXT"] = contextPath
             environment["PLANRUN_RESULT"] = resultPath
         }
@@ -695,6 +706,28 @@ private struct ExecutorLoop {
         environment.merge(plan.env) { _, new in new }
         environment.merge(agent.env) { _, new in new }
         return SpawnEnvironment(environment)
+    }
+
+    /// The context file for an attempt of `node` in the run's work folder.
+    /// The files of attempts that are over are written again (`context-N.json`,
+    /// as many as attempts run at once): creating and then removing a file
+    /// per subtask, even in memory (/dev/shm), cost a few percent of a
+    /// build of short subtasks.
+    mutating func contextFile(for node: Int, in dir: String) -> String {
+        let path: String
+        if let free = freeContextFiles.popLast() {
+            path = free
+        } else {
+            path = Self.join(dir, "context-\(contextFileCount).json")
+            contextFileCount += 1
+        }
+        contextFileOf[node] = path
+        return path
+    }
+
+    /// The attempt of `node` is over: its context file can serve another.
+    mutating func releaseContextFile(_ node: Int) {
+        if let path = contextFileOf.removeValue(forKey: node) { freeContextFiles.append(path) }
     }
 
     /// `dir/name` (no Foundation path bridging on this per-subtask path).
