@@ -53,6 +53,25 @@ import PlanRunTestSupport
         #expect(throws: CacheError.self) { try history.waitForWrites() }
     }
 
+    /// Removing subtasks whose rows were saved behind and not committed yet
+    /// removes them for good: the later commit does not bring them back.
+    @Test func removeDropsRowsSavedBehind() throws {
+        let dir = CachingTempDir()
+        let state = try StateStore(directory: dir.url(".planrun"))
+        let history = DatabaseSubtaskHistory(reader: state.database, writer: state.database, writeBehind: true)
+        for n in 1...3 { try history.save(Self.entry(n), for: "s\(n)") }
+        try history.remove(["s2"])
+        history.commitQueued()
+        try history.waitForWrites()
+        let fresh = DatabaseSubtaskHistory(reader: state.database, writer: nil)
+        #expect(try fresh.entry(for: "s1") == Self.stored(1))
+        #expect(try fresh.entry(for: "s2") == nil)
+        try history.save(Self.entry(4), for: "s4")
+        try history.remove(nil)
+        try history.waitForWrites()
+        #expect(try DatabaseSubtaskHistory(reader: state.database, writer: nil).entry(for: "s4") == nil)
+    }
+
     @Test func tamperedOrTornHistoryRowReadsAsAbsent() throws {
         let dir = CachingTempDir()
         let state = try StateStore(directory: dir.url(".planrun"))

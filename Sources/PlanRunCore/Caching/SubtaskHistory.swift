@@ -85,8 +85,9 @@ package final class InMemorySubtaskHistory: SubtaskHistory {
 /// Columns: `cache_key`, `result_digest`, `result` (blob), `outputs`
 /// (outputs and key components, `HistoryColumn`), `updated_at`.
 /// All rows are read once, on first use (one query instead of one per
-/// subtask); writes go straight to the database. A row that cannot be
-/// decoded reads as absent, so the subtask runs again.
+/// subtask); writes go straight to the database, or behind it
+/// (`writeBehind`). A row that cannot be decoded reads as absent, so the
+/// subtask runs again.
 package final class DatabaseSubtaskHistory: SubtaskHistory {
     private let reader: any DatabaseReader
     private let writer: (any DatabaseWriter)?
@@ -247,6 +248,9 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
 
     package func remove(_ ids: [String]?) throws {
         guard let writer else { return }
+        // A row saved behind and not handed over yet would bring them back.
+        let removed = ids.map(Set.init)
+        queued.withLock { rows in rows.removeAll { removed?.contains($0.id) ?? true } }
         try writer.write { db in
             if let ids {
                 for id in ids { try db.execute(sql: "DELETE FROM subtask_state WHERE subtask_id = ?", arguments: [id]) }
