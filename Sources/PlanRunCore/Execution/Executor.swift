@@ -350,16 +350,13 @@ private struct ExecutorLoop {
         cancelReason = requested ?? executor.canceller.reason ?? "cancelled"
     }
 
-    /// Decisions between two looks at finished attempts.
-    static let decisionSlice = Executor.decisionSlice
-
     /// Asks the cache about each newly ready subtask (`undecided`, in
     /// rounds: subtasks that became ready together); up-to-date ones finish
     /// at once, and the dependents they release form a later round; the
     /// others join the ready queues. After each round whatever fits starts
     /// (best first: critical path, then plan order), so a long run of
     /// up-to-date subtasks does not hold back the first process. Every
-    /// `decisionSlice` decisions it yields (the process monitor then looks
+    /// `Executor.decisionSlice` decisions it yields (the process monitor then looks
     /// at its children) and returns when an attempt finished, to be handled
     /// before the rest is decided.
     mutating func decidePending(group: inout TaskGroup<AttemptDone>) async {
@@ -374,7 +371,7 @@ private struct ExecutorLoop {
                 if stopping { continue } // left pending; labelled at the end
                 await decide(node, releasing: &next)
                 slice += 1
-                guard slice >= Self.decisionSlice else { continue }
+                guard slice >= Executor.decisionSlice else { continue }
                 slice = 0
                 // Cancelled (Ctrl-C during thousands of verdicts): the loop
                 // records it; what is not decided stays pending.
@@ -451,13 +448,7 @@ private struct ExecutorLoop {
     mutating func chooseLaunches() -> [Launch] {
         var launches: [Launch] = []
         while running.count < executor.configuration.jobs {
-            var choice: (agent: String, entry: ReadyEntry)?
-            for (agent, heap) in ready {
-                guard let top = heap.min else { continue }
-                if let limit = plan.agents[agent]?.maxParallel, runningPerAgent[agent, default: 0] >= limit { continue }
-                if choice == nil || top < choice!.entry { choice = (agent, top) }
-            }
-            guard let choice else { break }
+            guard let choice = bestReady() else { break }
             let best = (agent: choice.agent, node: choice.entry.node)
             _ = ready[best.agent]!.popMin()
             running.append(best.node)
@@ -509,13 +500,18 @@ private struct ExecutorLoop {
     /// (nil: nothing).
     func nextChoice(afterFreeing node: Int) -> ReadyEntry? {
         guard running.count - 1 < executor.configuration.jobs else { return nil }
-        let freedAgent = plan.subtasks[node].agent
-        var choice: ReadyEntry?
+        return bestReady(freeing: plan.subtasks[node].agent)?.entry
+    }
+
+    /// The best ready subtask whose agent has a free slot (one more for
+    /// agent `freeing`, whose slot is about to be freed).
+    func bestReady(freeing: String? = nil) -> (agent: String, entry: ReadyEntry)? {
+        var choice: (agent: String, entry: ReadyEntry)?
         for (agent, heap) in ready {
             guard let top = heap.min else { continue }
-            let used = runningPerAgent[agent, default: 0] - (agent == freedAgent ? 1 : 0)
+            let used = runningPerAgent[agent, default: 0] - (agent == freeing ? 1 : 0)
             if let limit = plan.agents[agent]?.maxParallel, used >= limit { continue }
-            if choice == nil || top < choice! { choice = top }
+            if choice == nil || top < choice!.entry { choice = (agent, top) }
         }
         return choice
     }
