@@ -204,13 +204,18 @@ package final class StateStore: Sendable {
         }
     }
 
-    private func perform(_ body: @escaping @Sendable (Database) throws -> Void) throws {
-        let queued = pending.withLock { queue -> Bool in
+    /// Changes the queue with `change` while writes are deferred; false
+    /// (nothing done) when they are not, and the caller writes at once.
+    private func enqueue(_ change: (inout Pending) -> Void) -> Bool {
+        pending.withLock { queue -> Bool in
             guard queue != nil else { return false }
-            queue!.writes.append(.body(body))
+            change(&queue!)
             return true
         }
-        if !queued { try database.write(body) }
+    }
+
+    private func perform(_ body: @escaping @Sendable (Database) throws -> Void) throws {
+        if !enqueue({ $0.writes.append(.body(body)) }) { try database.write(body) }
     }
 
     private static func insertRunRows(_ db: Database, runID: String, _ rows: [RunRow]) throws {
@@ -420,14 +425,12 @@ package final class StateStore: Sendable {
                 """, arguments: [id, plan, planFile, Int(pid), startedAt.timeIntervalSince1970, subtasks.count])
         }
         let rows = subtasks.map { RunRow(subtask: $0.id, position: $0.position, agent: $0.agent) }
-        let queued = pending.withLock { queue -> Bool in
-            guard queue != nil else { return false }
+        let queued = enqueue { queue in
             var index: [String: Int] = [:]
             index.reserveCapacity(rows.count)
             for (i, row) in rows.enumerated() { index[row.subtask] = i }
-            queue!.runRows = (queue!.writes.count, id, index)
-            queue!.writes.append(.runRows(runID: id, rows))
-            return true
+            queue.runRows = (queue.writes.count, id, index)
+            queue.writes.append(.runRows(runID: id, rows))
         }
         if !queued { try database.write { db in try Self.insertRunRows(db, runID: id, rows) } }
     }
@@ -436,11 +439,9 @@ package final class StateStore: Sendable {
     package func attemptStarted(runID: String, subtask: String, attempt: Int, at time: Date, reason: String?) throws {
         let start = PendingStart(runID: runID, subtask: subtask, attempt: attempt, time: time.timeIntervalSince1970,
                                  reason: reason)
-        let queued = pending.withLock { queue -> Bool in
-            guard queue != nil else { return false }
-            queue!.starts[subtask] = queue!.writes.count
-            queue!.writes.append(.start(start))
-            return true
+        let queued = enqueue { queue in
+            queue.starts[subtask] = queue.writes.count
+            queue.writes.append(.start(start))
         }
         if !queued { try database.write { db in try Self.writeStart(db, start) } }
     }
@@ -460,16 +461,14 @@ package final class StateStore: Sendable {
                                  completedAt.timeIntervalSince1970, exitCode, error,
                                  result.map { Data($0) }, resultDigest, cacheKey])
         }
-        let queued = pending.withLock { queue -> Bool in
-            guard queue != nil else { return false }
+        let queued = enqueue { queue in
             // This row replaces the queued start's `attempts` row.
-            if let i = queue!.starts[subtask], case .start(var start) = queue!.writes[i],
+            if let i = queue.starts[subtask], case .start(var start) = queue.writes[i],
                start.runID == runID, start.attempt == attempt {
                 start.attemptRowReplaced = true
-                queue!.writes[i] = .start(start)
+                queue.writes[i] = .start(start)
             }
-            queue!.writes.append(.body(body))
-            return true
+            queue.writes.append(.body(body))
         }
         if !queued { try database.write(body) }
     }
@@ -492,12 +491,11 @@ package final class StateStore: Sendable {
                                      resultDigest, cacheKey, reason, runID, subtask])
             }
         }
-        let queued = pending.withLock { queue -> Bool in
-            guard queue != nil else { return false }
+        let queued = enqueue { queue in
             // Not started, its row not written yet: fill the row in.
-            if queue!.starts[subtask] == nil, let rows = queue!.runRows, rows.runID == runID,
-               let i = rows.index[subtask], case .runRows(_, var list) = queue!.writes[rows.write] {
-                queue!.writes[rows.write] = .folded  // no second reference while the row changes
+            if queue.starts[subtask] == nil, let rows = queue.runRows, rows.runID == runID,
+               let i = rows.index[subtask], case .runRows(_, var list) = queue.writes[rows.write] {
+                queue.writes[rows.write] = .folded  // no second reference while the row changes
                 list[i].status = status
                 list[i].attempts = attempts
                 list[i].startedAt = list[i].startedAt ?? startedAt?.timeIntervalSince1970
@@ -507,21 +505,20 @@ package final class StateStore: Sendable {
                 list[i].resultDigest = resultDigest
                 list[i].cacheKey = cacheKey
                 list[i].reason = reason ?? list[i].reason
-                queue!.writes[rows.write] = .runRows(runID: runID, list)
-                return true
+                queue.writes[rows.write] = .runRows(runID: runID, list)
+                return
             }
             var reason = reason
             var startedAt = startedAt?.timeIntervalSince1970
             // A queued start whose attempt row is already replaced: this
             // update does what its `run_subtasks` update would have done.
-            if let i = queue!.starts.removeValue(forKey: subtask), case .start(let start) = queue!.writes[i],
+            if let i = queue.starts.removeValue(forKey: subtask), case .start(let start) = queue.writes[i],
                start.runID == runID, start.attemptRowReplaced {
-                queue!.writes[i] = .folded
+                queue.writes[i] = .folded
                 reason = reason ?? start.reason
                 startedAt = startedAt ?? start.time
             }
-            queue!.writes.append(.body(body(reason: reason, startedAt: startedAt)))
-            return true
+            queue.writes.append(.body(body(reason: reason, startedAt: startedAt)))
         }
         if !queued { try database.write(body(reason: reason, startedAt: startedAt?.timeIntervalSince1970)) }
     }
