@@ -208,8 +208,12 @@ package struct LocalCacheStore: Sendable {
     package func isStored(_ digest: String) -> Bool {
         if seen.blobs.withLock({ $0.contains(digest) }) { return true }
         guard hasBlob(digest) else { return false }
-        seen.blobs.withLock { _ = $0.insert(digest) }
+        rememberBlob(digest)
         return true
+    }
+
+    private func rememberBlob(_ digest: String) {
+        seen.blobs.withLock { _ = $0.insert(digest) }
     }
 
     private func forgetBlob(_ digest: String) {
@@ -273,7 +277,7 @@ package struct LocalCacheStore: Sendable {
         let digest = Digest.sha256Hex(bytes)
         if readOnly || isStored(digest) { return digest }
         try writeAtomically(bytes, to: blobPath(digest))
-        seen.blobs.withLock { _ = $0.insert(digest) }
+        rememberBlob(digest)
         return digest
     }
 
@@ -297,7 +301,7 @@ package struct LocalCacheStore: Sendable {
             remove(temp)
             throw .storeWrite(reason: reason)
         }
-        seen.blobs.withLock { _ = $0.insert(digest) }
+        rememberBlob(digest)
         return digest
     }
 

@@ -103,13 +103,14 @@ package final class ContentCache: BuildCache {
             return .run(reason: forced || forcedIDs.contains(subtask.id) ? .forced : .cacheDisabled, key: nil)
         }
         let key = try self.key(for: subtask, dependencyDigests: dependencyDigests)
-        let decision = try decideNow(subtask, key: key, forced: forced)
+        let decision = try verdict(subtask, key: key, forced: forced)
         // Kept for `record`, which only a subtask that runs reaches.
         if case .run = decision, !readOnly { decidedKeys.withLock { $0[subtask.id] = key } }
         return decision
     }
 
-    private func decideNow(_ subtask: Subtask, key: CacheKey, forced: Bool) throws(CacheError) -> CacheDecision {
+    /// The verdict for `subtask` with its current `key`.
+    private func verdict(_ subtask: Subtask, key: CacheKey, forced: Bool) throws(CacheError) -> CacheDecision {
         if forced || forcedIDs.contains(subtask.id) { return .run(reason: .forced, key: key.key) }
         let last: HistoryEntry?
         do { last = try history.entry(for: subtask.id) } catch { throw .stateRead(reason: "\(error)") }
