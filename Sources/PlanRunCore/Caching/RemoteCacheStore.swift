@@ -38,8 +38,7 @@ package final class RemoteCacheStore: Sendable {
     package let retryDelays: [Duration]
     /// At most this many requests at once (the HTTP connection pool size).
     package let maxConcurrentRequests: Int
-    // URLSession is thread-safe; corelibs-foundation does not mark it Sendable on every version.
-    private nonisolated(unsafe) let session: URLSession
+    private let session: URLSession
     private let failure = Mutex<String?>(nil)
 
     /// What a lookup found.

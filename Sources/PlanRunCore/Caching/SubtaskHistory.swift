@@ -115,7 +115,7 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
         let batch = takeQueued()
         do {
             if batch.isEmpty {
-                try writer.writeWithoutTransaction { _ in }
+                writer.writeWithoutTransaction { _ in }
             } else {
                 try writer.write { db in try Self.insert(batch, into: db) }
             }
@@ -166,7 +166,7 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
                       let digest = row[2] as String?, let outputsText = row[4] as String?,
                       let outputs = HistoryColumn.outputs(outputsText)
                 else { continue } // torn or tampered row: the subtask runs again
-                let result = (row.dataNoCopy(atIndex: 3)).map { Array($0) } ?? []
+                let result = try row.withUnsafeData(atIndex: 3) { $0.map { Array($0) } } ?? []
                 all.entries[id] = HistoryEntry(key: key, resultDigest: digest, result: result, outputs: outputs)
                 all.columns[id] = outputsText
             }

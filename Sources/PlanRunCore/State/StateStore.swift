@@ -152,7 +152,7 @@ package final class StateStore: Sendable {
     package func flush() throws {
         let items = takePending()
         if items.isEmpty {
-            try database.writeWithoutTransaction { _ in }  // waits for background commits
+            database.writeWithoutTransaction { _ in }  // waits for background commits
         } else {
             try database.write { db in try Self.apply(items, db) }
         }
