@@ -38,6 +38,10 @@ package struct ActionResult: Codable, Sendable, Hashable {
     package var components: [String: String]
     /// The result bytes (base64), when small; remote entries only.
     package var resultContents: String?
+    /// The size in bytes of each blob the entry names (result, outputs,
+    /// folder manifests and their files); remote entries only: a download
+    /// past its named size is refused (DESIGN §9.6).
+    package var sizes: [String: Int]?
 
     /// The largest blob carried inline.
     package static let inlineLimit = 4096
@@ -52,7 +56,7 @@ package struct ActionResult: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case format, outputs, components
+        case format, outputs, components, sizes
         case exitStatus = "exit_status"
         case resultDigest = "result_digest"
         case resultBlob = "result_blob"
@@ -114,6 +118,15 @@ package struct ActionResult: Codable, Sendable, Hashable {
         }
         key("result_digest")
         JSONValue.writeString(resultDigest, to: &out)
+        if let sizes {
+            key("sizes")
+            out.append(UInt8(ascii: "{"))
+            for (i, digest) in sizes.keys.sorted().enumerated() {
+                key(digest, first: i == 0)
+                out.append(contentsOf: String(sizes[digest]!).utf8)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
         out.append(UInt8(ascii: "}"))
         return out
     }
@@ -123,6 +136,7 @@ package struct ActionResult: Codable, Sendable, Hashable {
     package var withoutContents: ActionResult {
         var copy = self
         copy.resultContents = nil
+        copy.sizes = nil
         for i in copy.outputs.indices { copy.outputs[i].contents = nil }
         return copy
     }
@@ -361,6 +375,10 @@ package struct LocalCacheStore: Sendable {
     }
 
     // MARK: Files
+
+    /// A new path in `tmp/` for a download in progress (removed by the
+    /// caller, or by `removeLeftovers` after a kill).
+    package func temporaryPath() throws(CacheError) -> String { try makeTemp() }
 
     private func makeTemp() throws(CacheError) -> String {
         try ensureFolder(root + "/tmp")

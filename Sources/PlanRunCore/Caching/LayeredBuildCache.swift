@@ -178,7 +178,14 @@ package final class LayeredBuildCache: BuildCache {
     /// The first half of `restoreFromRemote`: everything but the history.
     private func writeFromRemote(_ subtask: Subtask, key: CacheKey) async -> Restored? {
         guard let remote, !local.readOnly, lookedUp.withLock({ $0.insert(key.key).inserted }) else { return nil }
-        guard case .hit(let bytes) = await remote.action(key.key) else { return nil }
+        let bytes: [UInt8]
+        switch await remote.action(key.key) {
+        case .hit(let found): bytes = found
+        case .refused(let reason):
+            warn("remote cache entry for `\(subtask.id)` refused: \(reason); running it")
+            return nil
+        case .miss, .unavailable: return nil
+        }
         let action: ActionResult
         switch RemoteCacheStore.validateAction(bytes, for: subtask) {
         case .success(let valid): action = valid
@@ -186,13 +193,17 @@ package final class LayeredBuildCache: BuildCache {
             warn("remote cache entry for `\(subtask.id)` refused: \(refusal); running it")
             return nil
         }
-        var blobs: [String: [UInt8]]
+        var blobs: [String: BlobSource]
         switch Self.inlineBlobs(of: action) {
-        case .success(let found): blobs = found
+        case .success(let found): blobs = found.mapValues { .bytes($0) }
         case .failure(let refusal):
             warn("remote cache entry for `\(subtask.id)` refused: \(refusal); running it")
             return nil
         }
+        // Downloaded blobs wait in the store's `tmp/` until restored.
+        let downloads = Downloads()
+        defer { downloads.removeAll() }
+        let sizes = action.sizes ?? [:]
         // The blobs of outputs that are not already as recorded.
         var stale: [OutputEntry] = []
         for output in action.outputs {
@@ -202,16 +213,18 @@ package final class LayeredBuildCache: BuildCache {
         var wanted = [action.resultBlob]
         for output in stale where output.kind == .file { wanted.append(output.digest) }
         wanted.removeAll { blobs[$0] != nil }
-        guard let fetched = await download(wanted, for: subtask, remote: remote) else { return nil }
+        guard let fetched = await download(wanted, sizes: sizes, for: subtask, remote: remote, into: downloads) else { return nil }
         blobs.merge(fetched) { a, _ in a }
         var manifests: [String: FolderManifest] = [:]
         for output in stale where output.kind == .folder {
-            guard let fetched = await download([output.digest], for: subtask, remote: remote),
-                  let manifestBytes = fetched[output.digest]
+            guard let fetched = await download([output.digest], sizes: sizes, for: subtask, remote: remote, into: downloads),
+                  let manifestBytes = fetched[output.digest]?.bytes
             else { return nil }
             switch RemoteCacheStore.validateManifest(manifestBytes) {
             case .success(let manifest):
-                guard let files = await download(manifest.files.map(\.digest), for: subtask, remote: remote) else { return nil }
+                guard let files = await download(manifest.files.map(\.digest), sizes: sizes, for: subtask, remote: remote,
+                                                 into: downloads)
+                else { return nil }
                 blobs.merge(files) { a, _ in a }
                 manifests[output.path] = manifest
             case .failure(let refusal):
@@ -219,7 +232,7 @@ package final class LayeredBuildCache: BuildCache {
                 return nil
             }
         }
-        guard let result = blobs[action.resultBlob],
+        guard let result = blobs[action.resultBlob]?.bytes,
               ContentCache.resultDigest(result: result, outputs: action.outputs) == action.resultDigest
         else {
             warn("remote cache entry for `\(subtask.id)` refused: \(RemoteCacheStore.Refusal.resultMismatch); running it")
@@ -229,8 +242,11 @@ package final class LayeredBuildCache: BuildCache {
             for output in stale {
                 let written = try local.putBack(output, manifest: manifests[output.path]) { digest, destination, executable throws(CacheError) in
                     // Every blob here was checked against its digest when downloaded.
-                    guard let bytes = blobs[digest] else { return false }
-                    try LocalCacheStore.replaceFile(destination, with: bytes, executable: executable)
+                    switch blobs[digest] {
+                    case .bytes(let bytes)?: try LocalCacheStore.replaceFile(destination, with: bytes, executable: executable)
+                    case .file(let path)?: try Self.replaceFile(destination, withCopyOf: path, executable: executable)
+                    case nil: return false
+                    }
                     return true
                 }
                 guard written else {
@@ -245,6 +261,23 @@ package final class LayeredBuildCache: BuildCache {
         return Restored(
             entry: HistoryEntry(key: key, resultDigest: action.resultDigest, result: result, outputs: action.withoutContents.outputs),
             outcome: CachedOutcome(key: key.key, resultDigest: action.resultDigest, result: result, reason: .restored))
+    }
+
+    /// Copies the downloaded blob at `source` to `destination` (replacing
+    /// it) through a temporary file beside it.
+    private static func replaceFile(_ destination: String, withCopyOf source: String, executable: Bool) throws(CacheError) {
+        let temp = destination + ".planrun-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            _ = try LocalCacheStore.copy(from: source, to: temp, mode: executable ? 0o755 : 0o644)
+        } catch {
+            unlink(temp)
+            throw error
+        }
+        if rename(temp, destination) != 0 {
+            let reason = LocalCacheStore.errnoText()
+            unlink(temp)
+            throw .storeWrite(reason: "cannot restore `\(destination)`: \(reason)")
+        }
     }
 
     /// The blobs an entry carries inline, each checked against its digest.
@@ -266,35 +299,48 @@ package final class LayeredBuildCache: BuildCache {
         return .success(out)
     }
 
-    /// Downloads blobs into memory, checking each against its digest; nil
-    /// when one is missing or refused (a warning names a bad one). Small
-    /// blobs are remembered for the build (results are often identical,
-    /// often empty).
-    private func download(_ digests: [String], for subtask: Subtask, remote: RemoteCacheStore) async -> [String: [UInt8]]? {
-        var out: [String: [UInt8]] = [:]
+    /// Downloads blobs, each streamed to a file in the store's `tmp/`
+    /// (`downloads` removes them) and refused past the size the entry
+    /// names for it or when it does not match its digest; nil when one is
+    /// missing or refused (a warning names a refused one). Small blobs are
+    /// read back and remembered for the build (results are often
+    /// identical, often empty).
+    private func download(_ digests: [String], sizes: [String: Int], for subtask: Subtask, remote: RemoteCacheStore,
+                          into downloads: Downloads) async -> [String: BlobSource]? {
+        var out: [String: BlobSource] = [:]
         var missing: [String] = []
         var seen = Set<String>()
         for digest in digests where seen.insert(digest).inserted {
             if digest == LayeredBuildCache.emptyDigest {
-                out[digest] = []
+                out[digest] = .bytes([])
             } else if let known = smallBlobs.withLock({ $0[digest] }) {
-                out[digest] = known
-            } else {
+                out[digest] = .bytes(known)
+            } else if sizes[digest] != nil {
                 missing.append(digest)
+            } else {
+                warn("remote cache entry for `\(subtask.id)` refused: \(RemoteCacheStore.Refusal.unsizedBlob(digest: digest)); running it")
+                return nil
             }
         }
         if missing.isEmpty { return out }
+        let store = local.store
         let limit = 4
         let results: [(String, BlobFetch)] = await withTaskGroup(of: (String, BlobFetch).self) { group in
             var results: [(String, BlobFetch)] = []
             var next = 0
             func start(_ group: inout TaskGroup<(String, BlobFetch)>) {
                 let digest = missing[next]
+                let size = sizes[digest] ?? 0
                 next += 1
                 group.addTask {
-                    guard case .hit(let bytes) = await remote.blob(digest) else { return (digest, .missing) }
-                    guard Digest.sha256Hex(bytes) == digest else { return (digest, .mismatch) }
-                    return (digest, .fetched(bytes))
+                    let path: String
+                    do { path = try store.temporaryPath() } catch { return (digest, .refused("\(error)")) }
+                    downloads.add(path)
+                    switch await remote.blob(digest, into: path, limit: size) {
+                    case .hit: return (digest, .fetched(path))
+                    case .miss, .unavailable: return (digest, .missing)
+                    case .refused(let reason): return (digest, .refused(reason))
+                    }
                 }
             }
             while next < missing.count && next < limit { start(&group) }
@@ -307,14 +353,16 @@ package final class LayeredBuildCache: BuildCache {
         var ok = true
         for (digest, result) in results {
             switch result {
-            case .fetched(let bytes):
-                out[digest] = bytes
-                if bytes.count <= LayeredBuildCache.smallBlobLimit {
+            case .fetched(let path):
+                if (sizes[digest] ?? Int.max) <= LayeredBuildCache.smallBlobLimit, let bytes = FileBytes.read(path) {
+                    out[digest] = .bytes(bytes)
                     smallBlobs.withLock { if $0.count < LayeredBuildCache.smallBlobCount { $0[digest] = bytes } }
+                } else {
+                    out[digest] = .file(path)
                 }
             case .missing: ok = false
-            case .mismatch:
-                warn("remote cache entry for `\(subtask.id)` refused: \(RemoteCacheStore.Refusal.blobMismatch(digest: digest)); running it")
+            case .refused(let reason):
+                warn("remote cache entry for `\(subtask.id)` refused: \(reason); running it")
                 ok = false
             }
         }
@@ -416,7 +464,13 @@ package final class LayeredBuildCache: BuildCache {
             guard let bytes = local.store.blob(digest) else { return }
             guard await remote.putBlob(digest, bytes) else { return }
         }
-        _ = await remote.putAction(key, withInlineBlobs(action).jsonBytes)
+        var entry = withInlineBlobs(action)
+        var sizes: [String: Int] = [:]
+        for digest in blobs {
+            if let size = FileStat.of(local.store.blobPath(digest))?.size { sizes[digest] = Int(size) }
+        }
+        entry.sizes = sizes
+        _ = await remote.putAction(key, entry.jsonBytes)
     }
 
     /// `action` with its small blobs inline (the result and file outputs
@@ -441,8 +495,35 @@ package final class LayeredBuildCache: BuildCache {
 
 /// What became of one blob download.
 private enum BlobFetch: Sendable {
-    case fetched([UInt8])
-    case missing, mismatch
+    /// In this file, checked against its digest.
+    case fetched(String)
+    case missing
+    case refused(String)
+}
+
+/// Where a blob restored from the remote is: in memory (inline in the
+/// entry, small, or empty) or in a downloaded file.
+private enum BlobSource: Sendable {
+    case bytes([UInt8])
+    case file(String)
+
+    /// The bytes, read from the file if need be (a manifest, the result).
+    var bytes: [UInt8]? {
+        switch self {
+        case .bytes(let bytes): bytes
+        case .file(let path): FileBytes.read(path)
+        }
+    }
+}
+
+/// The files one restore from the remote downloaded; `removeAll` deletes
+/// them once the outputs are written (or the restore is given up).
+private final class Downloads: Sendable {
+    private let paths = Mutex<[String]>([])
+    func add(_ path: String) { paths.withLock { $0.append(path) } }
+    func removeAll() {
+        for path in paths.withLock({ p in defer { p = [] }; return p }) { unlink(path) }
+    }
 }
 
 /// `--only` cannot run: a dependency of a target is not in the cache.
