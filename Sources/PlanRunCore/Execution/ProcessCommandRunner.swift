@@ -24,12 +24,17 @@ import Synchronization
 package struct ProcessCommandRunner: CommandRunner {
     package var killGrace: Duration
     /// At most this much of an attempt's output is shown on the console;
-    /// the log keeps everything.
+    /// the log keeps up to `logLimit`.
     package var displayLimit: Int
 
-    package init(killGrace: Duration = .seconds(2), displayLimit: Int = 256 * 1024) {
+    /// The most output of one attempt its log keeps (DESIGN §9.9).
+    package var logLimit: Int
+
+    package init(killGrace: Duration = .seconds(2), displayLimit: Int = 256 * 1024,
+                 logLimit: Int = BoundedLogFile.defaultLimit) {
         self.killGrace = killGrace
         self.displayLimit = displayLimit
+        self.logLimit = logLimit
     }
 
     /// The executor's loop runs on the `ProcessMonitor`'s thread: a child's
@@ -160,7 +165,7 @@ package struct ProcessCommandRunner: CommandRunner {
         // The log (appended across attempts) is created on the first output:
         // a subtask that prints nothing costs no file.
         let log = LogSink(path: request.logPath, displayLimit: displayLimit,
-                          header: request.attempt > 1 ? "--- attempt \(request.attempt) ---\n" : nil)
+                          header: request.attempt > 1 ? "--- attempt \(request.attempt) ---\n" : nil, logLimit: logLimit)
         ProcessMonitor.shared.add(spawned, log: log, timeout: request.timeout, grace: killGrace)
         return .running(RunningProcess(request: RunningProcess.Facts(request), pid: spawned.pid, log: log, killGrace: killGrace,
                                        startedAt: startedAt))
@@ -338,8 +343,7 @@ struct EndedAttempt: RunningAttempt {
 /// so the state is behind a mutex.
 final class LogSink: Sendable {
     private struct State {
-        var fd: Int32 = -1
-        var failed = false
+        var file: BoundedLogFile?
         var header: [UInt8]?
         var displayed: [UInt8] = []
         var shortened = false
@@ -348,10 +352,11 @@ final class LogSink: Sendable {
     private let displayLimit: Int
     private let state: Mutex<State>
 
-    init(path: String?, displayLimit: Int, header: String?) {
+    /// `logLimit`: the most output the log keeps (`BoundedLogFile`).
+    init(path: String?, displayLimit: Int, header: String?, logLimit: Int = BoundedLogFile.defaultLimit) {
         self.path = path
         self.displayLimit = displayLimit
-        state = Mutex(State(header: header.map { Array($0.utf8) }))
+        state = Mutex(State(file: path.map { BoundedLogFile(path: $0, limit: logLimit) }, header: header.map { Array($0.utf8) }))
     }
 
     func append(_ bytes: UnsafeRawBufferPointer) {
@@ -363,13 +368,7 @@ final class LogSink: Sendable {
             } else {
                 s.shortened = true
             }
-            guard let path, !s.failed else { return }
-            if s.fd < 0 {
-                s.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-                if s.fd < 0 { s.failed = true; return }
-                if let header = s.header { ProcessCommandRunner.writeAll(s.fd, header) }
-            }
-            ProcessCommandRunner.writeAll(s.fd, bytes)
+            s.file?.append(bytes, header: s.header)
         }
     }
 
@@ -382,7 +381,7 @@ final class LogSink: Sendable {
 
     func close() {
         state.withLock { s in
-            if s.fd >= 0 { _ = Glibc.close(s.fd); s.fd = -1 }
+            s.file?.close()
         }
     }
 }
