@@ -104,11 +104,16 @@ struct RunOptions: ParsableArguments {
                                          stamp: stamp, preparation: preparation)
         switch outcome {
         case .failure(let failure):
+            try StateDamageReport.exitIfDamaged(BuildSession.stateDirectory(for: plan, configuration: config))
             printError("error: \(failure)\n")
             throw ExitCode(1)
         case .success(let summary):
             let reported = ci.write(summary, plan: plan, configuration: config)
             if json { printOut(summary.json.rendered() + "\n") }
+            if summary.status == .failed, summary.reason != nil {
+                // A run that failed for a reason of its own: a write to the state, perhaps a damaged one.
+                try StateDamageReport.exitIfDamaged(BuildSession.stateDirectory(for: plan, configuration: config))
+            }
             if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
             if !reported { throw ExitCode(1) }
         }
@@ -144,8 +149,8 @@ enum BuildRun {
                 } ?? text
                 var opened: LayeredBuildCache?
                 defer {
-                    // Stat-cache records are written once, at the end; warnings follow the progress.
-                    try? opened?.finish()
+                    // Warnings follow the progress (the cache's records are
+                    // written by `finishBuild`, before the run's end).
                     for warning in opened?.takeWarnings() ?? [] {
                         writeProgress(progressFD, "warning: \(warning)\n")
                     }

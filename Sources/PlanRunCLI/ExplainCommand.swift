@@ -38,8 +38,9 @@ enum CacheCommands {
                 plan: plan, stateDirectory: state.directory(for: plan),
                 callerEnvironment: ProcessInfo.processInfo.environment, readOnly: readOnly, forcedIDs: forcedIDs)
         } catch {
+            try StateDamageReport.exitIfDamaged(state.directory(for: plan))
             printError("error: \(error)\n")
-            printError("note: `planrun clean --state` removes the state database (history is lost; outputs are kept)\n")
+            printError(StateDamageReport.hint)
             throw ExitCode(1)
         }
     }

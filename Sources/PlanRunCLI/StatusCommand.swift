@@ -28,6 +28,7 @@ struct StatusCommand: AsyncParsableCommand {
             store = try StateStore(readingDirectory: directory)
             run = try store?.latestRun(buildRunning: BuildLock.holder(directory: directory) != nil)
         } catch {
+            try StateDamageReport.exitIfDamaged(directory)
             printError("error: cannot read the state in \(directory): \(error)\n")
             throw ExitCode(1)
         }

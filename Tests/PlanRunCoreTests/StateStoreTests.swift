@@ -240,4 +240,47 @@ import Testing
     @Test func readOnlyOpenOfMissingStateIsNil() throws {
         #expect(try StateStore(readingDirectory: dir + "/none") == nil)
     }
+
+    /// Issue 10 item 11 (DESIGN §9.9): pruning gives the space of the
+    /// deleted runs back; the file does not stay at its high point. Also
+    /// for a database made without incremental auto-vacuum (converted once).
+    @Test(arguments: [false, true])
+    func test_issue_10_prunedRunsGiveTheirSpaceBack(oldDatabase: Bool) throws {
+        if oldDatabase {
+            // What an earlier planrun made: no auto-vacuum.
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let queue = try DatabaseQueue(path: dir + "/state.db")
+            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+            try StateStore.migrator.migrate(queue)
+            #expect(try queue.read { db in try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") } == 0)
+        }
+        func fileSize() throws -> Int {
+            let store = try StateStore(directory: dir)
+            try store.database.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+            return try #require(FileManager.default.attributesOfItem(atPath: dir + "/state.db")[.size] as? Int)
+        }
+        let result = [UInt8](repeating: 0x61, count: 2000)
+        do {
+            let store = try StateStore(directory: dir)
+            for run in 0..<8 {
+                let id = "run-\(run)"
+                try store.beginRun(id: id, plan: "p", planFile: "plan.yaml", pid: getpid(),
+                                   startedAt: Date(timeIntervalSince1970: Double(1000 + run)),
+                                   subtasks: (0..<200).map { ("s\($0)", $0, "shell") })
+                for n in 0..<200 {
+                    try store.subtaskFinished(runID: id, subtask: "s\(n)", status: "done", attempts: 1, startedAt: Date(),
+                                              completedAt: Date(), error: nil, result: result, resultDigest: nil,
+                                              cacheKey: nil, reason: nil)
+                }
+                try store.finishRun(id: id, status: "completed", reason: nil, at: Date())
+            }
+        }
+        let high = try fileSize()
+        #expect(high > 8 * 200 * 2000)
+        let store = try StateStore(directory: dir)
+        #expect(try store.pruneRuns(keeping: 1, slack: 0).count == 7)
+        #expect(try store.database.read { db in try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") } == 2)
+        let after = try fileSize()
+        #expect(after < high / 4)
+    }
 }

@@ -19,9 +19,11 @@ package protocol BuildCache: Sendable {
     /// errors stop it before anything runs). Default: nothing.
     func prepare(graph: TaskGraph, selected: [Bool]) async throws
 
-    /// Called once when the build is over (background uploads finish).
+    /// Called once when the build is over, before its end is recorded
+    /// (background uploads finish, pending cache records are written); a
+    /// write that fails is thrown and fails the build (DESIGN §9.10).
     /// Default: nothing.
-    func finishBuild() async
+    func finishBuild() async throws
 
     /// Hands what `record` queued to the database in the background; the
     /// executor calls it with its own periodic state commit, so the rows
@@ -32,7 +34,7 @@ package protocol BuildCache: Sendable {
 
 extension BuildCache {
     package func prepare(graph: TaskGraph, selected: [Bool]) async throws {}
-    package func finishBuild() async {}
+    package func finishBuild() async throws {}
     package func commitPendingWrites() {}
 }
 

@@ -63,14 +63,16 @@ package final class ContentCache: BuildCache {
         }
     }
 
-    /// Waits for history rows written behind (a failure is a warning: those
-    /// subtasks run again next time) and writes pending stat-cache records;
-    /// call when the build ends.
+    /// Waits for history rows written behind and writes pending stat-cache
+    /// records; call when the build ends. Throws the first write that
+    /// failed (the build fails with it, DESIGN §9.10).
     package func finish() throws(CacheError) {
+        var failure: CacheError?
         do { try history.waitForWrites() } catch {
-            warn("cannot record results in the state (those subtasks will run again): \(error)")
+            failure = (error as? CacheError) ?? .stateWrite(reason: "\(error)")
         }
-        try digester.flush()
+        do { try digester.flush() } catch { failure = failure ?? error }
+        if let failure { throw failure }
     }
 
     private func warn(_ message: String) { notes.withLock { $0.append(message) } }

@@ -109,8 +109,11 @@ package final class LayeredBuildCache: BuildCache {
 
     package func commitPendingWrites() { local.commitPendingWrites() }
 
-    package func finishBuild() async {
+    /// Waits for the uploads, then writes the local cache's pending
+    /// records (`ContentCache.finish`).
+    package func finishBuild() async throws {
         await uploads?.drain()
+        try local.finish()
     }
 
     // MARK: --only

@@ -388,8 +388,8 @@ package final class StampingBuildCache: BuildCache {
 
     package func commitPendingWrites() { inner.commitPendingWrites() }
 
-    package func finishBuild() async {
-        await inner.finishBuild()
+    package func finishBuild() async throws {
+        try await inner.finishBuild()
         _ = writeStampIfUpToDate()
     }
 

@@ -205,7 +205,6 @@ package struct BuildSession {
         executor.expectedDurations = prepared?.durations ?? (try? store.lastDurations()) ?? [:]
         executor.workDirectoryIsNew = workDirectoryIsNew
         let summary = await executor.run(selected: selected, reporter: reporter)
-        await cache.finishBuild()
         withExtendedLifetime(lock) {}
         return summary
     }

@@ -139,6 +139,9 @@ private struct ExecutorLoop {
     var cancelled = false
     var cancelReason: String?
     var firstFailure: String?
+    /// The first state or cache write that failed (`recordState`): nothing
+    /// new starts, and the run ends `failed` with it (DESIGN §9.10).
+    var writeFailure: String?
     var lastFlush = ContinuousClock.now
     var flushTickPending = false
     /// Context files of the work folder not in use, how many were made,
@@ -265,7 +268,8 @@ private struct ExecutorLoop {
             let status: SubtaskStatus = cancelled ? .cancelled : .blocked
             let error = cancelled
                 ? "not started: the run was cancelled"
-                : "not started: the build stopped after \(firstFailure.map { "`\($0)`" } ?? "a subtask") failed (use --keep-going to continue independent work)"
+                : writeFailure.map { "not started: \($0)" }
+                ?? "not started: the build stopped after \(firstFailure.map { "`\($0)`" } ?? "a subtask") failed (use --keep-going to continue independent work)"
             reports[node].status = status
             reports[node].error = error
             reports[node].completedAt = now
@@ -273,15 +277,30 @@ private struct ExecutorLoop {
             leftovers.append((reports[node].id, status.rawValue, error))
             reporter.report(.skipped(reports[node]), progress: progress)
         }
-        try? store?.subtasksEnded(runID: runID, leftovers, at: now)
+        recordState { try $0.subtasksEnded(runID: runID, leftovers, at: now) }
+        // Uploads finish and the cache's own records are written before
+        // the run's end is: a cache write that fails fails the run.
+        do { try await executor.cache.finishBuild() } catch {
+            noteWriteFailure(error is CacheError ? "\(error)" : "cannot write the cache: \(error)")
+        }
+
+        // Everything before the run's end is committed first, so a write
+        // that failed in the background is known before the end is written.
+        recordState { try $0.flush() }
 
         let chosen = reports.indices.filter { selected[$0] }.map { reports[$0] }
-        let status: RunStatus = cancelled ? .cancelled
-            : chosen.contains { !$0.status.isSuccess } ? .failed : .completed
-        let reason: String? = cancelled ? cancelReason : nil
+        func verdict() -> (RunStatus, String?) {
+            if cancelled { return (.cancelled, cancelReason) }
+            if let writeFailure { return (.failed, writeFailure) }
+            return (chosen.contains { !$0.status.isSuccess } ? .failed : .completed, nil)
+        }
+        var (status, reason) = verdict()
         let completedAt = Date()
-        try? store?.finishRun(id: runID, status: status.rawValue, reason: reason, at: completedAt)
-        try? store?.flush()
+        recordState { try $0.finishRun(id: runID, status: status.rawValue, reason: reason, at: completedAt) }
+        recordState { try $0.flush() }
+        // When the end could not be recorded, the next build finds the run
+        // unfinished and closes it; this one says why it failed.
+        (status, reason) = verdict()
         let summary = RunSummary(plan: plan.name, runID: runID, status: status, reason: reason, reports: chosen,
                                  startedAt: startedAt, completedAt: completedAt)
         reporter.report(.runFinished(summary), progress: progress)
@@ -329,6 +348,7 @@ private struct ExecutorLoop {
             store.flushInBackground()
             executor.cache.commitPendingWrites()
             lastFlush = now
+            if let failure = store.backgroundWriteFailure { noteWriteFailure("cannot write the state database: \(failure)") }
         } else if !flushTickPending {
             flushTickPending = true
             let delay = lastFlush + Self.flushInterval - now
@@ -410,10 +430,13 @@ private struct ExecutorLoop {
                 digests[node] = cached.resultDigest
                 cacheKeys[node] = cached.key
                 finished += 1
-                try? executor.store?.subtaskFinished(
-                    runID: executor.runID, subtask: subtask.id, status: SubtaskStatus.cached.rawValue, attempts: 0,
-                    startedAt: now, completedAt: now, error: nil, result: cached.result,
-                    resultDigest: cached.resultDigest, cacheKey: cached.key, reason: cached.reason.description)
+                let runID = executor.runID
+                recordState {
+                    try $0.subtaskFinished(
+                        runID: runID, subtask: subtask.id, status: SubtaskStatus.cached.rawValue, attempts: 0,
+                        startedAt: now, completedAt: now, error: nil, result: cached.result,
+                        resultDigest: cached.resultDigest, cacheKey: cached.key, reason: cached.reason.description)
+                }
                 reporter.report(.skipped(reports[node]), progress: progress)
                 released.append(contentsOf: release(node))
             case .run(let reason, let key):
@@ -466,9 +489,9 @@ private struct ExecutorLoop {
     mutating func announce(_ launches: [Launch]) {
         for launch in launches {
             let id = plan.subtasks[launch.node].id
-            try? executor.store?.attemptStarted(runID: executor.runID, subtask: id, attempt: 1,
-                                                at: reports[launch.node].startedAt ?? Date(),
-                                                reason: reports[launch.node].reason?.description)
+            let runID = executor.runID, startedAt = reports[launch.node].startedAt ?? Date()
+            let reason = reports[launch.node].reason?.description
+            recordState { try $0.attemptStarted(runID: runID, subtask: id, attempt: 1, at: startedAt, reason: reason) }
             reporter.report(.started(id: id), progress: progress)
         }
     }
@@ -533,7 +556,6 @@ private struct ExecutorLoop {
         releaseContextFile(node)
         let subtask = plan.subtasks[node]
         let outcome = done.outcome
-        let store = executor.store
         let runID = executor.runID
 
         var resultDigest: String?
@@ -547,11 +569,14 @@ private struct ExecutorLoop {
                 error = "cannot record the result: \(recordError)"
             }
         }
-        try? store?.attemptFinished(
-            runID: runID, subtask: subtask.id, attempt: done.attempt, status: status.rawValue,
-            startedAt: outcome.startedAt, completedAt: outcome.completedAt, exitCode: outcome.exitCode,
-            error: error, result: status == .succeeded ? outcome.result : nil,
-            resultDigest: resultDigest, cacheKey: cacheKeys[node])
+        let (attemptStatus, attemptError, key) = (status, error, cacheKeys[node])
+        recordState {
+            try $0.attemptFinished(
+                runID: runID, subtask: subtask.id, attempt: done.attempt, status: attemptStatus.rawValue,
+                startedAt: outcome.startedAt, completedAt: outcome.completedAt, exitCode: outcome.exitCode,
+                error: attemptError, result: attemptStatus == .succeeded ? outcome.result : nil,
+                resultDigest: resultDigest, cacheKey: key)
+        }
         reports[node].output = outcome.output
         reports[node].attempts = done.attempt
 
@@ -561,8 +586,10 @@ private struct ExecutorLoop {
             let delay = executor.configuration.retryDelay(backoff: plan.retryBackoff(for: subtask), afterAttempt: done.attempt)
             let next = done.attempt + 1
             reports[node].attempts = next
-            try? store?.attemptStarted(runID: runID, subtask: subtask.id, attempt: next,
-                                       at: Date().addingTimeInterval(delay.inSeconds), reason: nil)
+            recordState {
+                try $0.attemptStarted(runID: runID, subtask: subtask.id, attempt: next,
+                                      at: Date().addingTimeInterval(delay.inSeconds), reason: nil)
+            }
             reporter.report(.retrying(id: subtask.id, attempt: done.attempt, error: error ?? "failed", delay: delay),
                             progress: progress)
             return Launch(node: node, request: makeRequest(node, attempt: next), delay: delay)
@@ -584,11 +611,14 @@ private struct ExecutorLoop {
             reports[node].status = .failed
             failedCount += 1
         }
-        try? store?.subtaskFinished(
-            runID: runID, subtask: subtask.id, status: reports[node].status.rawValue, attempts: done.attempt,
-            startedAt: reports[node].startedAt, completedAt: outcome.completedAt, error: error,
-            result: status == .succeeded ? outcome.result : nil, resultDigest: resultDigest,
-            cacheKey: cacheKeys[node], reason: nil)
+        let report = reports[node]
+        recordState {
+            try $0.subtaskFinished(
+                runID: runID, subtask: subtask.id, status: report.status.rawValue, attempts: done.attempt,
+                startedAt: report.startedAt, completedAt: outcome.completedAt, error: attemptError,
+                result: attemptStatus == .succeeded ? outcome.result : nil, resultDigest: resultDigest,
+                cacheKey: key, reason: nil)
+        }
         reporter.report(.finished(reports[node]), progress: progress)
 
         switch reports[node].status {
@@ -604,6 +634,19 @@ private struct ExecutorLoop {
         return nil
     }
 
+    /// Every state write of the loop goes through here: the first that
+    /// fails is kept (`writeFailure`) and stops new work; none is ignored.
+    mutating func recordState(_ write: (StateStore) throws -> Void) {
+        guard let store = executor.store else { return }
+        do { try write(store) } catch { noteWriteFailure("cannot write the state database: \(error)") }
+    }
+
+    mutating func noteWriteFailure(_ message: String) {
+        guard writeFailure == nil else { return }
+        writeFailure = message
+        stopping = true
+    }
+
     /// A subtask failed without running (cache error): report it like a failure.
     mutating func fail(_ node: Int, _ message: String, attempts: Int) {
         let now = Date()
@@ -614,10 +657,13 @@ private struct ExecutorLoop {
         reports[node].startedAt = reports[node].startedAt ?? now
         reports[node].completedAt = now
         finished += 1
-        try? executor.store?.subtaskFinished(
-            runID: executor.runID, subtask: plan.subtasks[node].id, status: SubtaskStatus.failed.rawValue,
-            attempts: attempts, startedAt: now, completedAt: now, error: message, result: nil,
-            resultDigest: nil, cacheKey: nil, reason: nil)
+        let runID = executor.runID, id = plan.subtasks[node].id
+        recordState {
+            try $0.subtaskFinished(
+                runID: runID, subtask: id, status: SubtaskStatus.failed.rawValue,
+                attempts: attempts, startedAt: now, completedAt: now, error: message, result: nil,
+                resultDigest: nil, cacheKey: nil, reason: nil)
+        }
         reporter.report(.skipped(reports[node]), progress: progress)
         afterFailure(node)
     }
@@ -641,7 +687,8 @@ private struct ExecutorLoop {
             blocked.append((reports[dependent].id, SubtaskStatus.blocked.rawValue, message))
             work.append(contentsOf: graph.dependents[dependent])
         }
-        try? executor.store?.subtasksEnded(runID: executor.runID, blocked, at: now)
+        let runID = executor.runID
+        recordState { try $0.subtasksEnded(runID: runID, blocked, at: now) }
         for entry in blocked {
             if let i = plan.index[entry.id] { reporter.report(.skipped(reports[i]), progress: progress) }
         }

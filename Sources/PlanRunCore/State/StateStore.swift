@@ -42,6 +42,10 @@ package final class StateStore: Sendable {
         config.busyMode = .timeout(10)
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // Takes effect only on a new, empty database (before the
+            // migrator creates the tables); an older one is converted once
+            // by `giveBackSpace`.
+            try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
         }
         database = try DatabaseQueue(path: path, configuration: config)
         try Self.migrator.migrate(database)
@@ -80,6 +84,28 @@ package final class StateStore: Sendable {
         }
         let ready = try database.read { db in try db.tableExists(requiredTable) }
         return ready ? database : nil
+    }
+
+    /// Why the database in `directory` cannot be trusted, when it is
+    /// damaged: it cannot be opened as a database, or SQLite's
+    /// `quick_check` finds a problem. nil when it is sound or absent.
+    /// Commands call it when the state failed them, so that `build`,
+    /// `plan` and `status` all say the same about a damaged database
+    /// (DESIGN §9.10). Creates and changes no file.
+    package static func damage(directory: String) -> String? {
+        let path = (directory as NSString).appendingPathComponent("state.db")
+        guard FileStat.of(path)?.kind == .file else { return nil }
+        do {
+            guard let database = try openReadOnly(directory: directory, requiredTable: "runs") else {
+                return "it has no `runs` table"
+            }
+            let problems = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+            return problems == ["ok"] ? nil : problems.prefix(3).joined(separator: "; ")
+        } catch let error as DatabaseError {
+            return error.message ?? "\(error)"
+        } catch {
+            return "\(error)"
+        }
     }
 
     /// The start of an attempt, queued: a finish of the same attempt and
@@ -176,6 +202,9 @@ package final class StateStore: Sendable {
             }
         })
     }
+
+    /// Why a background commit failed, if one did (`flush` throws it too).
+    package var backgroundWriteFailure: String? { backgroundFailure.withLock { $0 } }
 
     private struct BackgroundFailure: Error, CustomStringConvertible {
         var description: String
@@ -393,9 +422,10 @@ package final class StateStore: Sendable {
     /// rows and attempts go with them). Returns the deleted run ids, for
     /// their log folders. Pruning in batches of `slack` keeps it off most
     /// builds; the state database otherwise grows by a row per selected
-    /// subtask per build, forever.
+    /// subtask per build, forever. The freed space goes back to the file
+    /// system (`giveBackSpace`).
     package func pruneRuns(keeping: Int, slack: Int) throws -> [String] {
-        try database.write { db in
+        let pruned = try database.write { db -> [String] in
             let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM runs") ?? 0
             guard total > keeping + slack else { return [] }
             let old = try String.fetchAll(db, sql: """
@@ -406,6 +436,25 @@ package final class StateStore: Sendable {
             let delete = try db.makeStatement(sql: "DELETE FROM runs WHERE id = ?")
             for id in old { try delete.execute(arguments: [id]) }
             return old
+        }
+        try giveBackSpace()
+        return pruned
+    }
+
+    /// Returns the free pages of the database to the file system, so the
+    /// file shrinks after pruning instead of staying at the size of its
+    /// largest history. A database created without incremental auto-vacuum
+    /// (before planrun set it) is rewritten once with it (`VACUUM`, which
+    /// needs no other connection to be using the database: call only under
+    /// the build lock).
+    package func giveBackSpace() throws {
+        try database.writeWithoutTransaction { db in
+            if try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") != 2 {
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                try db.execute(sql: "VACUUM")
+            } else if try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0 > 0 {
+                try db.execute(sql: "PRAGMA incremental_vacuum")
+            }
         }
     }
 
