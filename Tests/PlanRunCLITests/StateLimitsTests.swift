@@ -71,23 +71,25 @@ import Testing
     }
 
     /// A damaged state database: `build`, `plan` and `status` all say so,
-    /// exit 1 and say how to recover; `clean --state` does.
-    @Test(arguments: ["garbage", "truncated"])
+    /// exit 1 and say how to recover; `clean --state` does. `pages`: a few
+    /// pages in the middle are overwritten, which `status` used to read
+    /// past while `plan` and `build` went on (or the other way round).
+    @Test(arguments: ["garbage", "truncated", "pages"])
     func test_issue_10_aDamagedStateIsReportedAlike(damage: String) throws {
-        let project = try makeProject("""
-            version: 1
-            subtasks:
-              - id: gen
-                run: echo hi
-            """)
+        let subtasks = (0..<200).map { "  - id: s\($0)\n    run: printf '%2000s' x\n" }.joined()
+        let project = try makeProject("version: 1\nsubtasks:\n" + subtasks)
         defer { try? FileManager.default.removeItem(at: project) }
         #expect(try PlanRunBinary.run(["build"], in: project).status == 0)
         let database = project.appendingPathComponent(".planrun/state.db")
-        let bytes = try Data(contentsOf: database)
+        var bytes = try Data(contentsOf: database)
         switch damage {
-        case "garbage": try Data(repeating: 0x5a, count: bytes.count).write(to: database)
-        default: try bytes.prefix(bytes.count / 2).write(to: database)
+        case "garbage": bytes = Data(repeating: 0x5a, count: bytes.count)
+        case "truncated": bytes = bytes.prefix(bytes.count / 2)
+        default:
+            let start = bytes.count * 3 / 5 / 4096 * 4096
+            bytes.replaceSubrange(start..<(start + 4 * 4096), with: Data(repeating: 0x5a, count: 4 * 4096))
         }
+        try bytes.write(to: database)
         let hint = "note: `planrun clean --state` removes the state database (history is lost; outputs are kept)\n"
         for command in ["build", "plan", "status"] {
             let result = try PlanRunBinary.run([command], in: project)

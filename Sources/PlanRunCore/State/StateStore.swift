@@ -48,6 +48,7 @@ package final class StateStore: Sendable {
             try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
         }
         database = try DatabaseQueue(path: path, configuration: config)
+        try Self.verify(database, path: path)
         try Self.migrator.migrate(database)
     }
 
@@ -83,7 +84,18 @@ package final class StateStore: Sendable {
             database = try DatabaseQueue(path: path, configuration: config)
         }
         let ready = try database.read { db in try db.tableExists(requiredTable) }
-        return ready ? database : nil
+        guard ready else { return nil }
+        try verify(database, path: path)
+        return database
+    }
+
+    /// Throws `StateDamage` unless SQLite's `quick_check` finds the
+    /// database sound. Every command that opens the state checks it, so
+    /// all of them refuse a damaged database alike, whichever pages they
+    /// would read (DESIGN §9.10); the check reads every page once.
+    static func verify(_ database: some DatabaseReader, path: String) throws {
+        let problems = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+        if problems != ["ok"] { throw StateDamage(path: path, detail: problems.prefix(3).joined(separator: "; ")) }
     }
 
     /// Why the database in `directory` cannot be trusted, when it is
@@ -99,8 +111,10 @@ package final class StateStore: Sendable {
             guard let database = try openReadOnly(directory: directory, requiredTable: "runs") else {
                 return "it has no `runs` table"
             }
-            let problems = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
-            return problems == ["ok"] ? nil : problems.prefix(3).joined(separator: "; ")
+            try verify(database, path: path)
+            return nil
+        } catch let damage as StateDamage {
+            return damage.detail
         } catch let error as DatabaseError {
             return error.message ?? "\(error)"
         } catch {
@@ -623,4 +637,12 @@ package final class StateStore: Sendable {
             try String.fetchOne(db, sql: "SELECT cancel_request FROM runs WHERE id = ?", arguments: [runID])
         }
     }
+}
+
+/// The state database is damaged: it cannot be trusted, and `planrun clean
+/// --state` is the way out.
+package struct StateDamage: Error, Sendable, CustomStringConvertible {
+    package var path: String
+    package var detail: String
+    package var description: String { "the state database `\(path)` is damaged (\(detail))" }
 }
