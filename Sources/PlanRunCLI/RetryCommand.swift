@@ -29,6 +29,7 @@ struct RetryCommand: AsyncParsableCommand {
         do {
             last = try StateStore(readingDirectory: directory)?.unfinishedSubtasksOfLastRun()
         } catch {
+            try StateDamageReport.exitIfDamaged(directory)
             printError("error: cannot read the state in \(directory): \(error)\n")
             throw ExitCode(1)
         }

@@ -70,7 +70,8 @@ import Testing
         #expect(!status.stdout.contains(": completed"), "\(status.stdout)")
     }
 
-    /// A damaged state database: `build`, `plan` and `status` all say so,
+    /// A damaged state database: `build`, `plan` and `status` (and `retry`,
+    /// `explain`) all say so,
     /// exit 1 and say how to recover; `clean --state` does. `pages`: a few
     /// pages in the middle are overwritten, which `status` used to read
     /// past while `plan` and `build` went on (or the other way round).
@@ -91,8 +92,8 @@ import Testing
         }
         try bytes.write(to: database)
         let hint = "note: `planrun clean --state` removes the state database (history is lost; outputs are kept)\n"
-        for command in ["build", "plan", "status"] {
-            let result = try PlanRunBinary.run([command], in: project)
+        for command in ["build", "plan", "status", "retry", "explain s1"] {
+            let result = try PlanRunBinary.run(command.split(separator: " ").map(String.init), in: project)
             #expect(result.status == 1, "\(command): \(result.stderr)")
             #expect(result.stderr.contains("error: the state database `\(database.path)` is damaged"), "\(command): \(result.stderr)")
             #expect(result.stderr.hasSuffix(hint), "\(command): \(result.stderr)")
