@@ -367,10 +367,13 @@ package final class RemoteCacheStore: Sendable {
             let task = session.dataTask(with: request)
             let transfer = Transfer(sink: sink, description: description, timeout: timeout)
             transfers.withLock { $0[task.taskIdentifier] = transfer }
+            // Stopping answers at once, without waiting for the session to
+            // report the cancelled task (its delegate queue may be busy).
             let timer = Task {
                 try await Task.sleep(until: deadline, clock: .continuous)
                 transfer.stop(.timedOut)
                 task.cancel()
+                transfer.complete(response: nil, error: nil)
             }
             defer { timer.cancel() }
             return await withTaskCancellationHandler {
@@ -381,6 +384,7 @@ package final class RemoteCacheStore: Sendable {
             } onCancel: {
                 transfer.stop(.cancelled)
                 task.cancel()
+                transfer.complete(response: nil, error: nil)
             }
         }
 
@@ -443,6 +447,7 @@ package final class RemoteCacheStore: Sendable {
             var continuation: CheckedContinuation<Answer, Never>?
             /// The completion came before `start` (a task cancelled early).
             var early: Answer?
+            var completed = false
         }
         private let state = Mutex(State())
 
@@ -485,15 +490,20 @@ package final class RemoteCacheStore: Sendable {
             return true
         }
 
+        /// Resumes the waiting exchange with its answer; only the first
+        /// call counts (a stopped transfer completes when it is stopped and
+        /// again when the session reports the cancelled task).
         func complete(response: URLResponse?, error: (any Error)?) {
-            let answer = state.withLock { s -> (Answer, CheckedContinuation<Answer, Never>?) in
+            let answer = state.withLock { s -> (Answer, CheckedContinuation<Answer, Never>?)? in
+                guard !s.completed else { return nil }
+                s.completed = true
                 let answer = self.answer(stop: s.stop, response: response, error: error)
                 let continuation = s.continuation
                 s.continuation = nil
                 if continuation == nil { s.early = answer }
                 return (answer, continuation)
             }
-            answer.1?.resume(returning: answer.0)
+            if let (value, continuation) = answer { continuation?.resume(returning: value) }
         }
 
         private func answer(stop: Stop?, response: URLResponse?, error: (any Error)?) -> Answer {
