@@ -332,6 +332,22 @@ struct RemoteCacheTests {
         #expect(!server.storedFiles().contains { $0.hasPrefix("ac/") }, "\(server.storedFiles())")
     }
 
+    /// Failed requests that do not turn the remote off (fewer than three)
+    /// are still reported, once.
+    @Test func test_issue_10_failedRequestsBelowTheLimitAreReported() throws {
+        let server = try NginxServer(locations: "location /ac/ { return 503; }")
+        defer { server.stop() }
+        let dir = try makeProject("version: 1\nsubtasks:\n  - id: one\n    run: echo one\n")
+        let result = try Self.build(dir, remote: server.url)
+        #expect(result.status == 0, "\(result.stderr)")
+        let warnings = result.stderr.split(separator: "\n").filter { $0.hasPrefix("warning:") }
+        // The lookup, then the entry's upload; the blob's upload worked.
+        #expect(warnings.count == 1, "\(result.stderr)")
+        #expect(warnings.first?.hasPrefix("warning: remote cache `\(server.url)`: 2 requests failed (GET ac/") == true,
+                "\(result.stderr)")
+        #expect(warnings.first?.hasSuffix(" answered HTTP 503)") == true, "\(result.stderr)")
+    }
+
     /// A blob larger than the size its entry names is refused (issue 10
     /// item 7); the subtask runs, with a warning.
     @Test func test_issue_10_oversizedBlobIsRefusedAndTheSubtaskRuns() throws {

@@ -65,8 +65,14 @@ package final class LayeredBuildCache: BuildCache {
             defer { n = [] }
             return n
         }
-        if let reason = remote?.failureReason, remoteWarned.withLock({ w in defer { w = true }; return !w }) {
-            out.append("remote cache `\(remote!.base)` is unavailable (\(reason)); continued with the local cache only")
+        if let remote, remote.failures.count > 0, remoteWarned.withLock({ w in defer { w = true }; return !w }) {
+            if let reason = remote.failureReason {
+                out.append("remote cache `\(remote.base)` is unavailable (\(reason)); continued with the local cache only")
+            } else {
+                // Fewer failures than turn it off: still worth knowing.
+                let (count, first) = remote.failures
+                out.append("remote cache `\(remote.base)`: \(count) request\(count == 1 ? "" : "s") failed (\(first ?? "?"))")
+            }
         }
         return out
     }

@@ -60,6 +60,8 @@ package final class RemoteCacheStore: Sendable {
 
     private struct Breaker {
         var failures = 0
+        /// The first failure, and the one that turned the remote off.
+        var first: String?
         var reason: String?
     }
 
@@ -116,6 +118,8 @@ package final class RemoteCacheStore: Sendable {
     /// Why the remote was turned off, once it was; nil while it is used.
     package var failureReason: String? { breaker.withLock { $0.reason } }
     package var isAvailable: Bool { failureReason == nil }
+    /// How many requests failed so far, and the first failure.
+    package var failures: (count: Int, first: String?) { breaker.withLock { ($0.failures, $0.first) } }
 
     // MARK: Protocol
 
@@ -208,6 +212,7 @@ package final class RemoteCacheStore: Sendable {
         if Task.isCancelled { return }
         breaker.withLock {
             $0.failures += 1
+            if $0.first == nil { $0.first = reason }
             if $0.failures >= Self.failureLimit, $0.reason == nil { $0.reason = reason }
         }
     }
