@@ -332,19 +332,19 @@ struct PlanBuilder {
         case 1: "a positive integer"
         default: "an integer"
         }
+        let s = doc.scalar(node)
         let n: Int
-        switch doc.scalar(node)?.value {
+        switch s?.value {
         case .int(let value)?: n = value
         case .integerOutOfRange?:
-            collector.error(.integerOutOfRange(text: doc.scalar(node)?.text ?? ""), at: at(node))
+            collector.error(.integerOutOfRange(text: s?.text ?? ""), at: at(node))
             return nil
         default:
             collector.error(.wrongType(key: key, expected: expected, found: doc.kindDescription(node)), at: at(node))
             return nil
         }
-        guard let s = doc.scalar(node) else { return nil }
         if let minimum, n < minimum {
-            collector.error(.invalidValue(key: key, value: s.text, expected: expected), at: at(node))
+            collector.error(.invalidValue(key: key, value: s?.text ?? String(n), expected: expected), at: at(node))
             return nil
         }
         return n
