@@ -18,6 +18,11 @@ package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
     case multipleDocuments
     case invalidMergeKey
     case complexKey
+    case unsupportedTag(tag: String)
+    case tagMismatch(tag: String, expected: String, found: String)
+    case integerOutOfRange(text: String)
+    case numberNotFinite(key: String, text: String)
+    case keysDifferOnlyInNormalization(key: String, first: String, firstLine: Int)
     // Shape
     case wrongType(key: String, expected: String, found: String)
     case wrongEntryType(key: String, expected: String, found: String)
@@ -59,6 +64,16 @@ package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
         case .multipleDocuments: "the file holds more than one YAML document; a plan is one document"
         case .invalidMergeKey: "the merge key `<<` needs a mapping or a list of mappings"
         case .complexKey: "mapping keys must be plain text, not lists or mappings"
+        case .unsupportedTag(let tag):
+            "unsupported YAML tag `\(tag)`; only `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!seq` and `!!map` are accepted"
+        case .tagMismatch(let tag, let expected, let found): "the tag `\(tag)` needs \(expected), not \(found)"
+        case .integerOutOfRange(let text):
+            "integer `\(text)` does not fit in 64 bits (-9223372036854775808 to 9223372036854775807)"
+        case .numberNotFinite(let key, let text):
+            "number `\(text)` in `\(key)` is infinite or not a number, which JSON cannot hold"
+        case .keysDifferOnlyInNormalization(let key, let first, let firstLine):
+            "key `\(key)` differs from key `\(first)` (line \(firstLine)) only in Unicode normalization; "
+                + "planrun keeps keys exact and cannot pass both on; rename one"
         case .wrongType(let key, let expected, let found): "`\(key)` must be \(expected), not \(found)"
         case .wrongEntryType(let key, let expected, let found):
             "every entry of `\(key)` must be \(expected), not \(found)"

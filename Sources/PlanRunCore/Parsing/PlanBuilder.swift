@@ -332,12 +332,19 @@ struct PlanBuilder {
         case 1: "a positive integer"
         default: "an integer"
         }
-        guard let s = doc.scalar(node), case .int(let n) = s.value else {
+        let s = doc.scalar(node)
+        let n: Int
+        switch s?.value {
+        case .int(let value)?: n = value
+        case .integerOutOfRange?:
+            collector.error(.integerOutOfRange(text: s?.text ?? ""), at: at(node))
+            return nil
+        default:
             collector.error(.wrongType(key: key, expected: expected, found: doc.kindDescription(node)), at: at(node))
             return nil
         }
         if let minimum, n < minimum {
-            collector.error(.invalidValue(key: key, value: s.text, expected: expected), at: at(node))
+            collector.error(.invalidValue(key: key, value: s?.text ?? String(n), expected: expected), at: at(node))
             return nil
         }
         return n
@@ -403,6 +410,12 @@ struct PlanBuilder {
                 continue
             }
             if let s = doc.scalar(pair.value), !s.isNull {
+                // The reader has dropped keys with the same bytes; an entry
+                // here is a name equal to this one only as a Swift String.
+                if let index = env.index(forKey: name) {
+                    reportNormalizationClash(pairs, key: name, first: env.keys[index], at: pair.key)
+                    continue
+                }
                 env[name] = s.text
             } else {
                 collector.error(
@@ -450,26 +463,53 @@ struct PlanBuilder {
         }
     }
 
-    /// Any YAML value as JSON; mapping keys are their text.
-    mutating func json(_ node: YAMLNode) -> JSONValue {
+    /// Any YAML value as JSON; mapping keys are their text. Numbers JSON
+    /// cannot hold (outside 64 bits, infinite, NaN) are reported and become
+    /// null. Recursive: the reader keeps nesting, aliases expanded, within
+    /// `YAMLReader.maxDepth`.
+    mutating func json(_ node: YAMLNode, key: String = "with") -> JSONValue {
         if let s = doc.scalar(node) {
             switch s.value {
             case .null: return .null
             case .bool(let b): return .bool(b)
             case .int(let n): return .int(n)
-            case .double(let d): return .double(d)
+            case .integerOutOfRange:
+                collector.error(.integerOutOfRange(text: s.text), at: at(node))
+                return .null
+            case .double(let d):
+                if d.isFinite { return .double(d) }
+                collector.error(.numberNotFinite(key: key, text: s.text), at: at(node))
+                return .null
             case .string(let t): return .string(t)
             }
         }
         if let items = doc.items(node) {
-            return .array(items.map { json($0) })
+            var array: [JSONValue] = []
+            array.reserveCapacity(items.count)
+            for item in items { array.append(json(item, key: key)) }
+            return .array(array)
         }
+        let pairs = doc.pairs(node) ?? YAMLPairs(children: [])
         var object: [String: JSONValue] = [:]
-        for pair in doc.pairs(node) ?? YAMLPairs(children: []) {
+        for pair in pairs {
             guard let k = keyText(pair) else { continue }
-            object[k] = json(pair.value)
+            // As in `environment`: equal as Strings, different bytes.
+            if let index = object.index(forKey: k) {
+                reportNormalizationClash(pairs, key: k, first: object.keys[index], at: pair.key)
+                continue
+            }
+            object[k] = json(pair.value, key: key)
         }
         return .object(object)
+    }
+
+    /// Reports a key that differs from an earlier one of the same mapping
+    /// only in Unicode normalization (`é` and `e`+U+0301). The reader keeps
+    /// both, but the model's String-keyed dictionaries (and the environment
+    /// they become) would merge them, so one would be lost silently.
+    mutating func reportNormalizationClash(_ pairs: YAMLPairs, key: String, first: String, at keyNode: YAMLNode) {
+        let firstLine = pairs.first { doc.keyText($0) == key }.map { doc.line($0.key) } ?? doc.line(keyNode)
+        collector.error(.keysDifferOnlyInNormalization(key: key, first: first, firstLine: firstLine), at: at(keyNode))
     }
 
     /// A name the environment can hold: not empty, no `=` and no NUL.

@@ -6,13 +6,17 @@
 /// the plan (dictionaries, no pairwise comparisons).
 enum PlanValidator {
     static func validate(_ plan: Plan, draft: PlanDraft, collector: inout DiagnosticCollector) {
-        let ids = plan.subtasks.lazy.map(\.id) // only read for suggestions
         let agentNames = draft.agentOrder + (draft.agentOrder.contains("shell") ? [] : ["shell"])
+        // Did-you-mean candidates, made on the first miss; each set's
+        // searches share one bounded budget (a plan of many misses stays
+        // linear).
+        var idSuggestions: Suggestion.Candidates?
+        var agentSuggestions = Suggestion.Candidates(agentNames)
 
         // Agents.
         if let name = plan.defaults.agent, plan.agents[name] == nil {
             collector.error(
-                .unknownAgent(name: name, suggestion: Suggestion.closest(to: name, in: agentNames)),
+                .unknownAgent(name: name, suggestion: agentSuggestions.closest(to: name)),
                 at: draft.defaultsAgentLocation)
         }
 
@@ -35,7 +39,7 @@ enum PlanValidator {
                 }
             } else if let location = at.agent {
                 collector.error(
-                    .unknownAgent(name: subtask.agent, suggestion: Suggestion.closest(to: subtask.agent, in: agentNames)),
+                    .unknownAgent(name: subtask.agent, suggestion: agentSuggestions.closest(to: subtask.agent)),
                     at: location)
             }
             // An implicit agent is `shell` (always defined) or `defaults.agent`
@@ -56,9 +60,10 @@ enum PlanValidator {
                 } else if let j = plan.index[dep] {
                     if j >= i { mayHaveCycle = true }
                 } else {
+                    if idSuggestions == nil { idSuggestions = Suggestion.Candidates(plan.subtasks.lazy.map(\.id)) }
                     collector.error(
                         .unknownDependency(
-                            subtask: subtask.id, dependency: dep, suggestion: Suggestion.closest(to: dep, in: ids)),
+                            subtask: subtask.id, dependency: dep, suggestion: idSuggestions!.closest(to: dep)),
                         at: location)
                 }
             }

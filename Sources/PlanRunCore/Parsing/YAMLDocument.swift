@@ -12,6 +12,8 @@ package struct YAMLDocument: Sendable {
     struct Record {
         var kind: Kind
         var isPlain: Bool
+        /// A scalar's standard tag; the reader has checked that the text fits it.
+        var tag: YAMLScalar.Tag = .none
         var line: Int32
         var column: Int32
         /// Scalar: offset in `text`; collection: offset in `children`.
@@ -44,7 +46,7 @@ package struct YAMLDocument: Sendable {
     package func scalar(_ node: YAMLNode) -> YAMLScalar? {
         let r = records[Int(node.index)]
         guard r.kind == .scalar else { return nil }
-        return YAMLScalar(text: string(start: Int(r.start), count: Int(r.count)), isPlain: r.isPlain)
+        return YAMLScalar(text: string(start: Int(r.start), count: Int(r.count)), isPlain: r.isPlain, tag: r.tag)
     }
 
     /// The items at `node`, nil unless it is a sequence.
@@ -73,7 +75,7 @@ package struct YAMLDocument: Sendable {
             switch scalar(node)?.value ?? .null {
             case .null: "null"
             case .bool: "a boolean"
-            case .int: "an integer"
+            case .int, .integerOutOfRange: "an integer"
             case .double: "a number"
             case .string: "a string"
             }
@@ -84,6 +86,14 @@ package struct YAMLDocument: Sendable {
         text.withUnsafeBufferPointer { buffer in
             String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<start + count]), as: UTF8.self)
         }
+    }
+
+    /// The bytes of the scalar at `node`, nil for collections: keys are
+    /// compared by these (Strings compare by canonical equivalence).
+    func scalarBytes(_ node: Int32) -> [UInt8]? {
+        let r = records[Int(node)]
+        guard r.kind == .scalar else { return nil }
+        return Array(text[Int(r.start)..<Int(r.start + r.count)])
     }
 
     /// True when the scalars at `a` and `b` have the same bytes.
@@ -126,33 +136,75 @@ package struct YAMLPairs: RandomAccessCollection, Sendable {
     }
 }
 
-/// A scalar's text and whether it was written plain (unquoted, not a block
-/// scalar, no `!!str` tag). Only plain scalars resolve to null, booleans and
-/// numbers; every other scalar is a string.
+/// A scalar's text, whether it was written plain (unquoted, not a block
+/// scalar, no `!!str` or `!` tag) and its standard tag, if any. Untagged
+/// plain scalars resolve by the YAML 1.2 core schema to null, booleans and
+/// numbers; every other untagged scalar is a string; a tagged one has its
+/// tag's type.
 package struct YAMLScalar: Sendable, Hashable {
     package var text: String
     package var isPlain: Bool
+    package var tag: Tag
 
-    package init(text: String, isPlain: Bool) {
+    package init(text: String, isPlain: Bool, tag: Tag = .none) {
         self.text = text
         self.isPlain = isPlain
+        self.tag = tag
     }
 
-    /// The typed value of a scalar, YAML 1.2 core schema.
+    /// The standard scalar tags that change how a scalar resolves (`!!str`
+    /// and `!` are recorded as not plain instead).
+    package enum Tag: UInt8, Sendable, Hashable {
+        case none, int, float, bool, null
+    }
+
+    /// The typed value of a scalar.
     package enum Value: Sendable, Hashable {
         case null
         case bool(Bool)
         case int(Int)
+        /// A core-schema integer outside the 64-bit range: an error wherever
+        /// a number is needed, never rounded to a float.
+        case integerOutOfRange
         case double(Double)
         case string(String)
     }
 
-    /// Resolves the scalar: for plain scalars `null`/`~`/empty, `true`/`false`,
-    /// integers (decimal, `0x`, `0o`), floats (`1.5`, `1e3`, `.inf`, `.nan`);
-    /// anything else, and every quoted scalar, is a string.
+    /// Resolves the scalar: by its tag when it has one, else for plain
+    /// scalars by the YAML 1.2 core schema: `null`/`~`/empty,
+    /// `true`/`false`, integers (`[-+]?[0-9]+`, `0x[0-9a-fA-F]+`,
+    /// `0o[0-7]+`), floats (`1.5`, `1e3`, `.inf`, `.nan`); anything else, and
+    /// every quoted scalar, is a string.
     package var value: Value {
-        guard isPlain else { return .string(text) }
-        var utf8 = text.utf8
+        switch tag {
+        case .none: return isPlain ? Self.coreValue(text) : .string(text)
+        case .int:
+            let v = Self.coreValue(text)
+            switch v {
+            case .int, .integerOutOfRange: return v
+            default: return .string(text)
+            }
+        case .float:
+            switch Self.coreValue(text) {
+            case .double(let d): return .double(d)
+            case .int(let n): return .double(Double(n))
+            case .integerOutOfRange:
+                // Decimal only: `Double(_:)` would read `0x...` as a hex float.
+                if Self.decimalInteger(text.utf8) != nil, let d = Double(text) { return .double(d) }
+                return .string(text)
+            default: return .string(text)
+            }
+        case .bool:
+            if case .bool(let b) = Self.coreValue(text) { return .bool(b) }
+            return .string(text)
+        case .null:
+            return Self.isNullText(text) ? .null : .string(text)
+        }
+    }
+
+    /// The core-schema value of `text` as a plain scalar.
+    static func coreValue(_ text: String) -> Value {
+        let utf8 = text.utf8
         guard let first = utf8.first else { return .null }
         switch text {
         case "~", "null", "Null", "NULL": return .null
@@ -167,29 +219,74 @@ package struct YAMLScalar: Sendable, Hashable {
         let startsNumeric = (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9"))
             || first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
         guard startsNumeric else { return .string(text) }
-        if utf8.count > 2, first == UInt8(ascii: "0") {
-            let second = utf8[utf8.index(after: utf8.startIndex)]
-            if second == UInt8(ascii: "x"), let n = Int(text.dropFirst(2), radix: 16) { return .int(n) }
-            if second == UInt8(ascii: "o"), let n = Int(text.dropFirst(2), radix: 8) { return .int(n) }
-        }
-        if Self.isInteger(utf8), let n = Int(text) { return .int(n) }
-        if Self.isFloat(&utf8), let d = Double(text) { return .double(d) }
+        if let n = integer(utf8) { return n.map { .int($0) } ?? .integerOutOfRange }
+        if isFloat(utf8), let d = Double(text) { return .double(d) }
         return .string(text)
     }
 
-    /// `[-+]?[0-9]+`
-    private static func isInteger(_ utf8: String.UTF8View) -> Bool {
-        var digits = 0
-        for (i, c) in utf8.enumerated() {
-            if i == 0, c == UInt8(ascii: "-") || c == UInt8(ascii: "+") { continue }
-            guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return false }
-            digits += 1
+    /// For core-schema integer text: `.some(value)`, or `.some(nil)` when it
+    /// is outside the 64-bit range. nil when the text is not an integer.
+    /// Written out rather than `Int(_:radix:)`, which also accepts a sign
+    /// after `0x` (`0x-1`, `0x+1F` are strings in YAML).
+    static func integer(_ utf8: String.UTF8View) -> Int?? {
+        var i = utf8.startIndex
+        guard i != utf8.endIndex else { return nil }
+        if utf8[i] == UInt8(ascii: "0") {
+            let second = utf8.index(after: i)
+            if second != utf8.endIndex, utf8[second] == UInt8(ascii: "x") || utf8[second] == UInt8(ascii: "o") {
+                let radix = utf8[second] == UInt8(ascii: "x") ? 16 : 8
+                i = utf8.index(after: second)
+                guard i != utf8.endIndex else { return nil }
+                var n = 0
+                var fits = true
+                for c in utf8[i...] {
+                    guard let d = digit(c), d < radix else { return nil }
+                    if fits {
+                        let (m, o1) = n.multipliedReportingOverflow(by: radix)
+                        let (s, o2) = m.addingReportingOverflow(d)
+                        if o1 || o2 { fits = false } else { n = s }
+                    }
+                }
+                return .some(fits ? n : nil)
+            }
         }
-        return digits > 0
+        return decimalInteger(utf8)
+    }
+
+    /// `[-+]?[0-9]+`, as for `integer`.
+    static func decimalInteger(_ utf8: String.UTF8View) -> Int?? {
+        var i = utf8.startIndex
+        guard i != utf8.endIndex else { return nil }
+        let negative = utf8[i] == UInt8(ascii: "-")
+        if negative || utf8[i] == UInt8(ascii: "+") { i = utf8.index(after: i) }
+        guard i != utf8.endIndex else { return nil }
+        // Accumulated as a negative number, whose range includes Int.min.
+        var n = 0
+        var fits = true
+        for c in utf8[i...] {
+            guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
+            if fits {
+                let (m, o1) = n.multipliedReportingOverflow(by: 10)
+                let (s, o2) = m.subtractingReportingOverflow(Int(c - UInt8(ascii: "0")))
+                if o1 || o2 { fits = false } else { n = s }
+            }
+        }
+        guard fits else { return .some(nil) }
+        if negative { return .some(n) }
+        return .some(n == .min ? nil : -n)
+    }
+
+    private static func digit(_ c: UInt8) -> Int? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(c - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(c - UInt8(ascii: "a")) + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(c - UInt8(ascii: "A")) + 10
+        default: nil
+        }
     }
 
     /// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`
-    private static func isFloat(_ utf8: inout String.UTF8View) -> Bool {
+    private static func isFloat(_ utf8: String.UTF8View) -> Bool {
         var sawDigit = false, sawDot = false, sawExponent = false, exponentDigits = 0
         var previous: UInt8 = 0
         for (i, c) in utf8.enumerated() {
@@ -212,9 +309,17 @@ package struct YAMLScalar: Sendable, Hashable {
         return sawDigit && (!sawExponent || exponentDigits > 0)
     }
 
-    /// True for plain `null`, `~` and the empty plain scalar.
+    /// True for a null scalar: plain `null`, `~` or empty, or tagged `!!null`.
     package var isNull: Bool {
-        guard isPlain else { return false }
+        switch tag {
+        case .null: return true
+        case .none: return isPlain && Self.isNullText(text)
+        default: return false
+        }
+    }
+
+    /// `null`, `Null`, `NULL`, `~` or empty.
+    static func isNullText(_ text: String) -> Bool {
         switch text.utf8.count {
         case 0: return true
         case 1: return text == "~"

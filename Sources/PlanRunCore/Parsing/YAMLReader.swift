@@ -7,10 +7,13 @@ import CYAML
 /// copied straight from libyaml's buffers, positions are libyaml's marks plus
 /// one. An alias shares its anchor's children, and its expanded size is
 /// counted (nothing is copied) so that a "billion laughs" file fails after a
-/// few events. Merge keys (`<<`) are applied; explicit keys win over merged
-/// ones, and earlier merged mappings win over later ones. Duplicate keys are
-/// reported (the first one is kept) and reading goes on; every other problem
-/// stops the read.
+/// few events; nesting is limited as if aliases were expanded, so that no
+/// walk over the document goes deeper than `maxDepth`. Merge keys (`<<`)
+/// are applied; explicit keys win over merged ones, and earlier merged
+/// mappings win over later ones. Keys are compared by their bytes (no
+/// Unicode normalization). Standard tags are checked against the value they
+/// tag; other tags are refused. Duplicate keys are reported (the first one
+/// is kept) and reading goes on; every other problem stops the read.
 package enum YAMLReader {
     /// The result of reading a file.
     package enum Outcome: Sendable {
@@ -22,7 +25,7 @@ package enum YAMLReader {
         case failed
     }
 
-    /// Deepest nesting of sequences and mappings accepted.
+    /// Deepest nesting of sequences and mappings accepted, aliases expanded.
     package static let maxDepth = 256
     /// Nodes that aliases may add, at least; large files get `bytes.count`.
     package static let minimumAliasBudget = 100_000
@@ -51,20 +54,23 @@ private struct Frame {
     var isMapping: Bool
     var line: Int32
     var column: Int32
-    var anchor: String?
+    var anchor: [UInt8]?
     var start: Int
     /// Nodes in this subtree, aliases counted at their expanded size.
     var size = 1
-    /// Key text -> line of first use; built once a mapping has many keys, so
+    /// Levels of collections in this subtree, this one included, aliases
+    /// expanded.
+    var height = 1
+    /// Key bytes -> line of first use; built once a mapping has many keys, so
     /// duplicate checks stay linear for big mappings and allocation-free for
     /// the small ones that make up most of a plan.
-    var keyLines: [String: Int]?
+    var keyLines: [[UInt8]: Int]?
     /// Mappings brought in by `<<`, in order.
     var mergeSources: [Int32] = []
     /// Where the merged pairs go among the explicit ones (a pair index).
     var mergePosition: Int?
 
-    init(isMapping: Bool, line: Int32, column: Int32, anchor: String?, start: Int) {
+    init(isMapping: Bool, line: Int32, column: Int32, anchor: [UInt8]?, start: Int) {
         self.isMapping = isMapping
         self.line = line
         self.column = column
@@ -84,7 +90,8 @@ private struct Builder {
     var document: YAMLDocument
     var stack: [Frame] = []
     var pending: [Int32] = []
-    var anchors: [String: (node: Int32, size: Int)] = [:]
+    /// Anchor name (bytes) -> node, expanded size and height.
+    var anchors: [[UInt8]: (node: Int32, size: Int, height: Int)] = [:]
     var expanded = 0
     var documents = 0
 
@@ -158,27 +165,32 @@ private struct Builder {
         case YAML_SCALAR_EVENT:
             let data = event.data.scalar
             var plain = data.style == YAML_PLAIN_SCALAR_STYLE
-            if plain, let tag = data.tag {
-                // `!!str 1` and `! 1` are strings; other tags are ignored.
-                let t = String(cString: tag)
-                if t == "tag:yaml.org,2002:str" || t == "!" { plain = false }
-            }
+            var resolvedTag = YAMLScalar.Tag.none
             let start = document.text.count
             if data.length > 0 {
                 document.text.append(contentsOf: UnsafeBufferPointer(start: data.value, count: data.length))
             }
+            if let tag = data.tag {
+                switch try scalarTag(tag, at: event.start_mark, start: start, count: data.length) {
+                case nil: plain = false
+                case let t?: resolvedTag = t
+                }
+            }
             let node = newRecord(YAMLDocument.Record(
-                kind: .scalar, isPlain: plain, line: line, column: column,
+                kind: .scalar, isPlain: plain, tag: resolvedTag, line: line, column: column,
                 start: Int32(truncatingIfNeeded: start), count: Int32(truncatingIfNeeded: data.length)))
-            try add(node, size: 1, anchor: data.anchor.map { String(cString: $0) })
+            try add(node, size: 1, height: 0, anchor: data.anchor.map { Self.bytes($0) })
         case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
             let isMapping = event.type == YAML_MAPPING_START_EVENT
             if stack.count >= YAMLReader.maxDepth {
                 throw stop(.nestingTooDeep(limit: YAMLReader.maxDepth), at: event.start_mark)
             }
             let anchor = isMapping ? event.data.mapping_start.anchor : event.data.sequence_start.anchor
+            if let tag = isMapping ? event.data.mapping_start.tag : event.data.sequence_start.tag {
+                try checkCollectionTag(tag, isMapping: isMapping, at: event.start_mark)
+            }
             stack.append(Frame(
-                isMapping: isMapping, line: line, column: column, anchor: anchor.map { String(cString: $0) },
+                isMapping: isMapping, line: line, column: column, anchor: anchor.map { Self.bytes($0) },
                 start: pending.count))
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
             guard let frame = stack.popLast() else { return }
@@ -194,15 +206,22 @@ private struct Builder {
                 kind: frame.isMapping ? .mapping : .sequence, isPlain: false, line: frame.line, column: frame.column,
                 start: Int32(truncatingIfNeeded: childStart),
                 count: Int32(truncatingIfNeeded: frame.isMapping ? count / 2 : count)))
-            try add(node, size: frame.size, anchor: frame.anchor)
+            try add(node, size: frame.size, height: frame.height, anchor: frame.anchor)
         case YAML_ALIAS_EVENT:
-            let name = String(cString: event.data.alias.anchor)
-            guard let (anchored, size) = anchors[name] else {
+            let name = Self.bytes(event.data.alias.anchor)
+            guard let (anchored, size, height) = anchors[name] else {
                 // `inputs: [*foo]` with no anchor `foo` is most likely a glob.
-                if Suggestion.closest(to: name, in: anchors.keys.sorted()) != nil {
-                    throw stop(.unknownAlias(name: name), at: event.start_mark)
+                let text = String(decoding: name, as: UTF8.self)
+                let known = anchors.keys.map { String(decoding: $0, as: UTF8.self) }.sorted()
+                if Suggestion.closest(to: text, in: known) != nil {
+                    throw stop(.unknownAlias(name: text), at: event.start_mark)
                 }
                 throw stop(.aliasNotQuoted(text: tokenText(at: event.start_mark.index)), at: event.start_mark)
+            }
+            // The anchored subtree, placed under the open collections, may
+            // not nest deeper than a written one could.
+            if stack.count + height > YAMLReader.maxDepth {
+                throw stop(.nestingTooDeep(limit: YAMLReader.maxDepth), at: event.start_mark)
             }
             expanded += size
             if expanded > aliasBudget {
@@ -212,21 +231,22 @@ private struct Builder {
             var record = document.records[Int(anchored)]
             record.line = line
             record.column = column
-            try add(newRecord(record), size: size, anchor: nil)
+            try add(newRecord(record), size: size, height: height, anchor: nil)
         default:
             break
         }
     }
 
     /// Puts a finished node into the open collection (or makes it the root).
-    mutating func add(_ node: Int32, size: Int, anchor: String?) throws(StopReading) {
-        if let anchor { anchors[anchor] = (node, size) }
+    mutating func add(_ node: Int32, size: Int, height: Int, anchor: [UInt8]?) throws(StopReading) {
+        if let anchor { anchors[anchor] = (node, size, height) }
         let top = stack.count - 1
         guard top >= 0 else {
             document.root = YAMLNode(index: node)
             return
         }
         stack[top].size += size
+        if height >= stack[top].height { stack[top].height = height + 1 }
         let frameStart = stack[top].start
         // In a mapping, an odd number of waiting children means a key waits.
         guard stack[top].isMapping, (pending.count - frameStart) % 2 == 1 else {
@@ -257,13 +277,13 @@ private struct Builder {
     /// The line of an earlier key with the same text in the open mapping.
     mutating func firstLine(ofKey key: Int32, frameStart: Int, pairs: Int, frame top: Int) -> Int? {
         if pairs >= Builder.smallMapping {
-            let text = document.scalar(YAMLNode(index: key))?.text ?? ""
+            let text = document.scalarBytes(key) ?? []
             if stack[top].keyLines == nil {
-                var lines: [String: Int] = [:]
+                var lines: [[UInt8]: Int] = [:]
                 lines.reserveCapacity(pairs * 2)
                 for p in 0..<pairs {
-                    let k = YAMLNode(index: pending[frameStart + 2 * p])
-                    if let t = document.scalar(k)?.text, lines[t] == nil { lines[t] = document.line(k) }
+                    let k = pending[frameStart + 2 * p]
+                    if let t = document.scalarBytes(k), lines[t] == nil { lines[t] = document.line(YAMLNode(index: k)) }
                 }
                 stack[top].keyLines = lines
             }
@@ -304,18 +324,18 @@ private struct Builder {
     /// merged keys wins).
     mutating func appendMerged(_ frame: Frame, at position: Int) {
         let explicit = Array(pending[frame.start...])
-        var taken = Set<String>()
+        var taken = Set<[UInt8]>()
         var isMergeKey = [Bool](repeating: false, count: explicit.count / 2)
         for p in 0..<explicit.count / 2 {
             let key = YAMLNode(index: explicit[2 * p])
-            guard let s = document.scalar(key) else { continue }
-            if s.isPlain, s.text == "<<" { isMergeKey[p] = true } else { taken.insert(s.text) }
+            guard let s = document.scalar(key), let bytes = document.scalarBytes(key.index) else { continue }
+            if s.isPlain, s.text == "<<" { isMergeKey[p] = true } else { taken.insert(bytes) }
         }
         var merged: [Int32] = []
         for source in frame.mergeSources {
             guard let pairs = document.pairs(YAMLNode(index: source)) else { continue }
             for pair in pairs {
-                guard let k = document.keyText(pair), taken.insert(k).inserted else { continue }
+                guard let k = document.scalarBytes(pair.key.index), taken.insert(k).inserted else { continue }
                 merged.append(pair.key.index)
                 merged.append(pair.value.index)
             }
@@ -327,6 +347,77 @@ private struct Builder {
         document.children.append(contentsOf: merged)
         for p in position..<(explicit.count / 2) where !isMergeKey[p] {
             document.children.append(contentsOf: explicit[(2 * p)..<(2 * p + 2)])
+        }
+    }
+
+    // MARK: Tags
+
+    static func bytes(_ cString: UnsafePointer<UInt8>) -> [UInt8] {
+        Array(UnsafeBufferPointer(start: cString, count: strlen(UnsafeRawPointer(cString).assumingMemoryBound(to: CChar.self))))
+    }
+
+    /// A tag as written in the short form where it has one (`!!int`).
+    static func tagText(_ tag: String) -> String {
+        tag.hasPrefix(standardTagPrefix) ? "!!" + tag.dropFirst(standardTagPrefix.count) : tag
+    }
+
+    static let standardTagPrefix = "tag:yaml.org,2002:"
+
+    /// The tag of a scalar: nil for `!!str` and `!` (a string), else the tag
+    /// whose type the text must have. Stops on a tag that is not a standard
+    /// scalar tag, or a text that does not fit its tag.
+    mutating func scalarTag(
+        _ cTag: UnsafePointer<UInt8>, at mark: yaml_mark_t, start: Int, count: Int
+    ) throws(StopReading) -> YAMLScalar.Tag? {
+        let tag = String(cString: cTag)
+        let result: YAMLScalar.Tag
+        let expected: String
+        switch tag {
+        case "!", Self.standardTagPrefix + "str": return nil
+        case Self.standardTagPrefix + "int": (result, expected) = (.int, "an integer")
+        case Self.standardTagPrefix + "float": (result, expected) = (.float, "a number")
+        case Self.standardTagPrefix + "bool": (result, expected) = (.bool, "`true` or `false`")
+        case Self.standardTagPrefix + "null": (result, expected) = (.null, "null")
+        case Self.standardTagPrefix + "seq":
+            throw stop(.tagMismatch(tag: "!!seq", expected: "a list", found: "a scalar"), at: mark)
+        case Self.standardTagPrefix + "map":
+            throw stop(.tagMismatch(tag: "!!map", expected: "a mapping", found: "a scalar"), at: mark)
+        default: throw stop(.unsupportedTag(tag: Self.tagText(tag)), at: mark)
+        }
+        let text = document.string(start: start, count: count)
+        let fits = switch YAMLScalar(text: text, isPlain: false, tag: result).value {
+        case .string: false
+        default: true
+        }
+        if !fits {
+            throw stop(.tagMismatch(tag: Self.tagText(tag), expected: expected, found: "`\(text)`"), at: mark)
+        }
+        return result
+    }
+
+    /// Stops unless a sequence's tag is `!!seq` or `!` and a mapping's is
+    /// `!!map` or `!`.
+    mutating func checkCollectionTag(_ cTag: UnsafePointer<UInt8>, isMapping: Bool, at mark: yaml_mark_t) throws(StopReading) {
+        let tag = String(cString: cTag)
+        let found = isMapping ? "a mapping" : "a list"
+        switch tag {
+        case "!": return
+        case Self.standardTagPrefix + "seq":
+            if isMapping { throw stop(.tagMismatch(tag: "!!seq", expected: "a list", found: found), at: mark) }
+        case Self.standardTagPrefix + "map":
+            if !isMapping { throw stop(.tagMismatch(tag: "!!map", expected: "a mapping", found: found), at: mark) }
+        case Self.standardTagPrefix + "str":
+            throw stop(.tagMismatch(tag: "!!str", expected: "a string", found: found), at: mark)
+        case Self.standardTagPrefix + "int":
+            throw stop(.tagMismatch(tag: "!!int", expected: "an integer", found: found), at: mark)
+        case Self.standardTagPrefix + "float":
+            throw stop(.tagMismatch(tag: "!!float", expected: "a number", found: found), at: mark)
+        case Self.standardTagPrefix + "bool":
+            throw stop(.tagMismatch(tag: "!!bool", expected: "`true` or `false`", found: found), at: mark)
+        case Self.standardTagPrefix + "null":
+            throw stop(.tagMismatch(tag: "!!null", expected: "null", found: found), at: mark)
+        default:
+            throw stop(.unsupportedTag(tag: Self.tagText(tag)), at: mark)
         }
     }
 
