@@ -115,8 +115,10 @@ struct ParsedJUnit: Decodable {
         #expect(broken.outcome == "failure")
         #expect(broken.message == "exit status 3")
         let body = try #require(broken.body)
-        // Both runs' attempts are in this run's log only once: the log is per run.
-        #expect(body.components(separatedBy: "cc: error: it broke").count == 2)
+        // Both runs' attempts are in this run's log only once: the log is per
+        // run. It starts with the command line, which holds the text too.
+        #expect(body.hasPrefix("$ echo \"compiling <main.c> & friends\"\n"), "\(body.debugDescription)")
+        #expect(body.components(separatedBy: "\ncc: error: it broke\n").count == 2)
         #expect(body.contains("compiling <main.c> & friends\n"))
         #expect(body.contains("bin:\u{FFFD}\u{FFFD}red\u{FFFD}\n"), "control bytes replaced, colours dropped: \(body.debugDescription)")
 
