@@ -58,13 +58,25 @@ import Testing
     /// GitHub's workflow schema (SchemaStore, vendored by check-jsonschema).
     @Test(.enabled(if: TestTools.path(of: "check-jsonschema") != nil, TestTools.noCheckJSONSchema), arguments: plans)
     func githubWorkflowMatchesGitHubSchema(_ plan: String) throws {
-        let dir = try PlanRunBinary.temporaryDirectory()
+        try checkGitHubSchema(plan: plan, in: PlanRunBinary.packageRoot)
+    }
+
+    @Test(.enabled(if: TestTools.path(of: "check-jsonschema") != nil, TestTools.noCheckJSONSchema))
+    func githubWorkflowForManyDependenciesMatchesGitHubSchema() throws {
+        let dir = try makeProject(Self.manyDependenciesPlan)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let file = dir.appendingPathComponent("planrun.yml")
-        let export = try PlanRunBinary.run(["export", plan, "--to", "github-actions", "-o", file.path], in: PlanRunBinary.packageRoot)
+        try checkGitHubSchema(plan: "plan.yaml", in: dir)
+    }
+
+    /// Exports `plan` (relative to `dir`) and checks the workflow with check-jsonschema.
+    func checkGitHubSchema(plan: String, in dir: URL) throws {
+        let scratch = try PlanRunBinary.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let file = scratch.appendingPathComponent("planrun.yml")
+        let export = try PlanRunBinary.run(["export", plan, "--to", "github-actions", "-o", file.path], in: dir)
         #expect(export.status == 0, "\(export.stderr)")
         let checker = try #require(TestTools.path(of: "check-jsonschema"))
-        let check = try Self.runTool(checker, ["--builtin-schema", "vendor.github-workflows", file.path], in: dir)
+        let check = try Self.runTool(checker, ["--builtin-schema", "vendor.github-workflows", file.path], in: scratch)
         #expect(check.status == 0, "\(check.output)")
     }
 
