@@ -18,9 +18,11 @@ struct BuildCommand: AsyncParsableCommand {
 
     @OptionGroup var planArguments: PlanArguments
     @OptionGroup var options: RunOptions
-    @Flag(help: "Show what would run, like `planrun plan`, without running anything.")
+    @Flag(name: [.customShort("n"), .long], help: "Show what would run, like `planrun plan`, without running anything.")
     var dryRun = false
-    @Flag(help: "Run the named targets (all subtasks when none is named) even when they are up to date.")
+    @OptionGroup var preview: PreviewOptions
+    @Flag(name: [.customShort("B"), .long],
+          help: "Run the named targets (all subtasks when none is named) even when they are up to date.")
     var force = false
     @Flag(help: "Run only the named subtasks; their dependencies' results come from the cache (local or remote), and the build fails before running anything when one is not there.")
     var only = false
@@ -29,11 +31,19 @@ struct BuildCommand: AsyncParsableCommand {
         if dryRun, options.ci.report != nil { throw ValidationError("`--report` cannot be used with `--dry-run`") }
         if only, dryRun { throw ValidationError("`--only` cannot be used with `--dry-run`") }
         if only, planArguments.targets.isEmpty { throw ValidationError("`--only` needs the ids of the subtasks to run") }
+        if !dryRun, preview.isGiven {
+            throw ValidationError("`--\(preview.format != nil ? "format" : "changed")` needs `--dry-run` (`-n`)")
+        }
+        if dryRun, options.json, let format = preview.format, format != .json {
+            throw ValidationError("`--json` cannot be used with `--format \(format.rawValue)`")
+        }
     }
 
     func run() async throws {
         if dryRun {
-            try DryRun.show(planArguments: planArguments, jobs: options.jobs, format: options.json ? .json : .text,
+            var preview = preview
+            if options.json { preview.format = .json }
+            try DryRun.show(planArguments: planArguments, jobs: options.jobs, preview: preview,
                             state: options.stateFolder, color: options.output.color)
             return
         }
@@ -70,6 +80,8 @@ struct RunOptions: ParsableArguments {
     var keepGoing = false
     @Flag(help: "Print the summary as JSON on standard output (progress goes to standard error).")
     var json = false
+    @Flag(name: [.customShort("v"), .long], help: "Print each subtask's command line before its output.")
+    var verbose = false
     @OptionGroup var stateFolder: StateDirOption
     @OptionGroup var output: OutputOptions
     @OptionGroup var ci: CIReportOptions
@@ -101,7 +113,8 @@ struct RunOptions: ParsableArguments {
         let outcome = await BuildRun.run(plan: plan, configuration: config, canceller: RunCanceller(), progressFD: progressFD,
                                          annotatePlanFile: CIReportOptions.annotationPlanFile(plan),
                                          forcedIDs: forcedIDs, remote: remoteStore, onlyTargets: onlyTargets,
-                                         stamp: stamp, preparation: preparation)
+                                         stamp: stamp, preparation: preparation,
+                                         commandLines: verbose ? Self.commandLines(of: plan) : [:])
         switch outcome {
         case .failure(let failure):
             try StateDamageReport.exitIfDamaged(BuildSession.stateDirectory(for: plan, configuration: config))
@@ -120,6 +133,15 @@ struct RunOptions: ParsableArguments {
     }
 }
 
+extension RunOptions {
+    /// Each subtask's command line, for `-v`.
+    static func commandLines(of plan: Plan) -> [String: String] {
+        var lines: [String: String] = [:]
+        for subtask in plan.subtasks { lines[subtask.id] = SubtaskCommandLine.text(of: subtask, agent: plan.agent(for: subtask)) }
+        return lines
+    }
+}
+
 /// Runs a build next to a signal watcher: the first SIGINT or SIGTERM
 /// cancels the build task, which stops every subtask and returns a
 /// `cancelled` summary.
@@ -134,16 +156,16 @@ enum BuildRun {
     static func run(plan: Plan, configuration: RunConfiguration, canceller: RunCanceller, progressFD: Int32,
                     annotatePlanFile: String? = nil, forcedIDs: Set<String> = [],
                     remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil,
-                    stamp: UpToDateStamp.Invocation? = nil,
-                    preparation: BuildPreparation.Pending? = nil) async -> Result<RunSummary, BuildSession.Failure> {
+                    stamp: UpToDateStamp.Invocation? = nil, preparation: BuildPreparation.Pending? = nil,
+                    commandLines: [String: String] = [:]) async -> Result<RunSummary, BuildSession.Failure> {
         await withTaskGroup(of: Step?.self) { group in
             group.addTask {
                 // Kept until the build is over: it holds the build lock.
                 let prepared = preparation?.wait()
                 let output = BufferedOutput(fd: progressFD)
                 let write: (String) -> Void = { text in output.write(text) }
-                let text = TextReporter(isTerminal: configuration.isTerminal && annotatePlanFile == nil, write: write,
-                                        flush: { output.flush() })
+                let text = TextReporter(isTerminal: configuration.isTerminal && annotatePlanFile == nil,
+                                        commandLines: commandLines, write: write, flush: { output.flush() })
                 let reporter: any ProgressReporter = annotatePlanFile.map {
                     GitHubActionsReporter(wrapping: text, plan: plan, planFile: $0, write: write)
                 } ?? text

@@ -3,18 +3,22 @@ import Foundation
 import PlanRunCore
 
 /// The plan file and target subtasks, shared by the commands that take them.
-/// `planrun build [PLAN] [TARGET...]`, like make's optional Makefile.
+/// `planrun build [PLAN] [TARGET...]`, like make's optional Makefile
+/// (DESIGN §10): the first argument is the plan only when it ends in
+/// `.yaml` or `.yml`; any other word is a subtask id of `plan.yaml`, even
+/// when a file of that name exists (`planrun build lua` builds `lua`).
 struct PlanArguments: ParsableArguments {
     @Option(name: [.customShort("f"), .customLong("file")], help: "The plan file (default: plan.yaml).")
     var file: String?
 
-    @Argument(help: "The plan file, then subtask ids.")
+    @Argument(help: ArgumentHelp("The plan file (a path ending in .yaml or .yml), then subtask ids.",
+                                 valueName: "plan-or-subtask"))
     var arguments: [String] = []
 
     /// The plan path and the target ids.
     var resolved: (plan: String, targets: [String]) {
         if let file { return (file, arguments) }
-        if let first = arguments.first, Self.looksLikePlan(first) {
+        if let first = arguments.first, Self.isPlanPath(first) {
             return (first, Array(arguments.dropFirst()))
         }
         return ("plan.yaml", arguments)
@@ -23,16 +27,18 @@ struct PlanArguments: ParsableArguments {
     var planPath: String { resolved.plan }
     var targets: [String] { resolved.targets }
 
-    static func looksLikePlan(_ argument: String) -> Bool {
-        if argument.hasSuffix(".yaml") || argument.hasSuffix(".yml") || argument.contains("/") { return true }
-        var isDirectory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory) && !isDirectory.boolValue
+    /// A plan path ends in `.yaml` or `.yml` (in any case); subtask ids may
+    /// contain `/` (included plans) and may name files, so nothing else
+    /// decides.
+    static func isPlanPath(_ argument: String) -> Bool {
+        let lowered = argument.lowercased()
+        return lowered.hasSuffix(".yaml") || lowered.hasSuffix(".yml")
     }
 }
 
 /// `-j N`: how many subtasks run at once.
 struct JobsOption: ParsableArguments {
-    @Option(name: [.customShort("j"), .customLong("jobs")], help: "Run at most N subtasks at once (default: the plan's max_parallel, else the number of CPUs).")
+    @Option(name: [.customShort("j", allowingJoined: true), .customLong("jobs")], help: "Run at most N subtasks at once (default: the plan's max_parallel, else the number of CPUs).")
     var jobs: Int?
 
     func validate() throws {

@@ -17,20 +17,31 @@ struct PlanCommand: AsyncParsableCommand {
 
     @OptionGroup var planArguments: PlanArguments
     @OptionGroup var jobs: JobsOption
-    @Option(help: "Output format: text, json, dot or mermaid.")
-    var format: PreviewFormat = .text
+    @OptionGroup var preview: PreviewOptions
     @OptionGroup var stateFolder: StateDirOption
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try DryRun.show(planArguments: planArguments, jobs: jobs, format: format, state: stateFolder, color: output.color)
+        try DryRun.show(planArguments: planArguments, jobs: jobs, preview: preview, state: stateFolder, color: output.color)
     }
+}
+
+/// The options of the dry run, shared by `plan` and `build --dry-run`.
+struct PreviewOptions: ParsableArguments {
+    @Option(help: "Output format: text, json, dot or mermaid (default: text).")
+    var format: PreviewFormat?
+    @Flag(help: "List only the subtasks that would run.")
+    var changed = false
+
+    /// Whether an option of the dry run was given (`build` refuses them without `--dry-run`).
+    var isGiven: Bool { format != nil || changed }
 }
 
 /// The dry run shared by `planrun plan` and `planrun build --dry-run`.
 /// Reads the state and cache read-only: nothing on disk changes.
 enum DryRun {
-    static func show(planArguments: PlanArguments, jobs: JobsOption, format: PreviewFormat, state: StateDirOption, color: ColorChoice) throws {
+    static func show(planArguments: PlanArguments, jobs: JobsOption, preview options: PreviewOptions, state: StateDirOption,
+                     color: ColorChoice) throws {
         let (path, targets) = planArguments.resolved
         let plan = try PlanLoading.load(path, color: color)
         let graph = TaskGraph(plan: plan)
@@ -43,10 +54,11 @@ enum DryRun {
         let fresh = !files.fileExists(atPath: stateDirectory + "/state.db") && !files.fileExists(atPath: stateDirectory + "/cache/ac")
         let reasons = fresh ? [:] : try CacheCommands.openCache(plan: plan, state: state, readOnly: true)
             .previewReasons(graph: graph, selected: selected)
-        let preview = PlanPreview(graph: graph, selected: selected, maxParallel: jobs.effective(for: plan)) { subtask in
+        var preview = PlanPreview(graph: graph, selected: selected, maxParallel: jobs.effective(for: plan)) { subtask in
             reasons[subtask.id] ?? (subtask.cache ? .neverRan : .cacheDisabled)
         }
-        switch format {
+        preview.changedOnly = options.changed
+        switch options.format ?? .text {
         case .text: printOut(preview.text)
         case .json: printOut(preview.json.rendered() + "\n")
         case .dot: printOut(preview.dot)

@@ -11,9 +11,9 @@ package struct PlanRunCommand: AsyncParsableCommand {
         abstract: "A declarative, Makefile-like runner for YAML plan files.",
         discussion: """
             PLAN defaults to plan.yaml in the current folder. When the first argument \
-            ends in .yaml or .yml, contains a `/` or names an existing file, it is \
-            taken as the plan; the other arguments are subtask ids. `-f PLAN` names \
-            the plan explicitly.
+            ends in .yaml or .yml, it is the plan; any other word is a subtask id \
+            (even when a file of that name exists). `-f PLAN` names the plan \
+            explicitly.
             """,
         version: "0.1.0",
         subcommands: [
@@ -28,6 +28,7 @@ package struct PlanRunCommand: AsyncParsableCommand {
             CleanCommand.self,
             ApproveCommand.self,
             ExportCommand.self,
+            CompletionsCommand.self,
         ]
     )
 

@@ -37,9 +37,10 @@ struct StatusCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         if let id = rest.first, let subtask = plan[id] {
-            let report = (try? store.subtaskStatus(runID: run.runID, subtask: subtask)) ?? SubtaskStatusReport(
+            var report = (try? store.subtaskStatus(runID: run.runID, subtask: subtask)) ?? SubtaskStatusReport(
                 subtaskID: id, description: subtask.description, agent: subtask.agent, status: "pending",
                 dependencies: subtask.dependsOn, attempts: 0)
+            report.command = SubtaskCommandLine.text(of: subtask, agent: plan.agent(for: subtask))
             printOut(json ? report.json.rendered() + "\n" : StatusText.subtask(report))
         } else {
             printOut(json ? run.json.rendered() + "\n" : StatusText.run(run))
@@ -54,15 +55,30 @@ enum StatusText {
         if let reason = r.reason { text += " (\(reason))" }
         text += "\nstarted \(StatusTime.iso(r.startedAt))"
         if let completed = r.completedAt { text += ", completed \(StatusTime.iso(completed))" }
-        text += "\nprogress: \(r.done)/\(r.total) done (\(r.percentage)%), \(r.failed) failed, \(r.running) running, \(r.pending) pending\n"
+        text += "\nprogress: \(r.done)/\(r.total) succeeded (\(r.percentage)%): \(r.ran) ran, \(r.skipped) skipped (up to date), "
+            + "\(r.restored) restored from the cache; \(r.failed) failed, \(r.running) running, \(r.pending) pending\n"
         if !r.current.isEmpty { text += "running: \(r.current.joined(separator: ", "))\n" }
         return text
     }
 
+    /// `done (ran)`, `cached (skipped: up to date)`, `cached (restored from the cache)`, else the status.
+    static func statusWords(_ s: SubtaskStatusReport) -> String {
+        switch s.status {
+        case "done": "done (ran)"
+        case "cached" where s.reason == RunReason.restored.description: "cached (restored from the cache)"
+        case "cached": "cached (skipped: up to date)"
+        default: s.status
+        }
+    }
+
     static func subtask(_ s: SubtaskStatusReport) -> String {
-        var text = "\(s.subtaskID): \(s.status)\n"
+        var text = "\(s.subtaskID): \(statusWords(s))\n"
         if let d = s.description { text += "  description: \(d)\n" }
         text += "  agent: \(s.agent)\n"
+        if let command = s.command {
+            let lines = command.split(separator: "\n", omittingEmptySubsequences: false)
+            text += "  command: \(lines[0])\n" + lines.dropFirst().map { "    \($0)\n" }.joined()
+        }
         text += "  depends on: \(s.dependencies.isEmpty ? "-" : s.dependencies.joined(separator: ", "))\n"
         text += "  attempts: \(s.attempts)\n"
         if let t = s.startedAt { text += "  started: \(StatusTime.iso(t))\n" }

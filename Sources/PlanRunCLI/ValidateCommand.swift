@@ -2,7 +2,9 @@ import ArgumentParser
 import PlanRunCore
 
 /// `planrun validate [PLAN...]`: checks plans and reports every problem;
-/// never runs anything or writes state. Exit 0 valid, 2 invalid.
+/// never runs anything or writes state. Exit 0 valid, 2 invalid. Beyond
+/// loading, it reports inputs that are plain paths naming no file and no
+/// subtask's output (a build would fail on them).
 struct ValidateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
@@ -17,8 +19,10 @@ struct ValidateCommand: AsyncParsableCommand {
     func run() async throws {
         var invalid = 0
         for path in plans.isEmpty ? ["plan.yaml"] : plans {
-            do {
+            do throws(PlanDiagnostics) {
                 let plan = try PlanLoader.load(path: path)
+                let missing = MissingInput.diagnostics(for: plan)
+                guard missing.isEmpty else { throw PlanDiagnostics(missing) }
                 let agents = Set(plan.subtasks.map(\.agent)).count
                 printOut("\(path): valid (\(plan.subtasks.count) subtask\(plan.subtasks.count == 1 ? "" : "s"), \(agents) agent\(agents == 1 ? "" : "s"))\n")
             } catch {

@@ -29,7 +29,7 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(".planrun/state.db").path))
         let runID = try #require(json["run_id"] as? String)
         let log = try String(contentsOf: dir.appendingPathComponent(".planrun/logs/\(runID)/a.log"), encoding: .utf8)
-        #expect(log == "alpha\n")
+        #expect(log == "$ echo alpha\nalpha\n")
     }
 
     @Test func peakConcurrencyFromTimestampsMatchesJobs() throws {

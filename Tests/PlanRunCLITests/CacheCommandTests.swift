@@ -57,7 +57,7 @@ import PlanRunTestSupport
         let f = try Folder(plan: Self.copyPlan)
         let r = try f.run("explain", "copy")
         #expect(r.status == 1)
-        #expect(r.stdout.hasPrefix("`copy` cannot be checked: input `in.txt` of subtask `copy` matches no file"))
+        #expect(r.stdout.hasPrefix("`copy` cannot be checked: plan.yaml:5:14: input `in.txt` of subtask `copy` matches no file"))
     }
 
     @Test func approveRecordsTheContentDigest() throws {

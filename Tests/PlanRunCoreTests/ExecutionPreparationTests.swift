@@ -100,7 +100,7 @@ import Testing
                                    startedAt: Date(timeIntervalSince1970: Double(1000 + n)), subtasks: [("a", 0, "shell")])
                 try store.finishRun(id: id(n), status: "completed", reason: nil, at: Date(timeIntervalSince1970: Double(1000 + n)))
                 try FileManager.default.createDirectory(atPath: stateDir + "/logs/" + id(n), withIntermediateDirectories: true)
-                FileManager.default.createFile(atPath: stateDir + "/logs/" + id(n) + "/a.log", contents: Data("x".utf8))
+                #expect(FileManager.default.createFile(atPath: stateDir + "/logs/" + id(n) + "/a.log", contents: Data("x".utf8)))
             }
         }
         func runIDs(_ store: StateStore) async throws -> [String] {

@@ -6,8 +6,10 @@ package enum CacheError: Error, Sendable, Hashable, CustomStringConvertible {
     case isDirectory(path: String)
     case notAFile(path: String)
     case unreadable(path: String, reason: String)
-    /// An input pattern (not marked optional with a leading `-`) matched nothing.
-    case inputNotFound(subtask: String, pattern: String)
+    /// An input pattern (not marked optional with a leading `-`) matched
+    /// nothing. `location`: the pattern's place in the plan; `suggestion`:
+    /// the existing path closest to a plain path (`MissingInput`).
+    case inputNotFound(subtask: String, pattern: String, location: SourceLocation? = nil, suggestion: String? = nil)
     case invalidPattern(pattern: String, reason: String)
     /// A subtask reported success but a declared output does not exist.
     case outputMissing(subtask: String, path: String)
@@ -23,8 +25,10 @@ package enum CacheError: Error, Sendable, Hashable, CustomStringConvertible {
         case .isDirectory(let path): "`\(path)` is a folder where a file was expected"
         case .notAFile(let path): "`\(path)` is not a regular file"
         case .unreadable(let path, let reason): "cannot read `\(path)`: \(reason)"
-        case .inputNotFound(let subtask, let pattern):
-            "input `\(pattern)` of subtask `\(subtask)` matches no file; mark it optional with a leading `-` (`-\(pattern)`) if it may be absent"
+        case .inputNotFound(let subtask, let pattern, let location, let suggestion):
+            (location.map { "\($0): " } ?? "") + "input `\(pattern)` of subtask `\(subtask)` matches no file; "
+                + (suggestion.map { "did you mean `\($0)`?" }
+                    ?? "mark it optional with a leading `-` (`-\(pattern)`) if it may be absent")
         case .invalidPattern(let pattern, let reason): "invalid input pattern `\(pattern)`: \(reason)"
         case .outputMissing(let subtask, let path):
             "subtask `\(subtask)` succeeded but did not create its declared output `\(path)`"

@@ -49,15 +49,15 @@ package enum InputGlob {
             switch FileStat.of(Walker.join(path: root, path))?.kind {
             case .file: return [path]
             case .directory: break // every file below: the general path
-            default: throw .inputNotFound(subtask: subtask.id, pattern: path)
+            default: throw MissingInput.error(subtask: subtask, index: 0, pattern: path, root: root)
             }
         }
         var all = Set<String>()
-        for entry in subtask.inputs {
+        for (index, entry) in subtask.inputs.enumerated() {
             let pattern = Pattern(entry)
             let files = try expand(pattern.text, root: root)
             if files.isEmpty && !pattern.optional {
-                throw .inputNotFound(subtask: subtask.id, pattern: pattern.text)
+                throw MissingInput.error(subtask: subtask, index: index, pattern: pattern.text, root: root)
             }
             all.formUnion(files)
         }

@@ -46,6 +46,7 @@ package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
     case duplicateOutput(path: String, first: String, second: String)
     case cycle(path: [String])
     case unknownTarget(name: String, suggestion: String?)
+    case inputNotFound(subtask: String, path: String, suggestion: String?)
 
     package var description: String {
         switch self {
@@ -104,6 +105,10 @@ package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
         case .cycle(let path): "cycle: " + path.joined(separator: " -> ")
         case .unknownTarget(let name, let suggestion):
             "no subtask named `\(name)`" + Self.didYouMean(suggestion)
+        case .inputNotFound(let subtask, let path, let suggestion):
+            "input `\(path)` of subtask `\(subtask)` does not exist and is no subtask's output"
+                + (suggestion.map { "; did you mean `\($0)`?" }
+                    ?? "; mark it optional with a leading `-` (`-\(path)`) if it may be absent")
         }
     }
 

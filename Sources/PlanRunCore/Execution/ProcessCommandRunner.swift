@@ -163,9 +163,12 @@ package struct ProcessCommandRunner: CommandRunner {
         }
 
         // The log (appended across attempts) is created on the first output:
-        // a subtask that prints nothing costs no file.
+        // a subtask that prints nothing costs no file. Each attempt's part
+        // starts with the command line (DESIGN §10).
+        let command = "$ " + SubtaskCommandLine.text(of: request.subtask, agent: request.agent) + "\n"
         let log = LogSink(path: request.logPath, displayLimit: displayLimit,
-                          header: request.attempt > 1 ? "--- attempt \(request.attempt) ---\n" : nil, logLimit: logLimit)
+                          header: request.attempt > 1 ? "--- attempt \(request.attempt) ---\n" + command : command,
+                          logLimit: logLimit)
         ProcessMonitor.shared.add(spawned, log: log, timeout: request.timeout, grace: killGrace)
         return .running(RunningProcess(request: RunningProcess.Facts(request), pid: spawned.pid, log: log, killGrace: killGrace,
                                        startedAt: startedAt))

@@ -17,8 +17,27 @@ package struct PlanPreview: Sendable {
     package var batches: [[Entry]]
     /// The selected subtasks' dependency edges (dependency, dependent), plan order.
     package var edges: [(String, String)]
+    /// Show only the subtasks that would run (`plan --changed`): text keeps
+    /// its header (counts of every selected subtask) and batch numbers and
+    /// drops the `skip` lines; JSON drops skipped entries and the batches
+    /// left empty (`total` still counts every selected subtask); dot and
+    /// mermaid drop skipped nodes and their edges.
+    package var changedOnly = false
 
     package var total: Int { batches.reduce(0) { $0 + $1.count } }
+
+    /// The batches as shown: all entries, or only those that run.
+    private var shownBatches: [[Entry]] {
+        guard changedOnly else { return batches }
+        return batches.map { $0.filter { !$0.reason.skips } }
+    }
+
+    /// The edges between shown entries.
+    private var shownEdges: [(String, String)] {
+        guard changedOnly else { return edges }
+        let shown = Set(shownBatches.joined().map(\.id))
+        return edges.filter { shown.contains($0.0) && shown.contains($0.1) }
+    }
 
     /// Computes the preview. `reason` gives each subtask's verdict in the
     /// context of its dependencies (`ContentCache.preview` already turns a
@@ -46,7 +65,7 @@ package struct PlanPreview: Sendable {
             ("plan", .string(planName)),
             ("max_parallel", .int(maxParallel)),
             ("total", .int(total)),
-            ("batches", .array(batches.map { batch in
+            ("batches", .array(shownBatches.filter { !$0.isEmpty }.map { batch in
                 .array(batch.map { entry in
                     .object([
                         ("id", .string(entry.id)),
@@ -65,7 +84,7 @@ package struct PlanPreview: Sendable {
         var out = "plan `\(planName)`: \(total) subtask\(total == 1 ? "" : "s") in \(batches.count) batch\(batches.count == 1 ? "" : "es") (max_parallel \(maxParallel)); \(runCount) to run, \(total - runCount) to skip\n"
         let idWidth = min(40, batches.joined().map(\.id.count).max() ?? 0)
         let agentWidth = min(20, batches.joined().map(\.agent.count).max() ?? 0)
-        for (i, batch) in batches.enumerated() {
+        for (i, batch) in shownBatches.enumerated() where !batch.isEmpty || !changedOnly {
             out += "batch \(i + 1):\n"
             for entry in batch {
                 out += "  " + pad(entry.action, 4) + "  " + pad(entry.id, idWidth) + "  " + pad(entry.agent, agentWidth)
@@ -78,10 +97,10 @@ package struct PlanPreview: Sendable {
     /// Graphviz: an edge goes from a dependency to its dependent.
     package var dot: String {
         var out = "digraph \(quoteDot(planName)) {\n  rankdir=LR;\n  node [shape=box];\n"
-        for entry in batches.joined() {
+        for entry in shownBatches.joined() {
             out += "  \(quoteDot(entry.id))\(entry.reason.skips ? " [style=dashed]" : "");\n"
         }
-        for (from, to) in edges { out += "  \(quoteDot(from)) -> \(quoteDot(to));\n" }
+        for (from, to) in shownEdges { out += "  \(quoteDot(from)) -> \(quoteDot(to));\n" }
         return out + "}\n"
     }
 
@@ -89,12 +108,12 @@ package struct PlanPreview: Sendable {
     package var mermaid: String {
         var out = "flowchart LR\n"
         var nodeID: [String: String] = [:]
-        for (i, entry) in batches.joined().enumerated() {
+        for (i, entry) in shownBatches.joined().enumerated() {
             let name = "n\(i + 1)"
             nodeID[entry.id] = name
             out += "  \(name)[\"\(entry.id)\"]\n"
         }
-        for (from, to) in edges {
+        for (from, to) in shownEdges {
             if let a = nodeID[from], let b = nodeID[to] { out += "  \(a) --> \(b)\n" }
         }
         return out

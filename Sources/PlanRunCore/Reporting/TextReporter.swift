@@ -10,14 +10,19 @@ package final class TextReporter: ProgressReporter {
     private let write: (String) -> Void
     private let flushOutput: (() -> Void)?
     private let width: Int
+    private let commandLines: [String: String]
     private var statusLine = ""
     private var lastStarted: String?
 
     /// `width` caps the status line on a terminal. `flush`: called by
-    /// `flush()`, when `write` buffers (`BufferedOutput`).
-    package init(isTerminal: Bool, width: Int = 100, write: @escaping (String) -> Void, flush: (() -> Void)? = nil) {
+    /// `flush()`, when `write` buffers (`BufferedOutput`). `commandLines`:
+    /// subtask id -> command line, printed as `$ COMMAND` between a
+    /// finished subtask's line and its output (`-v`); empty: none.
+    package init(isTerminal: Bool, width: Int = 100, commandLines: [String: String] = [:],
+                 write: @escaping (String) -> Void, flush: (() -> Void)? = nil) {
         self.isTerminal = isTerminal
         self.width = max(20, width)
+        self.commandLines = commandLines
         self.write = write
         self.flushOutput = flush
     }
@@ -36,10 +41,12 @@ package final class TextReporter: ProgressReporter {
         case .retrying(let id, let attempt, let error, let delay):
             text = "\(counter) retry \(id): attempt \(attempt) failed (\(error)); next attempt in \(Self.seconds(delay))\n"
         case .finished(let report):
-            text = line(for: report, counter: counter) + Self.block(report.output)
+            text = line(for: report, counter: counter)
+            if let command = commandLines[report.id] { text += Self.block(Array("$ \(command)".utf8)) }
+            text += Self.block(report.output)
         case .skipped(let report):
             if report.status == .cached {
-                if !isTerminal { text = "\(counter) cached \(report.id)\n" }
+                if !isTerminal { text = "\(counter) \(Self.cachedWord(report)) \(report.id)\n" }
             } else if !isTerminal || report.status == .failed {
                 text = line(for: report, counter: counter)
             }
@@ -66,11 +73,17 @@ package final class TextReporter: ProgressReporter {
         switch report.status {
         case .done: return "\(counter) done \(report.id) (\(time))\n"
         case .failed: return "\(counter) FAILED \(report.id): \(report.error ?? "failed") (\(time))\n"
-        case .cached: return "\(counter) cached \(report.id)\n"
+        case .cached: return "\(counter) \(Self.cachedWord(report)) \(report.id)\n"
         case .blocked: return "\(counter) blocked \(report.id): \(report.error ?? "a dependency failed")\n"
         case .cancelled: return "\(counter) cancelled \(report.id)\n"
         case .pending, .running: return "\(counter) \(report.status.rawValue) \(report.id)\n"
         }
+    }
+
+    /// `restored` for a subtask whose outputs came back from the cache
+    /// store, `cached` for one skipped as up to date.
+    private static func cachedWord(_ report: SubtaskReport) -> String {
+        report.reason == .restored ? "restored" : "cached"
     }
 
     private func status(_ progress: RunProgress) -> String {
@@ -102,8 +115,12 @@ package final class TextReporter: ProgressReporter {
     /// `build completed: 3 done, 1 cached, ... in 1.20s (run ID)` and the errors.
     package static func summaryText(_ summary: RunSummary) -> String {
         var counts = ["\(summary.count(.done)) done"]
-        for status in [SubtaskStatus.cached, .failed, .blocked, .cancelled] where summary.count(status) > 0 {
-            counts.append("\(summary.count(status)) \(status.rawValue)")
+        // Restored subtasks are `cached` in the JSON summary; the text tells them apart.
+        let restored = summary.reports.count { $0.status == .cached && $0.reason == .restored }
+        for status in [SubtaskStatus.cached, .failed, .blocked, .cancelled] {
+            let count = summary.count(status) - (status == .cached ? restored : 0)
+            if count > 0 { counts.append("\(count) \(status.rawValue)") }
+            if status == .cached, restored > 0 { counts.append("\(restored) restored") }
         }
         var head = "build \(summary.status.rawValue)"
         if let reason = summary.reason { head += " (\(reason))" }

@@ -15,8 +15,14 @@ package struct RunStatusReport: Sendable {
     /// Running subtasks, in plan order.
     package var current: [String]
     package var total: Int
-    /// Succeeded or cached.
+    /// Succeeded or cached: `ran + skipped + restored`.
     package var done: Int
+    /// Ran and succeeded in this run.
+    package var ran = 0
+    /// Cached: skipped as up to date.
+    package var skipped = 0
+    /// Cached: outputs and result restored from the cache store.
+    package var restored = 0
     package var failed: Int
     package var running: Int
     /// Not done, failed or running (blocked and cancelled included).
@@ -38,6 +44,9 @@ package struct RunStatusReport: Sendable {
             ("progress", .object([
                 ("total", .int(total)),
                 ("done", .int(done)),
+                ("ran", .int(ran)),
+                ("skipped", .int(skipped)),
+                ("restored", .int(restored)),
                 ("failed", .int(failed)),
                 ("running", .int(running)),
                 ("pending", .int(pending)),
@@ -53,6 +62,10 @@ package struct SubtaskStatusReport: Sendable {
     package var description: String?
     package var agent: String
     package var status: String
+    /// Why it ran or was skipped (`cached`, `restored from cache`, `input src/a.c changed`...).
+    package var reason: String?
+    /// The command line (`SubtaskCommandLine`) of the subtask in the plan as it is now.
+    package var command: String?
     package var dependencies: [String]
     package var attempts: Int
     package var result: String?
@@ -60,9 +73,12 @@ package struct SubtaskStatusReport: Sendable {
     package var startedAt: Date?
     package var completedAt: Date?
 
-    package init(subtaskID: String, description: String? = nil, agent: String, status: String, dependencies: [String],
-                 attempts: Int, result: String? = nil, error: String? = nil, startedAt: Date? = nil, completedAt: Date? = nil) {
+    package init(subtaskID: String, description: String? = nil, agent: String, status: String, reason: String? = nil,
+                 command: String? = nil, dependencies: [String], attempts: Int, result: String? = nil,
+                 error: String? = nil, startedAt: Date? = nil, completedAt: Date? = nil) {
         self.subtaskID = subtaskID
+        self.reason = reason
+        self.command = command
         self.description = description
         self.agent = agent
         self.status = status
@@ -85,6 +101,8 @@ package struct SubtaskStatusReport: Sendable {
             ("description", description.map(JSONText.string) ?? .null),
             ("agent", .string(agent)),
             ("status", .string(status)),
+            ("reason", reason.map(JSONText.string) ?? .null),
+            ("command", command.map(JSONText.string) ?? .null),
             ("dependencies", .array(dependencies.map(JSONText.string))),
             ("attempts", .int(attempts)),
             ("result", result.map(JSONText.string) ?? .null),
@@ -120,14 +138,19 @@ extension StateStore {
                 startedAt: Date(timeIntervalSince1970: run["started_at"]),
                 completedAt: (run["completed_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
                 current: [], total: 0, done: 0, failed: 0, running: 0, pending: 0)
-            let rows = try Row.fetchAll(db, sql: "SELECT subtask_id, status FROM run_subtasks WHERE run_id = ? ORDER BY position",
+            let rows = try Row.fetchAll(db, sql: "SELECT subtask_id, status, reason FROM run_subtasks WHERE run_id = ? ORDER BY position",
                                         arguments: [runID])
             let stale = report.status == "in_progress" && !buildRunning
             for row in rows {
                 let status: String = row["status"]
                 report.total += 1
                 switch status {
-                case "done", "cached": report.done += 1
+                case "done":
+                    report.done += 1
+                    report.ran += 1
+                case "cached":
+                    report.done += 1
+                    if (row["reason"] as String?) == RunReason.restored.description { report.restored += 1 } else { report.skipped += 1 }
                 case "failed": report.failed += 1
                 case "running" where !stale:
                     report.running += 1
@@ -156,7 +179,7 @@ extension StateStore {
             let result = (row["result"] as Data?).map { String(decoding: $0, as: UTF8.self) }
             return SubtaskStatusReport(
                 subtaskID: subtask.id, description: subtask.description, agent: row["agent"], status: row["status"],
-                dependencies: subtask.dependsOn, attempts: row["attempts"], result: result, error: row["error"],
+                reason: row["reason"], dependencies: subtask.dependsOn, attempts: row["attempts"], result: result, error: row["error"],
                 startedAt: (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
                 completedAt: (row["completed_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
         }
