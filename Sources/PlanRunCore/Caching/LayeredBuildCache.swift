@@ -196,11 +196,11 @@ package final class LayeredBuildCache: BuildCache {
         // The blobs of outputs that are not already as recorded.
         var stale: [OutputEntry] = []
         for output in action.outputs {
-            if let now = try? local.snapshot(output.path), now.kind == output.kind, now.digest == output.digest { continue }
+            if let now = try? local.snapshot(output.path), output.matches(now) { continue }
             stale.append(output)
         }
         var wanted = [action.resultBlob]
-        for output in stale where output.kind == .file { wanted.append(output.digest) }
+        for output in stale where output.kind != .folder { wanted.append(output.digest) }
         wanted.removeAll { blobs[$0] != nil }
         guard let fetched = await download(wanted, for: subtask, remote: remote) else { return nil }
         blobs.merge(fetched) { a, _ in a }
@@ -211,7 +211,7 @@ package final class LayeredBuildCache: BuildCache {
             else { return nil }
             switch RemoteCacheStore.validateManifest(manifestBytes) {
             case .success(let manifest):
-                guard let files = await download(manifest.files.map(\.digest), for: subtask, remote: remote) else { return nil }
+                guard let files = await download(manifest.blobDigests, for: subtask, remote: remote) else { return nil }
                 blobs.merge(files) { a, _ in a }
                 manifests[output.path] = manifest
             case .failure(let refusal):
@@ -227,10 +227,12 @@ package final class LayeredBuildCache: BuildCache {
         }
         do {
             for output in stale {
-                let written = try local.putBack(output, manifest: manifests[output.path]) { digest, destination, executable throws(CacheError) in
+                let linkTarget = output.kind == .symlink ? blobs[output.digest] : nil
+                let written = try local.putBack(output, manifest: manifests[output.path], linkTarget: linkTarget) {
+                    digest, destination, mode throws(CacheError) in
                     // Every blob here was checked against its digest when downloaded.
                     guard let bytes = blobs[digest] else { return false }
-                    try LocalCacheStore.replaceFile(destination, with: bytes, executable: executable)
+                    try LocalCacheStore.replaceFile(destination, with: bytes, mode: mode)
                     return true
                 }
                 guard written else {
@@ -405,7 +407,7 @@ package final class LayeredBuildCache: BuildCache {
             out.append(output.digest)
             if output.kind == .folder, let bytes = local.store.blob(output.digest),
                case .success(let manifest) = RemoteCacheStore.validateManifest(bytes) {
-                out += manifest.files.map(\.digest)
+                out += manifest.blobDigests
             }
         }
         return out

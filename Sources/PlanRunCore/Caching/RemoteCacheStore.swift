@@ -219,16 +219,14 @@ extension RemoteCacheStore {
     }
 
     /// Checks an `ac` entry downloaded for `subtask`: the JSON shape of
-    /// `ActionResult` (format 1, exit status 0), every digest well formed,
+    /// `ActionResult` (the current format, exit status 0), every digest well formed,
     /// output paths relative without `..`, and exactly the subtask's
     /// declared outputs.
     package static func validateAction(_ bytes: [UInt8], for subtask: Subtask) -> Result<ActionResult, Refusal> {
         guard let action = try? JSONDecoder().decode(ActionResult.self, from: Data(bytes)),
-              action.format == 1, action.exitStatus == 0
+              action.format == ActionResult.currentFormat, action.exitStatus == 0
         else { return .failure(.malformed) }
-        guard LocalCacheStore.isDigest(action.resultBlob), LocalCacheStore.isDigest(action.resultDigest),
-              action.outputs.allSatisfy({ LocalCacheStore.isDigest($0.digest) })
-        else { return .failure(.badDigest) }
+        guard action.isWellFormed, LocalCacheStore.isDigest(action.resultDigest) else { return .failure(.badDigest) }
         if let bad = action.outputs.first(where: { !PathSafety.isSafeRelative($0.path) }) {
             return .failure(.unsafePath(bad.path))
         }
@@ -239,7 +237,8 @@ extension RemoteCacheStore {
     }
 
     /// Checks a folder manifest blob: well-formed digests, relative paths
-    /// without `..`.
+    /// without `..`, nothing below a link or a file
+    /// (`FolderManifest.isWellFormed`).
     package static func validateManifest(_ bytes: [UInt8]) -> Result<FolderManifest, Refusal> {
         guard let manifest = try? JSONDecoder().decode(FolderManifest.self, from: Data(bytes)) else {
             return .failure(.malformed)
@@ -248,6 +247,7 @@ extension RemoteCacheStore {
         if let bad = manifest.files.first(where: { !PathSafety.isSafeRelative($0.path) }) {
             return .failure(.unsafePath(bad.path))
         }
+        guard manifest.isWellFormed else { return .failure(.malformed) }
         return .success(manifest)
     }
 }
