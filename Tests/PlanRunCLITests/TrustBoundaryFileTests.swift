@@ -292,3 +292,43 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: f.path + "/out").isEmpty)
     }
 }
+
+/// Issue 10 item 3 through the remote cache: the same entries travel over
+/// the Bazel HTTP protocol (a real nginx), so a link in an output folder is
+/// uploaded as a link, never as the files it points to, and a fresh clone
+/// gets links back as links and modes exactly.
+@Suite(.enabled(if: NginxServer.isInstalled, "nginx is not installed (apt-get install nginx; .ci/run installs it)"),
+       .timeLimit(.minutes(2)))
+struct TrustBoundaryRemoteTests {
+    @Test func issue10RemoteEntriesKeepLinksAndModes() throws {
+        let outside = try PlanRunBinary.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: outside) }
+        try Data("TOP-SECRET-CONTENT".utf8).write(to: outside.appendingPathComponent("shadow"))
+        let plan = TrustBoundaryFileTests.outputsPlan
+            .replacingOccurrences(of: "OUTSIDE", with: outside.path)
+            .replacingOccurrences(of: "run: >-\n", with: "run: >-\n      echo gen >> ran.log &&\n")
+        let server = try NginxServer()
+        defer { server.stop() }
+        let first = try TrustBoundaryFileTests.Folder(plan: plan)
+        let built = try PlanRunBinary.run(["build", "--remote-cache", server.url], in: first.url,
+                                          environment: ["PLANRUN_REMOTE_CACHE": ""])
+        #expect(built.status == 0, "\(built.stderr)")
+        let stored = server.storedFiles()
+        #expect(stored.contains { $0.hasPrefix("ac/") })
+        for name in stored {
+            let text = (try? String(contentsOf: server.root.appendingPathComponent(name), encoding: .utf8)) ?? ""
+            #expect(!text.contains("TOP-SECRET"), "\(name)")
+        }
+
+        let clone = try TrustBoundaryFileTests.Folder(plan: plan)
+        let restored = try PlanRunBinary.run(["build", "--remote-cache", server.url], in: clone.url,
+                                             environment: ["PLANRUN_REMOTE_CACHE": ""])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(clone.read("ran.log") == nil)
+        #expect(clone.lstatKind("site/etc") == S_IFLNK && clone.linkTarget("site/etc") == outside.path)
+        #expect(clone.lstatKind("latest") == S_IFLNK && clone.linkTarget("latest") == "site/index.html")
+        #expect(clone.read("site/index.html") == "index\n")
+        #expect(clone.mode("key.pem") == 0o600)
+        #expect(clone.mode("site/sub/s.sh") == 0o750)
+    }
+}
