@@ -6,8 +6,11 @@ import PlanRunCore
 /// outputs, the state (database and logs) and/or the cache store; all
 /// three when no flag is given. The approval record is kept. Refuses while
 /// a build of the plan is running, and never removes anything outside the
-/// plan's folder, nor through a link in the state folder, nor the state
-/// folder as an output (DESIGN §9 rules 1 and 3). Removing outputs also
+/// plan's folder, nor through a link in the state folder (a link in place
+/// of `state.db`, `logs` or `cache` is removed as a link: `FileManager`
+/// never follows links when removing, so this is how a state folder that
+/// builds refuse is repaired), nor the state folder as an output (DESIGN §9
+/// rules 1 and 3). Removing outputs also
 /// removes the temporary files a killed restore left beside them (rule 8).
 struct CleanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,10 +35,7 @@ struct CleanCommand: AsyncParsableCommand {
         let directory = stateFolder.directory(for: plan)
         try CacheCommands.refuseWhileBuilding(directory, plan: plan)
         let all = !outputs && !state && !cache
-        do {
-            try StateFolder.check(directory)
-            try UpToDateStamp.remove(stateDirectory: directory)
-        } catch {
+        do { try UpToDateStamp.remove(stateDirectory: directory) } catch {
             printError("error: \(error)\n")
             throw ExitCode(1)
         }
