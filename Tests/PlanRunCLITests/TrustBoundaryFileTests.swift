@@ -297,6 +297,41 @@ import Testing
     }
 }
 
+extension TrustBoundaryFileTests {
+    /// Issue 10 item 10 with a real `kill -9`: the build is killed while it
+    /// restores a 64 MiB output (as soon as its temporary file appears);
+    /// the next build leaves no temporary file in the plan's folder.
+    @Test func issue10NoLitterAfterAKill9DuringARestore() async throws {
+        let f = try Folder(plan: """
+            version: 1
+            subtasks:
+              - id: gen
+                run: mkdir -p out && head -c 67108864 /dev/zero > out/big.bin
+                outputs: [out/big.bin]
+            """)
+        #expect(try f.run("build").status == 0)
+        var caught = false
+        for _ in 0..<5 where !caught {
+            try FileManager.default.removeItem(atPath: f.path + "/out/big.bin")
+            let build = try BackgroundPlanRun(["build"], in: f.url)
+            while build.process.isRunning {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: f.path + "/out")) ?? []
+                if names.contains(where: { $0.contains(".planrun-tmp-") }) {
+                    kill(build.pid, SIGKILL)
+                    caught = true
+                    break
+                }
+                usleep(200)
+            }
+            _ = try await build.wait()
+        }
+        #expect(caught, "the restore was never caught with its temporary file")
+        let r = try f.run("build")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.path + "/out") == ["big.bin"])
+    }
+}
+
 /// Issue 10 item 3 through the remote cache: the same entries travel over
 /// the Bazel HTTP protocol (a real nginx), so a link in an output folder is
 /// uploaded as a link, never as the files it points to, and a fresh clone
