@@ -43,6 +43,15 @@ import Testing
         #expect(try digester.digest(ofFile: dir.url("src/link.c")) == Digest.sha256Hex(Array("content".utf8)))
     }
 
+    /// The state folder is never an input, not even through a wildcard
+    /// that matches dot names.
+    @Test func wildcardsNeverMatchTheStateFolder() throws {
+        let dir = CachingTempDir()
+        dir.write(".planrun/state.db", "s")
+        dir.write(".config/a.txt", "a")
+        #expect(try InputGlob.expand(".*/*", root: dir.path) == [".config/a.txt"])
+    }
+
     /// Issue 10 item 10: a restore's temporary file never matches a glob.
     @Test func issue10GlobsSkipRestoreTemporaries() throws {
         let dir = CachingTempDir()

@@ -10,7 +10,8 @@ import Foundation
 ///   `**` means every file below (`docs/**`);
 /// - wildcards do not match names starting with `.` unless the segment
 ///   itself starts with `.` (as in shells; this keeps `.git` and `.planrun`
-///   out of `**`);
+///   out of `**`), and never match `.planrun` (the state folder is never an
+///   input; DESIGN §9 rule 3);
 /// - a pattern without wildcards may name a file, or a folder, which stands
 ///   for every file below it; wildcard matches are files only;
 /// - a leading `-` marks the pattern optional (like make's `-include`): it
@@ -325,7 +326,7 @@ package enum InputGlob {
                 }
             case .wildcard(let pattern, let matchesDot):
                 for name in Walker.entries(of: dir) {
-                    if name.hasPrefix(".") && !matchesDot { continue }
+                    if name.hasPrefix(".") && (!matchesDot || name == ".planrun") { continue }
                     guard InputGlob.matches(pattern, Array(name.unicodeScalars)) else { continue }
                     let path = Walker.join(path: dir, name)
                     let childRel = Walker.join(rel, name)
