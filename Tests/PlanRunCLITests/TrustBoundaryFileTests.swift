@@ -170,6 +170,27 @@ import Testing
         #expect(f.mode("tool") == 0o711)
     }
 
+    /// A dependent sees an output's mode: when only the mode changes, it
+    /// runs again.
+    @Test func aModeChangeReachesDependents() throws {
+        let f = try Folder(plan: """
+            version: 1
+            subtasks:
+              - id: gen
+                run: printf x > tool && if test -f exec; then chmod 755 tool; else chmod 644 tool; fi
+                inputs: [-exec]
+                outputs: [tool]
+              - id: use
+                depends_on: [gen]
+                run: echo use >> ran.log
+            """)
+        #expect(try f.run("build").status == 0)
+        try f.write("exec", "")
+        #expect(try f.run("build").status == 0)
+        #expect(f.mode("tool") == 0o755)
+        #expect(f.read("ran.log") == "use\nuse\n")
+    }
+
     /// A restore never writes through a link planted in an output's path:
     /// the link is refused (the subtask runs) and the folder it points to
     /// stays as it was.

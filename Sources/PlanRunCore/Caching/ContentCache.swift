@@ -188,7 +188,9 @@ package final class ContentCache: BuildCache {
     }
 
     /// SHA-256 over a result's content digest and its outputs (path, kind,
-    /// digest, in path order): what dependents' keys see.
+    /// digest, and a file's permission bits when recorded, in path order):
+    /// what dependents' keys see, so a dependent runs again when an output
+    /// only changed its mode (a script made executable).
     package static func resultDigest(result: [UInt8], outputs: [OutputEntry]) -> String {
         var framer = FieldFramer()
         framer.add("planrun-result")
@@ -197,6 +199,7 @@ package final class ContentCache: BuildCache {
             framer.add(o.path)
             framer.add(o.kind.rawValue)
             framer.add(o.digest)
+            if let mode = o.mode { framer.add("mode:" + String(mode, radix: 8)) }
         }
         return framer.digest
     }
@@ -229,15 +232,19 @@ package final class ContentCache: BuildCache {
         }
     }
 
-    /// The target text of the link at `path`.
+    /// The target text of the link at `path`. A target that is not UTF-8
+    /// is an error: it could not be stored as it is (entries are JSON).
     static func linkTarget(_ path: String) throws(CacheError) -> String {
         var size = 1024
         while true {
-            var buffer = [CChar](repeating: 0, count: size)
-            let n = readlink(path, &buffer, size)
+            var buffer = [UInt8](repeating: 0, count: size)
+            let n = buffer.withUnsafeMutableBufferPointer { readlink(path, $0.baseAddress!, size) }
             if n < 0 { throw .unreadable(path: path, reason: LocalCacheStore.errnoText()) }
             if n < size {
-                return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                guard let text = String(validating: buffer[0..<n], as: UTF8.self) else {
+                    throw .unreadable(path: path, reason: "its link target is not UTF-8 text")
+                }
+                return text
             }
             size *= 2
         }
