@@ -521,20 +521,23 @@ package struct LocalCacheStore: Sendable {
     package func noteTemporaries(besides destination: String) throws(CacheError) {
         guard !readOnly else { return }
         let folder = String(destination[..<(destination.lastIndex(of: "/") ?? destination.startIndex)])
-        guard !folder.isEmpty, seen.temporaryFolders.withLock({ $0.insert(folder).inserted }) else { return }
+        guard !folder.isEmpty, !seen.temporaryFolders.withLock({ $0.contains(folder) }) else { return }
         try ensureFolder(root + "/tmp")
-        let fd = open(journalPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else {
-            seen.temporaryFolders.withLock { _ = $0.remove(folder) }
-            throw .storeWrite(reason: "cannot write `\(journalPath)`: \(LocalCacheStore.errnoText())")
+        let path = journalPath
+        // Written under the lock: a concurrent restore in the same folder
+        // makes its temporary file only once the line is in the journal.
+        let failure: String? = seen.temporaryFolders.withLock { folders in
+            if folders.contains(folder) { return nil }
+            let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+            guard fd >= 0 else { return LocalCacheStore.errnoText() }
+            defer { close(fd) }
+            let line = Array(folder.utf8) + [0]
+            let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard written == line.count else { return written < 0 ? LocalCacheStore.errnoText() : "short write" }
+            folders.insert(folder)
+            return nil
         }
-        defer { close(fd) }
-        let line = Array(folder.utf8) + [0]
-        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == line.count else {
-            seen.temporaryFolders.withLock { _ = $0.remove(folder) }
-            throw .storeWrite(reason: "cannot write `\(journalPath)`: \(LocalCacheStore.errnoText())")
-        }
+        if let failure { throw .storeWrite(reason: "cannot write `\(path)`: \(failure)") }
     }
 
     /// Drops this process's journal (`noteTemporaries`) once every restore
