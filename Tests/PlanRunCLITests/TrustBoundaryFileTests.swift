@@ -319,6 +319,22 @@ import Testing
 }
 
 extension TrustBoundaryFileTests {
+    /// DESIGN §9 rule 8 for the CI report: a temporary report file left by
+    /// a killed planrun (its process gone) is removed when the report is
+    /// written next; one of a live process is left alone.
+    @Test func aKilledReportWriteLeavesNoLitter() throws {
+        let f = try Folder(plan: Self.onePlan)
+        let dead = "reports/.junit.xml.2147483646.77.tmp"
+        let live = "reports/.junit.xml.\(getpid()).78.tmp"
+        try f.write(dead, "<half")
+        try f.write(live, "<writing")
+        let r = try f.run("build", "--report", "reports/junit.xml")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.path + "/reports").sorted()
+            == [".junit.xml.\(getpid()).78.tmp", "junit.xml"])
+    }
+
+
     /// Issue 10 item 10 with a real `kill -9`: the build is killed while it
     /// restores a 64 MiB output (as soon as its temporary file appears);
     /// the next build leaves no temporary file in the plan's folder.
