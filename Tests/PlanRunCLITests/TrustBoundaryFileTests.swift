@@ -306,10 +306,12 @@ import Testing
         // What a killed restore leaves: its journal names the folder.
         try f.write(".planrun/cache/tmp/restores-99999", f.path + "/out\0")
         try f.write("out/big.bin.planrun-tmp-99999-12345", "half written")
+        try f.write(".planrun/uptodate.planrun-tmp-99999-4", "half a stamp")
         try FileManager.default.removeItem(atPath: f.path + "/listing.txt")
         let r = try f.run("build")
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: f.path + "/out") == ["big.bin"])
+        #expect(f.lstatKind(".planrun/uptodate.planrun-tmp-99999-4") == nil)
 
         try f.write("out/big.bin.planrun-tmp-99999-777", "half written")
         let clean = try f.run("clean", "--outputs")

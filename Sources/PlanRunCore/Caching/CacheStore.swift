@@ -588,7 +588,14 @@ package struct LocalCacheStore: Sendable {
         guard folder == planRoot || folder.hasPrefix(planRoot.hasSuffix("/") ? planRoot : planRoot + "/"),
               PathSafety.realPath(folder) == folder
         else { return }
-        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        removeTemporaries(at: folder, followingLink: false)
+    }
+
+    /// Removes the files and links named like temporary files in `folder`
+    /// (a link there is followed only when `followingLink`: the state
+    /// folder itself may be a link).
+    package static func removeTemporaries(at folder: String, followingLink: Bool) {
+        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (followingLink ? 0 : O_NOFOLLOW))
         guard fd >= 0, let dir = fdopendir(fd) else { return }
         defer { closedir(dir) }
         var doomed: [String] = []
