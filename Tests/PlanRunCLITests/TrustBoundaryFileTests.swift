@@ -170,6 +170,21 @@ import Testing
         #expect(f.mode("tool") == 0o711)
     }
 
+    /// A FIFO in an output folder cannot be stored as it is: the subtask
+    /// fails with the reason instead of being cached without it.
+    @Test func aFIFOInAnOutputFolderIsAnError() throws {
+        let f = try Folder(plan: """
+            version: 1
+            subtasks:
+              - id: gen
+                run: rm -rf site && mkdir site && echo i > site/index.html && mkfifo site/pipe
+                outputs: [site]
+            """)
+        let r = try f.run("build")
+        #expect(r.status == 1)
+        #expect((r.stdout + r.stderr).contains("`\(f.path)/site/pipe` is not a regular file"), "\(r.stdout)\n\(r.stderr)")
+    }
+
     /// A dependent sees an output's mode: when only the mode changes, it
     /// runs again.
     @Test func aModeChangeReachesDependents() throws {

@@ -252,7 +252,8 @@ package final class ContentCache: BuildCache {
 
     /// A folder's manifest: its files with their digests and permission
     /// bits, and its links with their target text. Nothing is followed:
-    /// a link to a folder is a link, not the folder's files.
+    /// a link to a folder is a link, not the folder's files. A FIFO,
+    /// socket or device in it is an error (`notAFile`).
     private func folderManifest(_ folder: String) throws(CacheError) -> FolderManifest {
         var files: [FolderManifest.File] = []
         try collect(folder, rel: "", into: &files)
@@ -275,7 +276,9 @@ package final class ContentCache: BuildCache {
                 let target = try ContentCache.linkTarget(path)
                 files.append(.init(path: childRel, digest: Digest.sha256Hex(Array(target.utf8)), executable: false, link: target))
             case .other:
-                continue
+                // A FIFO, socket or device cannot be stored as it is; leaving
+                // it out would restore a different folder.
+                throw .notAFile(path: path)
             }
         }
     }
