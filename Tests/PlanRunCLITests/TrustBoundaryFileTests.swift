@@ -353,14 +353,14 @@ extension TrustBoundaryFileTests {
 
 
     /// Issue 10 item 10 with a real `kill -9`: the build is killed while it
-    /// restores a 64 MiB output (as soon as its temporary file appears);
+    /// restores a 32 MiB output (as soon as its temporary file appears);
     /// the next build leaves no temporary file in the plan's folder.
     @Test func issue10NoLitterAfterAKill9DuringARestore() async throws {
         let f = try Folder(plan: """
             version: 1
             subtasks:
               - id: gen
-                run: mkdir -p out && head -c 67108864 /dev/zero > out/big.bin
+                run: mkdir -p out && head -c 33554432 /dev/zero > out/big.bin
                 outputs: [out/big.bin]
             """)
         #expect(try f.run("build").status == 0)
@@ -375,7 +375,7 @@ extension TrustBoundaryFileTests {
                     caught = true
                     break
                 }
-                usleep(200)
+                usleep(1000)
             }
             _ = try await build.wait()
         }
