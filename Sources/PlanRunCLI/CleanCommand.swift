@@ -6,7 +6,12 @@ import PlanRunCore
 /// outputs, the state (database and logs) and/or the cache store; all
 /// three when no flag is given. The approval record is kept. Refuses while
 /// a build of the plan is running, and never removes anything outside the
-/// plan's folder.
+/// plan's folder, nor through a link in the state folder (a link in place
+/// of `state.db`, `logs` or `cache` is removed as a link: `FileManager`
+/// never follows links when removing, so this is how a state folder that
+/// builds refuse is repaired), nor the state folder as an output (DESIGN §9
+/// rules 1 and 3). Removing outputs also
+/// removes the temporary files a killed restore left beside them (rule 8).
 struct CleanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clean",
@@ -49,16 +54,31 @@ struct CleanCommand: AsyncParsableCommand {
         }
         if all || outputs {
             var count = 0
+            let realState = PathSafety.realPath(directory)
+            var parents = Set<String>()
             for subtask in plan.subtasks {
                 for output in subtask.outputs {
                     do {
                         guard let full = try PathSafety.existingPath(output, root: plan.directory) else { continue }
+                        parents.insert((full as NSString).deletingLastPathComponent)
+                        if let realState, full == realState || realState.hasPrefix(full + "/") || full.hasPrefix(realState + "/") {
+                            printError("error: not removing output `\(output)` of `\(subtask.id)`: it holds or is inside the state folder \(directory)\n")
+                            failed = true
+                            continue
+                        }
                         if remove(full) { count += 1 }
                     } catch {
                         printError("error: \(error)\n")
                         failed = true
                     }
                 }
+            }
+            // Temporary files of restores killed midway: those the journals
+            // name, and any beside a declared output.
+            LocalCacheStore(root: (directory as NSString).appendingPathComponent("cache"))
+                .removeLeftovers(planDirectory: plan.directory)
+            if let planRoot = PathSafety.realPath(plan.directory) {
+                for parent in parents { LocalCacheStore.removeTemporaries(in: parent, planRoot: planRoot) }
             }
             lines.append("removed \(count) output\(count == 1 ? "" : "s")")
         }

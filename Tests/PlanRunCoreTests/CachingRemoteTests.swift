@@ -16,7 +16,7 @@ import Testing
         var testDescription: String { name }
     }
 
-    static func entry(_ outputs: String, format: Int = 1, exit: Int = 0, blob: String = hexA) -> String {
+    static func entry(_ outputs: String, format: Int = 2, exit: Int = 0, blob: String = hexA) -> String {
         #"{"format":\#(format),"exit_status":\#(exit),"result_digest":"\#(hexA)","result_blob":"\#(blob)","outputs":[\#(outputs)],"components":{}}"#
     }
 
@@ -29,7 +29,8 @@ import Testing
         Case(name: "valid with ./ and trailing slash",
              json: entry(output("./out/a.txt") + "," + output("site/", kind: "folder")), expected: nil),
         Case(name: "not JSON", json: "{not json", expected: .malformed),
-        Case(name: "another format", json: entry(output("out/a.txt") + "," + output("site"), format: 2), expected: .malformed),
+        Case(name: "an older format (no modes, links followed)", json: entry(output("out/a.txt") + "," + output("site"), format: 1),
+             expected: .malformed),
         Case(name: "failed exit status", json: entry(output("out/a.txt") + "," + output("site"), exit: 1), expected: .malformed),
         Case(name: "missing fields", json: #"{"format":1}"#, expected: .malformed),
         Case(name: "result blob not a digest", json: entry(output("out/a.txt") + "," + output("site"), blob: "../../etc/passwd"),
@@ -92,7 +93,7 @@ import Testing
     /// (the cases above) read as before.
     @Test func inlineBlobsAreCheckedAgainstTheirDigests() throws {
         let result = Array("gen-result\n".utf8), file = Array("a\n".utf8)
-        let json = #"{"format":1,"exit_status":0,"result_digest":"\#(Self.hexA)","result_blob":"\#(Digest.sha256Hex(result))","#
+        let json = #"{"format":2,"exit_status":0,"result_digest":"\#(Self.hexA)","result_blob":"\#(Digest.sha256Hex(result))","#
             + #""result_contents":"\#(Data(result).base64EncodedString())","outputs":["#
             + #"{"path":"out/a.txt","kind":"file","digest":"\#(Digest.sha256Hex(file))","executable":false,"#
             + #""contents":"\#(Data(file).base64EncodedString())"},"# + Self.output("site", kind: "folder") + #"],"components":{}}"#

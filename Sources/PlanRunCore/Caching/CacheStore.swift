@@ -11,15 +11,23 @@ import Darwin
 /// subtask with that key produced.
 ///
 /// ```json
-/// {"format": 1, "exit_status": 0, "result_digest": "…", "result_blob": "…",
-///  "outputs": [{"path": "build/app.db", "kind": "file", "digest": "…", "executable": false},
-///              {"path": "site", "kind": "folder", "digest": "…", "executable": false}],
+/// {"format": 2, "exit_status": 0, "result_digest": "…", "result_blob": "…",
+///  "outputs": [{"path": "build/app.db", "kind": "file", "digest": "…", "executable": false, "mode": 420},
+///              {"path": "site", "kind": "folder", "digest": "…", "executable": false},
+///              {"path": "latest", "kind": "symlink", "digest": "…", "executable": false}],
 ///  "components": {"command": "…", "input:src/a.c": "…"}}
 /// ```
 /// `result_blob` is the CAS digest of the result bytes; a file output's
-/// `digest` is the CAS digest of its content; a folder output's is the CAS
-/// digest of its manifest (`FolderManifest` JSON). `components` are the cache
-/// key's component digests (see CacheKey.swift).
+/// `digest` is the CAS digest of its content and `mode` its permission bits
+/// (`0o777` at most: setuid, setgid and sticky are dropped); a folder
+/// output's is the CAS digest of its manifest (`FolderManifest` JSON); a
+/// symlink output's is the CAS digest of its target text (restored as a
+/// link, never followed). `components` are the cache key's component
+/// digests (see CacheKey.swift).
+///
+/// Format 1 entries recorded neither modes nor links (a link was followed
+/// and stored as what it pointed to), so they are read as misses, never
+/// restored.
 ///
 /// Entries uploaded to a remote store also carry small blobs inline, as
 /// Bazel's `ActionResult` does (`OutputFile.contents`, `stdout_raw`): the
@@ -43,11 +51,14 @@ package struct ActionResult: Codable, Sendable, Hashable {
     /// past its named size is refused (DESIGN §9.6).
     package var sizes: [String: Int]?
 
+    /// The format this version writes and reads.
+    package static let currentFormat = 2
+
     /// The largest blob carried inline.
     package static let inlineLimit = 4096
 
     package init(resultDigest: String, resultBlob: String, outputs: [OutputEntry], components: [String: String]) {
-        self.format = 1
+        self.format = ActionResult.currentFormat
         self.exitStatus = 0
         self.resultDigest = resultDigest
         self.resultBlob = resultBlob
@@ -105,6 +116,10 @@ package struct ActionResult: Codable, Sendable, Hashable {
             out.append(contentsOf: (output.executable ? "true" : "false").utf8)
             key("kind")
             JSONValue.writeString(output.kind.rawValue, to: &out)
+            if let mode = output.mode {
+                key("mode")
+                out.append(contentsOf: String(mode).utf8)
+            }
             key("path")
             JSONValue.writeString(output.path, to: &out)
             out.append(UInt8(ascii: "}"))
@@ -131,6 +146,12 @@ package struct ActionResult: Codable, Sendable, Hashable {
         return out
     }
 
+    /// Digests well formed, and modes permission bits only.
+    package var isWellFormed: Bool {
+        LocalCacheStore.isDigest(resultBlob)
+            && outputs.allSatisfy { LocalCacheStore.isDigest($0.digest) && ($0.mode ?? 0) & ~0o777 == 0 }
+    }
+
     /// The entry without inline contents (what the history and the local
     /// store keep).
     package var withoutContents: ActionResult {
@@ -144,34 +165,102 @@ package struct ActionResult: Codable, Sendable, Hashable {
 
 /// One declared output as a run left it.
 package struct OutputEntry: Codable, Sendable, Hashable {
-    package enum Kind: String, Codable, Sendable { case file, folder }
+    /// `symlink`: the declared path itself is a link; `digest` is the CAS
+    /// digest of its target text.
+    package enum Kind: String, Codable, Sendable { case file, folder, symlink }
 
     /// Plan-relative, as declared.
     package var path: String
     package var kind: Kind
     package var digest: String
     package var executable: Bool
+    /// A file's permission bits (`0o777` at most); nil for folders and
+    /// links, and in history rows written before modes were recorded.
+    package var mode: Int?
     /// A small file's bytes (base64); remote entries only (see `ActionResult`).
     package var contents: String?
 
-    package init(path: String, kind: Kind, digest: String, executable: Bool = false) {
+    package init(path: String, kind: Kind, digest: String, executable: Bool = false, mode: Int? = nil) {
         self.path = path
         self.kind = kind
         self.digest = digest
         self.executable = executable
+        self.mode = mode
+    }
+
+    /// Whether `now` (the output as it is) is what this entry recorded:
+    /// same kind and digest, and the same mode when one was recorded.
+    package func matches(_ now: OutputEntry) -> Bool {
+        now.kind == kind && now.digest == digest && (mode == nil || now.mode == mode)
+    }
+
+    /// The permission bits to restore a file with: the recorded mode, or
+    /// (an entry without one) 0755 / 0644 after `executable`.
+    package var restoreMode: mode_t {
+        mode.map { mode_t($0 & 0o777) } ?? (executable ? 0o755 : 0o644)
     }
 }
 
-/// A folder output: its files (paths relative to the folder, sorted), stored
-/// as a CAS blob whose digest stands for the folder.
+/// A folder output: its files and links (paths relative to the folder,
+/// sorted), stored as a CAS blob whose digest stands for the folder.
+/// A file records its CAS digest and permission bits; a link records its
+/// target text in `link` and the SHA-256 of that text as `digest` (no
+/// blob: the manifest carries it). Links are stored as links, never
+/// followed.
 package struct FolderManifest: Codable, Sendable, Hashable {
     package struct File: Codable, Sendable, Hashable {
         package var path: String
         package var digest: String
         package var executable: Bool
+        /// Permission bits (`0o777` at most); nil for a link.
+        package var mode: Int?
+        /// A link's target text; nil for a file.
+        package var link: String?
+
+        package init(path: String, digest: String, executable: Bool, mode: Int? = nil, link: String? = nil) {
+            self.path = path
+            self.digest = digest
+            self.executable = executable
+            self.mode = mode
+            self.link = link
+        }
+
+        /// The permission bits to restore the file with.
+        package var restoreMode: mode_t {
+            mode.map { mode_t($0 & 0o777) } ?? (executable ? 0o755 : 0o644)
+        }
     }
 
     package var files: [File]
+
+    /// The files that have a blob in the CAS (not links).
+    package var blobDigests: [String] { files.filter { $0.link == nil }.map(\.digest) }
+
+    /// Paths relative without `..`, each once, none below another entry
+    /// (a link or a file is never a folder to write into), digests well
+    /// formed, a link's digest that of its text, modes permission bits only.
+    package var isWellFormed: Bool {
+        var paths = Set<String>()
+        for file in files {
+            guard PathSafety.isSafeRelative(file.path), LocalCacheStore.isDigest(file.digest),
+                  (file.mode ?? 0) & ~0o777 == 0
+            else { return false }
+            if let link = file.link {
+                guard !link.isEmpty, !link.contains("\0"), Digest.sha256Hex(Array(link.utf8)) == file.digest else {
+                    return false
+                }
+            }
+            guard paths.insert(PathSafety.normalized(file.path)).inserted else { return false }
+        }
+        for path in paths {
+            var parent = Substring(path)
+            while let slash = parent.lastIndex(of: "/") {
+                parent = parent[..<slash]
+                if paths.contains(String(parent)) { return false }
+            }
+        }
+        return true
+    }
 
     /// Canonical bytes: JSON with sorted keys, files in path byte order.
     package var bytes: [UInt8] {
@@ -202,6 +291,8 @@ package struct LocalCacheStore: Sendable {
     private final class Seen: Sendable {
         let folders = Mutex<Set<String>>([])
         let blobs = Mutex<Set<String>>([])
+        /// Folders noted in this process's journal (`noteTemporaries`).
+        let temporaryFolders = Mutex<Set<String>>([])
     }
 
     package init(root: String, readOnly: Bool = false) {
@@ -244,20 +335,47 @@ package struct LocalCacheStore: Sendable {
 
     // MARK: Action results
 
-    /// The action result for `key`, or nil when absent or unreadable (a
-    /// corrupt entry is removed).
+    /// The largest `ac` entry read (DESIGN §9 rule 6); a larger one is
+    /// refused, never read into memory.
+    package static let actionSizeLimit = 1 << 20
+
+    /// What `lookupAction` found.
+    package enum ActionLookup: Sendable {
+        case found(ActionResult)
+        /// No entry, or one that does not parse (removed) or has an older format.
+        case absent
+        /// An entry that is not read: a link, a FIFO, a device, or larger
+        /// than `actionSizeLimit`; the text says why.
+        case refused(String)
+    }
+
+    /// The action result for `key`, or nil when absent, unreadable or refused.
     package func action(_ key: String) -> ActionResult? {
-        guard LocalCacheStore.isDigest(key), let bytes = FileBytes.read(actionPath(key)) else {
-            return nil
+        if case .found(let result) = lookupAction(key) { return result }
+        return nil
+    }
+
+    /// The action result for `key`. Read only if `ac/KEY` is a regular file
+    /// of at most `actionSizeLimit` bytes (no link followed, no FIFO waited
+    /// on); a corrupt entry is removed, and so is an entry of an older
+    /// format (it records no file modes and no links; see `ActionResult`).
+    package func lookupAction(_ key: String) -> ActionLookup {
+        guard LocalCacheStore.isDigest(key) else { return .absent }
+        let bytes: [UInt8]
+        switch FileBytes.readRegular(actionPath(key), limit: LocalCacheStore.actionSizeLimit) {
+        case .absent: return .absent
+        case .refused(let reason): return .refused("cache entry `\(actionPath(key))` refused: \(reason)")
+        case .bytes(let read): bytes = read
         }
-        guard let result = try? JSONDecoder().decode(ActionResult.self, from: Data(bytes)), result.format == 1,
-              LocalCacheStore.isDigest(result.resultBlob),
-              result.outputs.allSatisfy({ LocalCacheStore.isDigest($0.digest) })
-        else {
+        guard let result = try? JSONDecoder().decode(ActionResult.self, from: Data(bytes)) else {
             remove(actionPath(key))
-            return nil
+            return .absent
         }
-        return result
+        guard result.format == ActionResult.currentFormat, result.isWellFormed else {
+            remove(actionPath(key))
+            return .absent
+        }
+        return .found(result)
     }
 
     package func putAction(_ key: String, _ result: ActionResult) throws(CacheError) {
@@ -268,13 +386,14 @@ package struct LocalCacheStore: Sendable {
     // MARK: Blobs
 
     package func hasBlob(_ digest: String) -> Bool {
-        LocalCacheStore.isDigest(digest) && FileStat.of(blobPath(digest))?.kind == .file
+        LocalCacheStore.isDigest(digest) && FileStat.of(blobPath(digest), followSymlinks: false)?.kind == .file
     }
 
-    /// The blob's bytes if present and intact; a blob whose content does not
-    /// match its name is removed and reported as missing.
+    /// The blob's bytes if present, a regular file (no link followed) and
+    /// intact; a blob whose content does not match its name is removed and
+    /// reported as missing.
     package func blob(_ digest: String) -> [UInt8]? {
-        guard LocalCacheStore.isDigest(digest), let bytes = FileBytes.read(blobPath(digest)) else {
+        guard LocalCacheStore.isDigest(digest), case .bytes(let bytes) = FileBytes.readRegular(blobPath(digest)) else {
             return nil
         }
         guard Digest.sha256Hex(bytes) == digest else {
@@ -320,15 +439,16 @@ package struct LocalCacheStore: Sendable {
     }
 
     /// Writes blob `digest` to the absolute `destination` (replacing it)
-    /// through a temporary file beside it, checking the content on the way.
-    /// Returns false (and removes the bad blob) when the blob is missing or
-    /// does not match its digest; nothing is written then.
-    package func restoreBlob(_ digest: String, to destination: String, executable: Bool) throws(CacheError) -> Bool {
+    /// through a temporary file beside it, checking the content on the way;
+    /// the file gets exactly the permission bits `mode`. Returns false (and
+    /// removes the bad blob) when the blob is missing or does not match its
+    /// digest; nothing is written then.
+    package func restoreBlob(_ digest: String, to destination: String, mode: mode_t) throws(CacheError) -> Bool {
         guard !readOnly, hasBlob(digest) else { return false }
-        let temp = destination + ".planrun-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let temp = LocalCacheStore.temporaryName(besides: destination)
         let actual: String
         do {
-            actual = try LocalCacheStore.copy(from: blobPath(digest), to: temp, mode: executable ? 0o755 : 0o644)
+            actual = try LocalCacheStore.copy(from: blobPath(digest), to: temp, mode: mode)
         } catch {
             remove(temp)
             throw error
@@ -347,13 +467,19 @@ package struct LocalCacheStore: Sendable {
         return true
     }
 
+    /// `restoreBlob` with mode 0755 or 0644.
+    package func restoreBlob(_ digest: String, to destination: String, executable: Bool) throws(CacheError) -> Bool {
+        try restoreBlob(digest, to: destination, mode: executable ? 0o755 : 0o644)
+    }
+
     /// Writes `bytes` to the absolute `destination` (replacing it) through a
     /// temporary file beside it, so a reader sees the old file or the new
-    /// one. The caller has checked the bytes against their digest.
-    package static func replaceFile(_ destination: String, with bytes: [UInt8], executable: Bool) throws(CacheError) {
-        let temp = destination + ".planrun-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    /// one; the file gets exactly the permission bits `mode`. The caller has
+    /// checked the bytes against their digest.
+    package static func replaceFile(_ destination: String, with bytes: [UInt8], mode: mode_t) throws(CacheError) {
+        let temp = temporaryName(besides: destination)
         do {
-            try writeFile(bytes, to: temp, mode: executable ? 0o755 : 0o644)
+            try writeFile(bytes, to: temp, mode: mode)
         } catch {
             unlink(temp)
             throw error
@@ -365,13 +491,139 @@ package struct LocalCacheStore: Sendable {
         }
     }
 
-    /// Removes what a killed writer left in `tmp/`. Call only while no
-    /// other process writes the store (the build lock is held).
-    package func removeLeftovers() {
-        guard !readOnly else { return }
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: root + "/tmp")) ?? [] {
-            unlink(root + "/tmp/" + name)
+    /// Makes `destination` a symbolic link with target text `target`
+    /// (replacing a file or link there; a folder there is an error): the
+    /// link is made beside it and renamed into place.
+    package static func replaceWithLink(_ destination: String, target: String) throws(CacheError) {
+        let temp = temporaryName(besides: destination)
+        guard symlink(target, temp) == 0 else {
+            throw .storeWrite(reason: "cannot restore `\(destination)`: \(errnoText())")
         }
+        if rename(temp, destination) != 0 {
+            let reason = errnoText()
+            unlink(temp)
+            throw .storeWrite(reason: "cannot restore `\(destination)`: \(reason)")
+        }
+    }
+
+    // MARK: Temporary files in the plan's folder
+
+    /// `DESTINATION.planrun-tmp-PID-N`: where a restore writes before
+    /// renaming into place.
+    static func temporaryName(besides destination: String) -> String {
+        destination + temporaryMarker + "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    static let temporaryMarker = ".planrun-tmp-"
+
+    /// Whether a file name is one `temporaryName` makes (`NAME.planrun-tmp-PID-N`).
+    package static func isTemporaryName(_ name: String) -> Bool {
+        guard let marker = name.range(of: temporaryMarker) else { return false }
+        let tail = name[marker.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+        return marker.lowerBound > name.startIndex && tail.count == 2
+            && tail.allSatisfy { !$0.isEmpty && $0.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+    }
+
+    /// The journal of folders in the plan's folder where this process
+    /// makes temporary files: `tmp/restores-PID`, folder paths ended by NUL.
+    private var journalPath: String { root + "/tmp/restores-\(getpid())" }
+
+    /// Notes, before a temporary file is made beside `destination`, the
+    /// folder it is made in, so that after a kill the next command that
+    /// opens the store (a build, `clean`) finds and removes it
+    /// (`removeLeftovers`). Once per folder per build.
+    package func noteTemporaries(besides destination: String) throws(CacheError) {
+        guard !readOnly else { return }
+        let folder = String(destination[..<(destination.lastIndex(of: "/") ?? destination.startIndex)])
+        guard !folder.isEmpty, !seen.temporaryFolders.withLock({ $0.contains(folder) }) else { return }
+        try ensureFolder(root + "/tmp")
+        let path = journalPath
+        // Written under the lock: a concurrent restore in the same folder
+        // makes its temporary file only once the line is in the journal.
+        let failure: String? = seen.temporaryFolders.withLock { folders in
+            if folders.contains(folder) { return nil }
+            let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+            guard fd >= 0 else { return LocalCacheStore.errnoText() }
+            defer { close(fd) }
+            let line = Array(folder.utf8) + [0]
+            let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard written == line.count else { return written < 0 ? LocalCacheStore.errnoText() : "short write" }
+            folders.insert(folder)
+            return nil
+        }
+        if let failure { throw .storeWrite(reason: "cannot write `\(path)`: \(failure)") }
+    }
+
+    /// Drops this process's journal (`noteTemporaries`) once every restore
+    /// has renamed or removed its temporary files (the build is over).
+    package func forgetTemporaries() {
+        guard !readOnly, seen.temporaryFolders.withLock({ folders in
+            defer { folders = [] }
+            return !folders.isEmpty
+        }) else { return }
+        unlink(journalPath)
+    }
+
+    /// Removes what killed writers left: the temporary files in the folders
+    /// their journals name (only inside `planDirectory`, only names
+    /// `isTemporaryName` accepts, never through a link), then everything in
+    /// `tmp/`. Call only while no other process writes the store or restores
+    /// outputs (the build lock is held, or no build runs). `tmp/` itself is
+    /// opened without following a link.
+    package func removeLeftovers(planDirectory: String) {
+        guard !readOnly else { return }
+        let tmp = root + "/tmp"
+        let fd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0, let dir = fdopendir(fd) else { return }
+        defer { closedir(dir) }
+        let planRoot = PathSafety.realPath(planDirectory)
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        for name in names where name.hasPrefix("restores-") {
+            guard let planRoot, case .bytes(let bytes) = FileBytes.readRegular(tmp + "/" + name, limit: 64 << 20) else {
+                continue
+            }
+            for folder in Set(bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }) {
+                LocalCacheStore.removeTemporaries(in: folder, planRoot: planRoot)
+            }
+        }
+        for name in names { unlinkat(fd, name, 0) }
+    }
+
+    /// Removes the files and links named like temporary files
+    /// (`isTemporaryName`) in `folder`, when `folder` is inside the real
+    /// path `planRoot` and has no link in its path. Nothing else is touched.
+    package static func removeTemporaries(in folder: String, planRoot: String) {
+        guard folder == planRoot || folder.hasPrefix(planRoot.hasSuffix("/") ? planRoot : planRoot + "/"),
+              PathSafety.realPath(folder) == folder
+        else { return }
+        removeTemporaries(at: folder, followingLink: false)
+    }
+
+    /// Removes the files and links named like temporary files in `folder`
+    /// (a link there is followed only when `followingLink`: the state
+    /// folder itself may be a link).
+    package static func removeTemporaries(at folder: String, followingLink: Bool) {
+        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (followingLink ? 0 : O_NOFOLLOW))
+        guard fd >= 0, let dir = fdopendir(fd) else { return }
+        defer { closedir(dir) }
+        var doomed: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            guard isTemporaryName(name) else { continue }
+            var st = stat()
+            guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            let type = st.st_mode & S_IFMT
+            if type == S_IFREG || type == S_IFLNK { doomed.append(name) }
+        }
+        for name in doomed { unlinkat(fd, name, 0) }
     }
 
     // MARK: Files
@@ -434,12 +686,19 @@ package struct LocalCacheStore: Sendable {
         }
     }
 
-    /// Copies `source` to a new file `destination` and returns the SHA-256 of
-    /// the bytes copied.
+    /// Copies the regular file `source` to a new file `destination` and
+    /// returns the SHA-256 of the bytes copied. A `source` that is a link,
+    /// a FIFO or a device is refused (`notAFile`), never followed or
+    /// waited on.
     static func copy(from source: String, to destination: String, mode: mode_t = 0o644) throws(CacheError) -> String {
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw .unreadable(path: source, reason: errnoText()) }
+        let input = open(source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard input >= 0 else {
+            if errno == ELOOP { throw .notAFile(path: source) }
+            throw .unreadable(path: source, reason: errnoText())
+        }
         defer { close(input) }
+        var st = stat()
+        guard fstat(input, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { throw .notAFile(path: source) }
         let output = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard output >= 0 else { throw .storeWrite(reason: "cannot create `\(destination)`: \(errnoText())") }
         defer { close(output) }

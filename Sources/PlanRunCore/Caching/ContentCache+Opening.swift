@@ -24,7 +24,9 @@ extension ContentCache {
     /// cache in `state.db`, the store in `cache/`.
     ///
     /// A writable cache is opened by a build holding the build lock, so the
-    /// temporary files a killed build left in `cache/tmp/` are removed.
+    /// temporary files a killed build left in `cache/tmp/`, beside outputs
+    /// it was restoring (`removeLeftovers`) and in the state folder (the
+    /// stamp's) are removed.
     ///
     /// Read-only (`explain`, `plan`, `status`): opens the database read-only
     /// and creates nothing; with no database yet, history is empty.
@@ -62,7 +64,11 @@ extension ContentCache {
         } catch {
             throw .stateRead(reason: "\((stateDirectory as NSString).appendingPathComponent("state.db")): \(error)")
         }
-        if !readOnly { store.removeLeftovers() }
+        if !readOnly {
+            store.removeLeftovers(planDirectory: plan.directory)
+            // The up-to-date stamp is written through a temporary file too.
+            LocalCacheStore.removeTemporaries(at: stateDirectory, followingLink: true)
+        }
         return ContentCache(
             plan: plan, callerEnvironment: callerEnvironment, store: store, history: history,
             digests: digests, readOnly: readOnly, forcedIDs: forcedIDs)

@@ -71,6 +71,8 @@ package final class ContentCache: BuildCache {
         do { try history.waitForWrites() } catch {
             failure = (error as? CacheError) ?? .stateWrite(reason: "\(error)")
         }
+        // Every restore this build made renamed or removed its temporary files.
+        store.forgetTemporaries()
         do { try digester.flush() } catch { failure = failure ?? error }
         if let failure { throw failure }
     }
@@ -188,7 +190,9 @@ package final class ContentCache: BuildCache {
     }
 
     /// SHA-256 over a result's content digest and its outputs (path, kind,
-    /// digest, in path order): what dependents' keys see.
+    /// digest, and a file's permission bits when recorded, in path order):
+    /// what dependents' keys see, so a dependent runs again when an output
+    /// only changed its mode (a script made executable).
     package static func resultDigest(result: [UInt8], outputs: [OutputEntry]) -> String {
         var framer = FieldFramer()
         framer.add("planrun-result")
@@ -197,6 +201,7 @@ package final class ContentCache: BuildCache {
             framer.add(o.path)
             framer.add(o.kind.rawValue)
             framer.add(o.digest)
+            if let mode = o.mode { framer.add("mode:" + String(mode, radix: 8)) }
         }
         return framer.digest
     }
@@ -208,55 +213,87 @@ package final class ContentCache: BuildCache {
     }
 
     /// The output at plan-relative `path` as it is now; nil when absent.
+    /// The declared path itself is not followed: a link is a `symlink`
+    /// output (its target text), never what it points to (DESIGN §9 rule 2).
     package func snapshot(_ path: String) throws(CacheError) -> OutputEntry? {
         let full = absolute(path)
-        guard let st = FileStat.of(full) else { return nil }
+        guard let st = FileStat.of(full, followSymlinks: false) else { return nil }
         switch st.kind {
         case .file:
-            return OutputEntry(path: path, kind: .file, digest: try digester.digest(ofFile: full, stat: st), executable: st.isExecutable)
+            return OutputEntry(
+                path: path, kind: .file, digest: try digester.digest(ofFile: full, stat: st), executable: st.isExecutable,
+                mode: Int(st.mode & 0o777))
         case .directory:
             let manifest = try folderManifest(full)
             return OutputEntry(path: path, kind: .folder, digest: Digest.sha256Hex(manifest.bytes))
-        default:
+        case .symlink:
+            let target = try ContentCache.linkTarget(full)
+            return OutputEntry(path: path, kind: .symlink, digest: Digest.sha256Hex(Array(target.utf8)))
+        case .other:
             throw .notAFile(path: path)
         }
     }
 
+    /// The target text of the link at `path`. A target that is not UTF-8
+    /// is an error: it could not be stored as it is (entries are JSON).
+    static func linkTarget(_ path: String) throws(CacheError) -> String {
+        var size = 1024
+        while true {
+            var buffer = [UInt8](repeating: 0, count: size)
+            let n = buffer.withUnsafeMutableBufferPointer { readlink(path, $0.baseAddress!, size) }
+            if n < 0 { throw .unreadable(path: path, reason: LocalCacheStore.errnoText()) }
+            if n < size {
+                guard let text = String(validating: buffer[0..<n], as: UTF8.self) else {
+                    throw .unreadable(path: path, reason: "its link target is not UTF-8 text")
+                }
+                return text
+            }
+            size *= 2
+        }
+    }
+
+    /// A folder's manifest: its files with their digests and permission
+    /// bits, and its links with their target text. Nothing is followed:
+    /// a link to a folder is a link, not the folder's files. A FIFO,
+    /// socket or device in it is an error (`notAFile`).
     private func folderManifest(_ folder: String) throws(CacheError) -> FolderManifest {
         var files: [FolderManifest.File] = []
-        var ancestors = Set<[UInt64]>()
-        try collect(folder, rel: "", into: &files, ancestors: &ancestors)
+        try collect(folder, rel: "", into: &files)
         return FolderManifest(files: files)
     }
 
-    private func collect(_ dir: String, rel: String, into files: inout [FolderManifest.File], ancestors: inout Set<[UInt64]>) throws(CacheError) {
-        guard let st = FileStat.of(dir) else { return }
-        let id = [st.device, st.inode]
-        guard ancestors.insert(id).inserted else { return }
-        defer { ancestors.remove(id) }
+    private func collect(_ dir: String, rel: String, into files: inout [FolderManifest.File]) throws(CacheError) {
         for name in InputGlob.Walker.entries(of: dir) {
             let path = dir + "/" + name
             let childRel = rel.isEmpty ? name : rel + "/" + name
-            guard let child = FileStat.of(path) else { continue }
+            guard let child = FileStat.of(path, followSymlinks: false) else { continue }
             switch child.kind {
             case .file:
-                files.append(.init(path: childRel, digest: try digester.digest(ofFile: path, stat: child), executable: child.isExecutable))
+                files.append(.init(
+                    path: childRel, digest: try digester.digest(ofFile: path, stat: child), executable: child.isExecutable,
+                    mode: Int(child.mode & 0o777)))
             case .directory:
-                try collect(path, rel: childRel, into: &files, ancestors: &ancestors)
-            default:
-                continue
+                try collect(path, rel: childRel, into: &files)
+            case .symlink:
+                let target = try ContentCache.linkTarget(path)
+                files.append(.init(path: childRel, digest: Digest.sha256Hex(Array(target.utf8)), executable: false, link: target))
+            case .other:
+                // A FIFO, socket or device cannot be stored as it is; leaving
+                // it out would restore a different folder.
+                throw .notAFile(path: path)
             }
         }
     }
 
     private func outputsIntact(_ recorded: [OutputEntry]) throws(CacheError) -> Bool {
         for entry in recorded {
-            guard let now = try? snapshot(entry.path), now.kind == entry.kind, now.digest == entry.digest else { return false }
+            guard let now = try? snapshot(entry.path), entry.matches(now) else { return false }
         }
         return true
     }
 
-    /// Copies an output into the CAS (a folder: its files and manifest).
+    /// Copies an output into the CAS (a folder: its files and manifest; a
+    /// link: its target text).
     private func storeOutput(_ entry: OutputEntry) throws(CacheError) -> OutputEntry {
         let full = absolute(entry.path)
         switch entry.kind {
@@ -264,9 +301,13 @@ package final class ContentCache: BuildCache {
             var stored = entry
             if !store.isStored(entry.digest) { stored.digest = try store.putFile(full) }
             return stored
+        case .symlink:
+            var stored = entry
+            stored.digest = try store.putBlob(Array(try ContentCache.linkTarget(full).utf8))
+            return stored
         case .folder:
             var manifest = try folderManifest(full)
-            for (i, file) in manifest.files.enumerated() where !store.isStored(file.digest) {
+            for (i, file) in manifest.files.enumerated() where file.link == nil && !store.isStored(file.digest) {
                 manifest.files[i].digest = try store.putFile(full + "/" + file.path)
             }
             var stored = entry
@@ -282,7 +323,14 @@ package final class ContentCache: BuildCache {
     /// subtask does not declare or that leave the plan folder. Read-only:
     /// reports what would be restored and changes nothing.
     private func restore(_ subtask: Subtask, key: CacheKey) throws(CacheError) -> CachedOutcome? {
-        guard let action = store.action(key.key) else { return nil }
+        let action: ActionResult
+        switch store.lookupAction(key.key) {
+        case .found(let found): action = found
+        case .absent: return nil
+        case .refused(let reason):
+            warn("\(reason); running `\(subtask.id)`")
+            return nil
+        }
         let declared = Set(subtask.outputs.map(PathSafety.normalized))
         let named = action.outputs.map { PathSafety.normalized($0.path) }
         guard Set(named) == declared, named.count == declared.count,
@@ -299,7 +347,7 @@ package final class ContentCache: BuildCache {
                 ? CachedOutcome(key: key.key, resultDigest: action.resultDigest, result: result, reason: .restored) : nil
         }
         for entry in action.outputs {
-            if let now = try? snapshot(entry.path), now.kind == entry.kind, now.digest == entry.digest { continue }
+            if let now = try? snapshot(entry.path), entry.matches(now) { continue }
             guard (try? restoreOutput(entry)) == true else {
                 warn("cannot restore `\(entry.path)` of `\(subtask.id)` from the cache; running it")
                 return nil
@@ -317,37 +365,60 @@ package final class ContentCache: BuildCache {
     /// missing or bad, or the destination is of the other kind.
     private func restoreOutput(_ entry: OutputEntry) throws(CacheError) -> Bool {
         var manifest: FolderManifest?
-        if entry.kind == .folder {
+        var linkTarget: [UInt8]?
+        switch entry.kind {
+        case .folder:
             guard let bytes = store.blob(entry.digest),
                   let decoded = try? JSONDecoder().decode(FolderManifest.self, from: Data(bytes)),
-                  decoded.files.allSatisfy({ PathSafety.isSafeRelative($0.path) && store.hasBlob($0.digest) })
+                  decoded.isWellFormed, decoded.blobDigests.allSatisfy(store.hasBlob)
             else { return false }
             manifest = decoded
+        case .symlink:
+            guard let bytes = store.blob(entry.digest) else { return false }
+            linkTarget = bytes
+        case .file:
+            break
         }
-        return try putBack(entry, manifest: manifest) { digest, destination, executable throws(CacheError) in
-            try store.restoreBlob(digest, to: destination, executable: executable)
+        return try putBack(entry, manifest: manifest, linkTarget: linkTarget) { digest, destination, mode throws(CacheError) in
+            try store.restoreBlob(digest, to: destination, mode: mode)
         }
     }
 
     /// Puts one output back inside the plan's folder, wherever its blobs
     /// come from (the local store, or bytes downloaded from a remote):
-    /// `put(digest, destination, executable)` writes one blob and returns
-    /// false when it cannot; `manifest` lists a folder output's files,
-    /// already checked. False when a blob cannot be put, or the destination
-    /// is of the other kind (a folder where a file was recorded, or the
-    /// reverse: left alone, the subtask runs instead).
+    /// `put(digest, destination, mode)` writes one blob as a file with
+    /// exactly those permission bits and returns false when it cannot;
+    /// `manifest` lists a folder output's files and links, already checked
+    /// (`FolderManifest.isWellFormed`); `linkTarget` is a link output's
+    /// target text, already checked against its digest. Links are made as
+    /// links. False when a blob cannot be put, or the destination is of the
+    /// other kind (a folder where a file was recorded, or the reverse: left
+    /// alone, the subtask runs instead).
+    ///
+    /// Files are written through a temporary file beside the destination,
+    /// renamed into place (which replaces a link there rather than writing
+    /// through it); each folder that gets one is first noted in the store
+    /// (`noteTemporaries`), so the next command removes what a kill left.
     package func putBack(
-        _ entry: OutputEntry, manifest: FolderManifest?,
-        put: (_ digest: String, _ destination: String, _ executable: Bool) throws(CacheError) -> Bool
+        _ entry: OutputEntry, manifest: FolderManifest?, linkTarget: [UInt8]? = nil,
+        put: (_ digest: String, _ destination: String, _ mode: mode_t) throws(CacheError) -> Bool
     ) throws(CacheError) -> Bool {
         let destination = try PathSafety.prepareDestination(entry.path, root: plan.directory)
         let existing = FileStat.of(destination, followSymlinks: false)
         switch entry.kind {
         case .file:
             if existing?.kind == .directory { return false }
-            return try put(entry.digest, destination, entry.executable)
+            try store.noteTemporaries(besides: destination)
+            return try put(entry.digest, destination, entry.restoreMode)
+        case .symlink:
+            guard let linkTarget, Digest.sha256Hex(linkTarget) == entry.digest, !linkTarget.isEmpty, !linkTarget.contains(0)
+            else { return false }
+            if existing?.kind == .directory { return false }
+            try store.noteTemporaries(besides: destination)
+            try LocalCacheStore.replaceWithLink(destination, target: String(decoding: linkTarget, as: UTF8.self))
+            return true
         case .folder:
-            guard let manifest else { return false }
+            guard let manifest, manifest.isWellFormed else { return false }
             if let existing, existing.kind != .directory { return false }
             if existing != nil {
                 do { try FileManager.default.removeItem(atPath: destination) } catch { return false }
@@ -357,7 +428,12 @@ package final class ContentCache: BuildCache {
             }
             for file in manifest.files {
                 let target = try PathSafety.prepareDestination(entry.path + "/" + file.path, root: plan.directory)
-                guard try put(file.digest, target, file.executable) else { return false }
+                try store.noteTemporaries(besides: target)
+                if let link = file.link {
+                    try LocalCacheStore.replaceWithLink(target, target: link)
+                } else {
+                    guard try put(file.digest, target, file.restoreMode) else { return false }
+                }
             }
             return true
         }

@@ -10,16 +10,21 @@ import Foundation
 ///   `**` means every file below (`docs/**`);
 /// - wildcards do not match names starting with `.` unless the segment
 ///   itself starts with `.` (as in shells; this keeps `.git` and `.planrun`
-///   out of `**`);
+///   out of `**`), and never match `.planrun` (the state folder is never an
+///   input; DESIGN §9 rule 3);
 /// - a pattern without wildcards may name a file, or a folder, which stands
 ///   for every file below it; wildcard matches are files only;
 /// - a leading `-` marks the pattern optional (like make's `-include`): it
 ///   may match nothing. Without it, a pattern that matches nothing is an
 ///   error. (A file whose name starts with `-` is written `./-name`.)
 ///
-/// Symbolic links are followed, but a folder is never entered twice on one
-/// path, so link loops end. Results are plan-relative, in byte order,
-/// without duplicates.
+/// Symbolic links: a link to a file matches as a file (its target's content
+/// is what is hashed); `**` and a folder named literally never descend into
+/// a linked folder, so a glob's cost is bounded by the real tree (DESIGN §9
+/// rule 7). A path written out (`src/link/a.c`, `link/*.c`) does follow a
+/// link; a folder is never entered twice on one path. A restore's
+/// temporary files (`NAME.planrun-tmp-PID-N`) never match. Results are
+/// plan-relative, in byte order, without duplicates.
 ///
 /// Hand-written because no package available to planrun (Foundation,
 /// swift-system, swift-collections...) offers `**` globbing on Linux, and
@@ -277,8 +282,16 @@ package enum InputGlob {
             dir.hasSuffix("/") ? dir + name : dir + "/" + name
         }
 
+        /// The names in `dir`, in byte order, without a restore's
+        /// temporary files (`LocalCacheStore.isTemporaryName`).
         static func entries(of dir: String) -> [String] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted(by: byteOrder)
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+                .filter { !LocalCacheStore.isTemporaryName($0) }.sorted(by: byteOrder)
+        }
+
+        /// Whether `path` is a folder itself, not a link to one.
+        static func isRealFolder(_ path: String) -> Bool {
+            FileStat.of(path, followSymlinks: false)?.kind == .directory
         }
 
         mutating func walk(index: Int, dir: String, rel: String, ancestors: Set<DirID>) {
@@ -307,13 +320,13 @@ package enum InputGlob {
                 walk(index: index + 1, dir: dir, rel: rel, ancestors: outer)
                 for name in Walker.entries(of: dir) where !name.hasPrefix(".") {
                     let path = Walker.join(path: dir, name)
-                    if FileStat.of(path)?.kind == .directory {
+                    if Walker.isRealFolder(path) {
                         walk(index: index, dir: path, rel: Walker.join(rel, name), ancestors: ancestors)
                     }
                 }
             case .wildcard(let pattern, let matchesDot):
                 for name in Walker.entries(of: dir) {
-                    if name.hasPrefix(".") && !matchesDot { continue }
+                    if name.hasPrefix(".") && (!matchesDot || name == ".planrun") { continue }
                     guard InputGlob.matches(pattern, Array(name.unicodeScalars)) else { continue }
                     let path = Walker.join(path: dir, name)
                     let childRel = Walker.join(rel, name)
@@ -326,7 +339,8 @@ package enum InputGlob {
             }
         }
 
-        /// Every file below a folder named literally (`.planrun` excluded).
+        /// Every file below a folder named literally (`.planrun` excluded),
+        /// links to files included, linked folders not entered.
         mutating func addAllFiles(dir: String, rel: String, ancestors: Set<DirID>) {
             guard let st = FileStat.of(dir), st.kind == .directory else { return }
             let me = DirID(device: st.device, inode: st.inode)
@@ -336,9 +350,10 @@ package enum InputGlob {
             for name in Walker.entries(of: dir) where name != ".planrun" {
                 let path = Walker.join(path: dir, name)
                 let childRel = Walker.join(rel, name)
-                switch FileStat.of(path)?.kind {
+                switch FileStat.of(path, followSymlinks: false)?.kind {
                 case .file: results.append(childRel)
                 case .directory: addAllFiles(dir: path, rel: childRel, ancestors: ancestors)
+                case .symlink: if FileStat.of(path)?.kind == .file { results.append(childRel) }
                 default: break
                 }
             }

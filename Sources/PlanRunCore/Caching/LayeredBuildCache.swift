@@ -216,11 +216,11 @@ package final class LayeredBuildCache: BuildCache {
         // The blobs of outputs that are not already as recorded.
         var stale: [OutputEntry] = []
         for output in action.outputs {
-            if let now = try? local.snapshot(output.path), now.kind == output.kind, now.digest == output.digest { continue }
+            if let now = try? local.snapshot(output.path), output.matches(now) { continue }
             stale.append(output)
         }
         var wanted = [action.resultBlob]
-        for output in stale where output.kind == .file { wanted.append(output.digest) }
+        for output in stale where output.kind != .folder { wanted.append(output.digest) }
         wanted.removeAll { blobs[$0] != nil }
         guard let fetched = await download(wanted, sizes: sizes, for: subtask, remote: remote, into: downloads) else { return nil }
         blobs.merge(fetched) { a, _ in a }
@@ -231,7 +231,7 @@ package final class LayeredBuildCache: BuildCache {
             else { return nil }
             switch RemoteCacheStore.validateManifest(manifestBytes) {
             case .success(let manifest):
-                guard let files = await download(manifest.files.map(\.digest), sizes: sizes, for: subtask, remote: remote,
+                guard let files = await download(manifest.blobDigests, sizes: sizes, for: subtask, remote: remote,
                                                  into: downloads)
                 else { return nil }
                 blobs.merge(files) { a, _ in a }
@@ -249,11 +249,13 @@ package final class LayeredBuildCache: BuildCache {
         }
         do {
             for output in stale {
-                let written = try local.putBack(output, manifest: manifests[output.path]) { digest, destination, executable throws(CacheError) in
+                let linkTarget = output.kind == .symlink ? blobs[output.digest]?.bytes : nil
+                let written = try local.putBack(output, manifest: manifests[output.path], linkTarget: linkTarget) {
+                    digest, destination, mode throws(CacheError) in
                     // Every blob here was checked against its digest when downloaded.
                     switch blobs[digest] {
-                    case .bytes(let bytes)?: try LocalCacheStore.replaceFile(destination, with: bytes, executable: executable)
-                    case .file(let path)?: try Self.replaceFile(destination, withCopyOf: path, executable: executable)
+                    case .bytes(let bytes)?: try LocalCacheStore.replaceFile(destination, with: bytes, mode: mode)
+                    case .file(let path)?: try Self.replaceFile(destination, withCopyOf: path, mode: mode)
                     case nil: return false
                     }
                     return true
@@ -274,10 +276,10 @@ package final class LayeredBuildCache: BuildCache {
 
     /// Copies the downloaded blob at `source` to `destination` (replacing
     /// it) through a temporary file beside it.
-    private static func replaceFile(_ destination: String, withCopyOf source: String, executable: Bool) throws(CacheError) {
-        let temp = destination + ".planrun-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    private static func replaceFile(_ destination: String, withCopyOf source: String, mode: mode_t) throws(CacheError) {
+        let temp = LocalCacheStore.temporaryName(besides: destination)
         do {
-            _ = try LocalCacheStore.copy(from: source, to: temp, mode: executable ? 0o755 : 0o644)
+            _ = try LocalCacheStore.copy(from: source, to: temp, mode: mode)
         } catch {
             unlink(temp)
             throw error
@@ -462,7 +464,7 @@ package final class LayeredBuildCache: BuildCache {
             out.append(output.digest)
             if output.kind == .folder, let bytes = local.store.blob(output.digest),
                case .success(let manifest) = RemoteCacheStore.validateManifest(bytes) {
-                out += manifest.files.map(\.digest)
+                out += manifest.blobDigests
             }
         }
         return out

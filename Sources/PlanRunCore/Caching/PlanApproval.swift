@@ -43,8 +43,9 @@ package enum PlanApproval {
 
     /// The approved digest, if any (an unreadable record counts as none).
     package static func approvedDigest(stateDirectory: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: recordPath(stateDirectory)),
-              let record = try? JSONDecoder().decode(Record.self, from: data),
+        // Only a regular file of modest size is read (never a link or a FIFO).
+        guard case .bytes(let bytes) = FileBytes.readRegular(recordPath(stateDirectory), limit: 1 << 20),
+              let record = try? JSONDecoder().decode(Record.self, from: Data(bytes)),
               LocalCacheStore.isDigest(record.digest)
         else { return nil }
         return record.digest

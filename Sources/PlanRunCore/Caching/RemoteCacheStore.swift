@@ -564,15 +564,14 @@ extension RemoteCacheStore {
     }
 
     /// Checks an `ac` entry downloaded for `subtask`: the JSON shape of
-    /// `ActionResult` (format 1, exit status 0), every digest well formed,
+    /// `ActionResult` (the current format, exit status 0), every digest well formed,
     /// output paths relative without `..`, and exactly the subtask's
     /// declared outputs.
     package static func validateAction(_ bytes: [UInt8], for subtask: Subtask) -> Result<ActionResult, Refusal> {
         guard let action = try? JSONDecoder().decode(ActionResult.self, from: Data(bytes)),
-              action.format == 1, action.exitStatus == 0
+              action.format == ActionResult.currentFormat, action.exitStatus == 0
         else { return .failure(.malformed) }
-        guard LocalCacheStore.isDigest(action.resultBlob), LocalCacheStore.isDigest(action.resultDigest),
-              action.outputs.allSatisfy({ LocalCacheStore.isDigest($0.digest) }),
+        guard action.isWellFormed, LocalCacheStore.isDigest(action.resultDigest),
               (action.sizes ?? [:]).keys.allSatisfy(LocalCacheStore.isDigest)
         else { return .failure(.badDigest) }
         guard (action.sizes ?? [:]).values.allSatisfy({ $0 >= 0 }) else { return .failure(.malformed) }
@@ -586,7 +585,8 @@ extension RemoteCacheStore {
     }
 
     /// Checks a folder manifest blob: well-formed digests, relative paths
-    /// without `..`.
+    /// without `..`, nothing below a link or a file
+    /// (`FolderManifest.isWellFormed`).
     package static func validateManifest(_ bytes: [UInt8]) -> Result<FolderManifest, Refusal> {
         guard let manifest = try? JSONDecoder().decode(FolderManifest.self, from: Data(bytes)) else {
             return .failure(.malformed)
@@ -595,6 +595,7 @@ extension RemoteCacheStore {
         if let bad = manifest.files.first(where: { !PathSafety.isSafeRelative($0.path) }) {
             return .failure(.unsafePath(bad.path))
         }
+        guard manifest.isWellFormed else { return .failure(.malformed) }
         return .success(manifest)
     }
 }

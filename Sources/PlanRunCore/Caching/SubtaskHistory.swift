@@ -273,8 +273,10 @@ package final class DatabaseSubtaskHistory: SubtaskHistory {
 
 /// The `outputs` column of `subtask_state`, format 2: netstring fields
 /// (`FieldFramer`'s framing, `LENGTH:BYTES,`) in this order:
-///   "h2", the number of outputs N, then N times: path, kind (`file` or
-///   `folder`), digest, `x` (executable) or `-`; then name, digest for
+///   "h2", the number of outputs N, then N times: path, kind (`file`,
+///   `folder` or `symlink`), digest, then `m` and the permission bits in
+///   octal (`m644`) when a mode is recorded, else `x` (executable) or `-`
+///   (rows written before modes were recorded); then name, digest for
 ///   each key component, names in ascending byte order.
 /// Skipping a subtask needs only the outputs, which come first, so a
 /// history load reads a few short fields per row and stops; the
@@ -293,7 +295,11 @@ enum HistoryColumn {
             framer.add(output.path)
             framer.add(output.kind.rawValue)
             framer.add(output.digest)
-            framer.add(output.executable ? "x" : "-")
+            if let mode = output.mode {
+                framer.add("m" + String(mode, radix: 8))
+            } else {
+                framer.add(output.executable ? "x" : "-")
+            }
         }
         for name in components.keys.sorted(by: byteOrder) {
             framer.add(name)
@@ -385,10 +391,30 @@ enum HistoryColumn {
                 guard let path = nextString(), let kindRange = next(), let digest = nextString(), let flag = next()
                 else { return nil }
                 let kind: OutputEntry.Kind
-                if equals(kindRange, "file") { kind = .file } else if equals(kindRange, "folder") { kind = .folder } else { return nil }
+                if equals(kindRange, "file") {
+                    kind = .file
+                } else if equals(kindRange, "folder") {
+                    kind = .folder
+                } else if equals(kindRange, "symlink") {
+                    kind = .symlink
+                } else {
+                    return nil
+                }
                 let executable: Bool
-                if equals(flag, "x") { executable = true } else if equals(flag, "-") { executable = false } else { return nil }
-                outputs.append(OutputEntry(path: path, kind: kind, digest: digest, executable: executable))
+                var mode: Int?
+                if equals(flag, "x") {
+                    executable = true
+                } else if equals(flag, "-") {
+                    executable = false
+                } else if flag.count >= 2, flag.count <= 4, bytes[flag.lowerBound] == UInt8(ascii: "m"),
+                          let bits = Int(String(decoding: UnsafeBufferPointer(rebasing: bytes[(flag.lowerBound + 1)..<flag.upperBound]), as: UTF8.self), radix: 8),
+                          bits >= 0, bits <= 0o777 {
+                    mode = bits
+                    executable = bits & 0o111 != 0
+                } else {
+                    return nil
+                }
+                outputs.append(OutputEntry(path: path, kind: kind, digest: digest, executable: executable, mode: mode))
             }
             return outputs
         }

@@ -88,7 +88,8 @@ package enum UpToDateStamp {
     /// when the stamp in `stateDirectory` still holds; nil when there is no
     /// valid stamp or anything it records changed.
     package static func check(_ invocation: Invocation, stateDirectory: String) -> Int? {
-        guard let bytes = FileManager.default.contents(atPath: path(stateDirectory: stateDirectory)),
+        // Read only as a regular file: a link or FIFO there is no stamp.
+        guard case .bytes(let bytes) = FileBytes.readRegular(path(stateDirectory: stateDirectory)),
               bytes.count > magic.count, bytes.prefix(magic.count).elementsEqual(magic)
         else { return nil }
         return bytes.withUnsafeBytes { raw -> Int? in
@@ -274,7 +275,7 @@ package enum UpToDateStamp {
             entry.write(into: &out, root: root.hasSuffix("/") ? root : root + "/")
         }
         do {
-            try LocalCacheStore.replaceFile(path(stateDirectory: stateDirectory), with: out, executable: false)
+            try LocalCacheStore.replaceFile(path(stateDirectory: stateDirectory), with: out, mode: 0o644)
         } catch {
             return false
         }

@@ -43,6 +43,9 @@ package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
     case missingRun(subtask: String)
     case missingCommand(agent: String)
     case outputEscapes(path: String)
+    /// An output or input inside the state folder (`.planrun`), whose files
+    /// belong to planrun (DESIGN §9 rule 3). `key`: `outputs` or `inputs`.
+    case insideStateFolder(key: String, path: String)
     case duplicateOutput(path: String, first: String, second: String)
     case cycle(path: [String])
     case unknownTarget(name: String, suggestion: String?)
@@ -100,6 +103,8 @@ package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
         case .missingRun(let subtask): "subtask `\(subtask)` uses a shell agent but has no `run`"
         case .missingCommand(let agent): "agent `\(agent)` of kind `command` needs a non-empty `command`"
         case .outputEscapes(let path): "output `\(path)` leaves the plan's folder; use a relative path inside it"
+        case .insideStateFolder(let key, let path):
+            "\(key == "inputs" ? "input" : "output") `\(path)` is inside the state folder `.planrun`, which belongs to planrun; use a path outside it"
         case .duplicateOutput(let path, let first, let second):
             "output `\(path)` of subtask `\(second)` is already declared by subtask `\(first)`"
         case .cycle(let path): "cycle: " + path.joined(separator: " -> ")

@@ -85,8 +85,12 @@ package struct BuildSession {
     /// milliseconds after the last subtask of a 200-subtask build), then
     /// the folder. Anything else a subtask left there (a folder) goes
     /// through `FileManager`.
+    /// A link there is not followed (only the link is removed).
     static func removeWorkDirectory(_ path: String) {
-        if let dir = opendir(path) {
+        let folder = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let opened = folder >= 0 ? fdopendir(folder) : nil
+        if folder >= 0, opened == nil { close(folder) }
+        if let dir = opened {
             let fd = dirfd(dir)
             while let entry = readdir(dir) {
                 let removed = withUnsafeBytes(of: entry.pointee.d_name) { raw -> Bool in
@@ -98,7 +102,11 @@ package struct BuildSession {
             }
             closedir(dir)
         }
-        if rmdir(path) != 0 { try? FileManager.default.removeItem(atPath: path) }
+        if folder < 0, FileStat.of(path, followSymlinks: false)?.kind == .symlink {
+            unlink(path)
+        } else if rmdir(path) != 0 {
+            try? FileManager.default.removeItem(atPath: path)
+        }
     }
 
     package static func run(
@@ -150,6 +158,9 @@ package struct BuildSession {
         do { selected = try graph.selection(targets: configuration.targets) } catch { throw .targets(error) }
 
         let directory = stateDirectory(for: plan, configuration: configuration)
+        if configuration.stateDirectory != nil, let overlap = StateFolder.outputOverlapping(directory, in: plan) {
+            throw .state("output `\(overlap.output)` of `\(overlap.subtask)` holds or is inside the state folder \(directory); planrun's state is not an output")
+        }
         let prepared = prepared?.directory == directory ? prepared : nil
         let lock: BuildLock
         if let prepared {
@@ -158,7 +169,7 @@ package struct BuildSession {
             do { lock = try BuildLock.acquire(directory: directory) } catch {
                 switch error {
                 case .held(let pid): throw .busy(pid: pid, plan: plan.file)
-                case .io: throw .state(error.description)
+                case .io, .untrusted: throw .state(error.description)
                 }
             }
         }

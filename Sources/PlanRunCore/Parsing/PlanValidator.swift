@@ -68,6 +68,16 @@ enum PlanValidator {
                 }
             }
 
+            // Inputs: none in the state folder. Patterns that leave the
+            // plan's folder are the glob's business.
+            for (k, input) in subtask.inputs.enumerated() {
+                let pattern = input.hasPrefix("-") ? String(input.dropFirst()) : input
+                if let normalized = normalizedRelativePath(pattern), isInStateFolder(normalized) {
+                    collector.error(
+                        .insideStateFolder(key: "inputs", path: pattern), at: k < at.inputs.count ? at.inputs[k] : at.item)
+                }
+            }
+
             // Outputs.
             for (k, output) in subtask.outputs.enumerated() {
                 let location = k < at.outputs.count ? at.outputs[k] : at.item
@@ -79,6 +89,10 @@ enum PlanValidator {
                     collector.error(
                         .invalidValue(key: "outputs", value: output, expected: "a path inside the plan's folder, not the folder itself"),
                         at: location)
+                    continue
+                }
+                if isInStateFolder(normalized) {
+                    collector.error(.insideStateFolder(key: "outputs", path: output), at: location)
                     continue
                 }
                 if let first = outputOwners[normalized] {
@@ -106,6 +120,14 @@ enum PlanValidator {
             guard let first = cycle.first, let subtask = plan[first] else { continue }
             collector.error(.cycle(path: cycle), at: subtask.locations.id ?? subtask.locations.item)
         }
+    }
+
+    /// Whether a normalized plan-relative path is the state folder
+    /// `.planrun` or inside it (DESIGN §9 rule 3: outputs are removed and
+    /// replaced by restores and `clean`, inputs would make the key depend
+    /// on planrun's own writes).
+    static func isInStateFolder(_ normalized: String) -> Bool {
+        normalized == ".planrun" || normalized.hasPrefix(".planrun/")
     }
 
     /// `[A-Za-z0-9_.-]+`

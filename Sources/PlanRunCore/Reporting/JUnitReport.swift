@@ -222,8 +222,10 @@ package struct JUnitReport: Sendable {
     // MARK: Writing
 
     /// Writes the report to `path` atomically: a temporary file in the same
-    /// folder, then `rename`, so a reader never sees half a report. Creates
-    /// missing parent folders.
+    /// folder (`.NAME.PID.N.tmp`), then `rename`, so a reader never sees half
+    /// a report. Creates missing parent folders. Temporary files of the
+    /// same report left by a killed planrun (their process is gone) are
+    /// removed first (DESIGN §9 rule 8).
     package func write(to path: String) throws(WriteError) {
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
@@ -232,6 +234,7 @@ package struct JUnitReport: Sendable {
         } catch {
             throw WriteError(path: path, reason: "cannot create the folder `\(directory)`")
         }
+        JUnitReport.removeLeftoverTemporaries(besides: path)
         let temporary = (directory as NSString).appendingPathComponent(
             ".\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
@@ -256,6 +259,36 @@ package struct JUnitReport: Sendable {
         if let failure {
             unlink(temporary)
             throw WriteError(path: path, reason: failure)
+        }
+    }
+
+    /// Removes `.NAME.PID.N.tmp` beside `path` when process PID no longer
+    /// exists: what a planrun killed while writing this report left. Only
+    /// regular files are removed; a live writer's file is left alone.
+    static func removeLeftoverTemporaries(besides path: String) {
+        let directory = (path as NSString).deletingLastPathComponent
+        let prefix = "." + (path as NSString).lastPathComponent + "."
+        let fd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0, let dir = fdopendir(fd) else {
+            if fd >= 0 { close(fd) }
+            return
+        }
+        defer { closedir(dir) }
+        var doomed: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            guard name.hasPrefix(prefix), name.hasSuffix(".tmp") else { continue }
+            let middle = name.dropFirst(prefix.count).dropLast(4).split(separator: ".", omittingEmptySubsequences: false)
+            guard middle.count == 2, let pid = Int32(middle[0]), pid > 0, UInt32(middle[1]) != nil else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { doomed.append(name) }
+        }
+        for name in doomed {
+            var st = stat()
+            if fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_mode & S_IFMT == S_IFREG {
+                unlinkat(dirfd(dir), name, 0)
+            }
         }
     }
 }

@@ -29,11 +29,14 @@ package final class BuildLock: Sendable {
         /// Another live process holds it.
         case held(pid: Int32)
         case io(path: String, reason: String)
+        /// An entry of the state folder is a link or of the wrong kind.
+        case untrusted(StateFolder.Refusal)
 
         package var description: String {
             switch self {
             case .held(let pid): "another build of this plan is running (pid \(pid))"
             case .io(let path, let reason): "cannot lock \(path): \(reason)"
+            case .untrusted(let refusal): refusal.description
             }
         }
     }
@@ -42,15 +45,18 @@ package final class BuildLock: Sendable {
         (directory as NSString).appendingPathComponent("build.lock")
     }
 
-    /// Takes the lock without waiting.
+    /// Takes the lock without waiting, after checking the state folder's
+    /// entries (`StateFolder.check`): every build takes this lock before it
+    /// touches the state folder.
     package static func acquire(directory: String) throws(Failure) -> BuildLock {
         let path = lockPath(directory)
+        do { try StateFolder.check(directory) } catch { throw .untrusted(error) }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
             throw .io(path: directory, reason: "\(error.localizedDescription)")
         }
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o644)
         guard fd >= 0 else { throw .io(path: path, reason: String(cString: strerror(errno))) }
         var fl = flock()
         fl.l_type = Int16(F_WRLCK)
@@ -75,7 +81,7 @@ package final class BuildLock: Sendable {
     /// The pid of the process holding the lock, or nil when nobody does.
     /// Never creates or changes anything.
     package static func holder(directory: String) -> Int32? {
-        let fd = open(lockPath(directory), O_RDONLY | O_CLOEXEC)
+        let fd = open(lockPath(directory), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var fl = flock()

@@ -34,7 +34,11 @@ package final class StateStore: Sendable {
     package let path: String
 
     /// Opens (creating if needed) the database at `directory/state.db`.
+    /// SQLite opens it (and its `-wal` and `-shm`) by path, so the state
+    /// folder's entries are checked first (`StateFolder`): a link there is
+    /// refused, never followed.
     package init(directory: String) throws {
+        try StateFolder.check(directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         path = (directory as NSString).appendingPathComponent("state.db")
         var config = Configuration()
@@ -72,7 +76,12 @@ package final class StateStore: Sendable {
     package static func openReadOnly(directory: String, requiredTable: String) throws -> DatabaseQueue? {
         let path = (directory as NSString).appendingPathComponent("state.db")
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { return nil }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            // A link to nothing is refused too, not taken for "no state yet".
+            try StateFolder.checkFile(path)
+            return nil
+        }
+        try StateFolder.check(directory)
         var config = Configuration()
         config.readonly = true
         config.busyMode = .timeout(10)
