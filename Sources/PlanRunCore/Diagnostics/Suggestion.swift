@@ -29,8 +29,9 @@ package enum Suggestion {
         /// Levenshtein cells left for all searches together.
         private var budget: Int
 
-        /// Cells of comparison work allowed by default: some tens of
-        /// milliseconds, thousands of ordinary searches.
+        /// Cells of comparison work allowed by default: thousands of
+        /// ordinary searches, and little next to reading a plan that has
+        /// enough misses to spend it.
         package static let defaultBudget = 20_000_000
 
         package init(_ candidates: some Sequence<String>, budget: Int = Candidates.defaultBudget) {

@@ -274,7 +274,7 @@ private struct Builder {
         pending.append(node)
     }
 
-    /// The line of an earlier key with the same text in the open mapping.
+    /// The line of an earlier key with the same bytes in the open mapping.
     mutating func firstLine(ofKey key: Int32, frameStart: Int, pairs: Int, frame top: Int) -> Int? {
         if pairs >= Builder.smallMapping {
             let text = document.scalarBytes(key) ?? []
