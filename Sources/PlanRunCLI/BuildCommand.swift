@@ -89,7 +89,7 @@ struct RunOptions: ParsableArguments {
             jobs: jobs.effective(for: plan), keepGoing: keepGoing, targets: targets,
             environment: ProcessInfo.processInfo.environment, isTerminal: isatty(progressFD) == 1,
             stateDirectory: stateFolder.absolute,
-            forced: forced)
+            forced: forced, watchdogExecutable: Self.watchdogExecutable)
         do {
             try PlanApproval.check(plan, stateDirectory: BuildSession.stateDirectory(for: plan, configuration: config))
         } catch {
@@ -112,6 +112,15 @@ struct RunOptions: ParsableArguments {
             if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
             if !reported { throw ExitCode(1) }
         }
+    }
+}
+
+extension RunOptions {
+    /// This binary, to start as the build's watchdog: `/proc/self/exe` names
+    /// it even when the file was replaced or removed since it started; nil
+    /// where there is no `/proc` (no watchdog).
+    static var watchdogExecutable: String? {
+        access("/proc/self/exe", X_OK) == 0 ? "/proc/self/exe" : nil
     }
 }
 
