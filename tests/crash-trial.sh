@@ -148,9 +148,12 @@ for trial in range(1, trials + 1):
     db_path = os.path.join(trial_dir, ".planrun", "state.db")
     killed_run = None
     if os.path.exists(db_path):
-        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
-            row = db.execute("SELECT id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1").fetchone()
-            killed_run = row[0] if row else None
+        try:
+            with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+                row = db.execute("SELECT id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1").fetchone()
+                killed_run = row[0] if row else None
+        except sqlite3.Error:
+            pass  # killed before the database had its tables
     rebuild = build(trial_dir, env=dict(os.environ, NO_COLOR="1"))
     if rebuild.returncode != 0:
         fail(f"rebuild exited {rebuild.returncode} ({mode}):\n" + rebuild.stdout.decode(errors="replace")[-2000:])

@@ -261,13 +261,14 @@ package enum ProcessGroupProbe {
     package static func hasLiveMember(_ pgid: pid_t) -> Bool {
         guard kill(-pgid, 0) == 0 else { return false }
         #if os(Linux)
-        return !(liveMembers(of: [pgid])[pgid] ?? []).isEmpty || !procIsReadable
+        return !(liveMembers(of: [pgid])[pgid] ?? []).isEmpty || !canList
         #else
         return true
         #endif
     }
 
-    private static let procIsReadable = access("/proc/self/stat", R_OK) == 0
+    /// Whether `liveMembers` can list processes (Linux's `/proc`).
+    package static let canList = access("/proc/self/stat", R_OK) == 0
 
     /// The members (not zombies) of each group in `groups`, from `/proc`.
     package static func liveMembers(of groups: Set<pid_t>) -> [pid_t: [pid_t]] {

@@ -342,6 +342,8 @@ package final class ProcessMonitor: TaskExecutor {
         var giveUpAt: ContinuousClock.Instant?
         /// When the remaining members of its group are looked for next.
         var probeAt: ContinuousClock.Instant?
+        /// `probe` found no live member in its group (zombies at most).
+        var probedEmpty = false
         /// It left processes behind (the note is in its output).
         var leftBehind = false
         /// Told when it starts and when its group is done.
@@ -392,7 +394,7 @@ package final class ProcessMonitor: TaskExecutor {
     /// exit is seen while a background process keeps its output open.
     static let pidfdDelay: Duration = .milliseconds(100)
     /// How often the remaining members of a group being stopped are looked for.
-    static let probeInterval: Duration = .milliseconds(20)
+    static let probeInterval: Duration = .milliseconds(50)
     /// The line added to the output of a subtask that left processes running.
     static let leftBehindNote = "planrun: the subtask left background processes behind; those in its process group were stopped\n"
 
@@ -498,6 +500,8 @@ package final class ProcessMonitor: TaskExecutor {
         var watches: [Watch] = []
         var done: [pid_t] = []
         var kills: [(pid_t, Int32)] = []
+        /// Groups with members left, looked for in `/proc` once the lock is released.
+        var probes: [pid_t] = []
         var resumes: [(CheckedContinuation<ChildExit, Never>, ChildExit)] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         /// Bumped every round: a child drained in this round is not drained again.
@@ -605,7 +609,8 @@ package final class ProcessMonitor: TaskExecutor {
                 var slot = all.startIndex
                 while slot != all.endIndex {
                     if all.values[slot].finished == nil {
-                        Self.update(&all.values[slot], at: later, kills: &round.kills, buffer: &round.buffer)
+                        Self.update(&all.values[slot], at: later, kills: &round.kills, probes: &round.probes,
+                                    buffer: &round.buffer)
                         if all.values[slot].isDone { round.done.append(all.values[slot].pid) }
                     }
                     all.formIndex(after: &slot)
@@ -627,7 +632,35 @@ package final class ProcessMonitor: TaskExecutor {
             round.kills.removeAll(keepingCapacity: true)
             for (waiter, exit) in round.resumes { waiter.resume(returning: exit) }
             round.resumes.removeAll(keepingCapacity: true)
+            if !round.probes.isEmpty { probe(&round) }
         }
+    }
+
+    /// Looks in `/proc` (one pass, without holding the lock) for live
+    /// members of the groups in `round.probes`: a group with none (zombies
+    /// only) is done in the next round; one with some, whose main process
+    /// exited on its own, left them behind: they get SIGTERM now and
+    /// SIGKILL after the grace period.
+    private func probe(_ round: inout Round) {
+        let live = ProcessGroupProbe.liveMembers(of: Set(round.probes))
+        let now = ContinuousClock.now
+        children.withLock { all in
+            for pid in round.probes {
+                guard let slot = all.index(forKey: pid), all.values[slot].finished == nil else { continue }
+                if ProcessGroupProbe.canList && live[pid] == nil {
+                    all.values[slot].probedEmpty = true
+                    all.values[slot].probeAt = now
+                } else if !all.values[slot].terminating {
+                    all.values[slot].leftBehind = true
+                    all.values[slot].terminating = true
+                    all.values[slot].killAt = now + all.values[slot].grace
+                    round.kills.append((pid, SIGTERM))
+                }
+            }
+        }
+        round.probes.removeAll(keepingCapacity: true)
+        for (pid, signal) in round.kills { _ = kill(-pid, signal) }
+        round.kills.removeAll(keepingCapacity: true)
     }
 
     /// Reads both pipes of `child` (once per round), keeping standard
@@ -655,13 +688,14 @@ package final class ProcessMonitor: TaskExecutor {
     /// - gives up on its output `pipeWait` after it exited (a process that
     ///   left its group and holds the pipes is not waited for);
     /// - then looks for what is left of its group: nothing (one
-    ///   `kill(-pgid, 0)`, the common case), zombies only, or live
-    ///   processes, which get SIGTERM and SIGKILL after the grace period.
+    ///   `kill(-pgid, 0)`, the common case), or members, which `probe`
+    ///   sorts into zombies only and live processes (SIGTERM, and SIGKILL
+    ///   after the grace period).
     /// Signals go into `kills`, sent after the lock is released. The group
     /// is signalled only while it has members, so its number cannot have
     /// been reused.
     private static func update(_ child: inout Child, at now: ContinuousClock.Instant, kills: inout [(pid_t, Int32)],
-                               buffer: inout [UInt8]) {
+                               probes: inout [pid_t], buffer: inout [UInt8]) {
         let pid = child.pid
         if child.termination == nil {
             if !child.pipesOpen || child.pidfd >= 0 || (child.noPidfd && child.exitPollAt <= now) {
@@ -703,17 +737,12 @@ package final class ProcessMonitor: TaskExecutor {
            child.probeAt.map({ $0 <= now }) ?? true {
             // After SIGKILL, a process inside a system call that cannot be
             // interrupted may take a while to go: waited for at most `pipeWait`.
-            if kill(-pid, 0) != 0 || !ProcessGroupProbe.hasLiveMember(pid)
-                || child.giveUpAt.map({ $0 <= now }) ?? false {
+            if child.probedEmpty || kill(-pid, 0) != 0 || child.giveUpAt.map({ $0 <= now }) ?? false {
                 child.groupDone = true
                 child.probeAt = nil
             } else {
-                if !child.terminating {
-                    child.leftBehind = true
-                    child.terminating = true
-                    child.killAt = now + child.grace
-                    kills.append((pid, SIGTERM))
-                }
+                // Members left (maybe only zombies): `probe` looks.
+                probes.append(pid)
                 child.probeAt = now + probeInterval
             }
         }
