@@ -1,6 +1,6 @@
 #!/bin/sh
 # Crash trial (DESIGN §9, issue 10): random `kill -9` points during builds of
-# a 50-subtask plan (slow, fast, appending, folder-producing and
+# a 50-subtask plan (slow, fast, appending, folder-producing, long and
 # SIGTERM-ignoring subtasks, some depending on others), each followed by a
 # rebuild that is compared with a clean reference build. Each trial checks:
 #   - no process of the killed build is alive a second after the kill,
@@ -36,12 +36,16 @@ def plan_text():
         lines.append(f"    outputs: [{', '.join(outputs)}]")
         if inputs: lines.append(f"    inputs: [{', '.join(inputs)}]")
         if deps: lines.append(f"    depends_on: [{', '.join(deps)}]")
+    # Outlive the one second after a kill unless something stops them.
+    for i in range(2):
+        sub(f"long-{i}", f"echo begin > out/long-{i}.txt; sleep 1.5; echo end {i} >> out/long-{i}.txt",
+            [f"out/long-{i}.txt"])
     for i in range(20):
         sub(f"fast-{i}", f"cat src/in.txt > out/fast-{i}.txt; echo {i} >> out/fast-{i}.txt",
             [f"out/fast-{i}.txt"], ["src/in.txt"])
     for i in range(10):
         sub(f"slow-{i}", f"sleep 0.{2 + i % 4}; echo slow {i} > out/slow-{i}.txt", [f"out/slow-{i}.txt"])
-    for i in range(9):
+    for i in range(7):
         sub(f"append-{i}", f"echo begin > out/append-{i}.txt; sleep 0.15; echo middle >> out/append-{i}.txt; "
             f"sleep 0.15; echo end {i} >> out/append-{i}.txt", [f"out/append-{i}.txt"])
     for i in range(6):
@@ -122,7 +126,7 @@ for trial in range(1, trials + 1):
     extra = ["--force"] if mode == "force" else []
     process = subprocess.Popen([planrun, "build", "plan.yaml", *extra], cwd=trial_dir, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(rng.uniform(0, 1.6))
+    time.sleep(rng.uniform(0, 1.4))
     if process.poll() is None:
         process.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
