@@ -101,7 +101,7 @@ struct RunOptions: ParsableArguments {
             jobs: jobs.effective(for: plan), keepGoing: keepGoing, targets: targets,
             environment: ProcessInfo.processInfo.environment, isTerminal: isatty(progressFD) == 1,
             stateDirectory: stateFolder.absolute,
-            forced: forced)
+            forced: forced, watchdogExecutable: Self.watchdogExecutable)
         do {
             try PlanApproval.check(plan, stateDirectory: BuildSession.stateDirectory(for: plan, configuration: config))
         } catch {
@@ -139,6 +139,13 @@ extension RunOptions {
         var lines: [String: String] = [:]
         for subtask in plan.subtasks { lines[subtask.id] = SubtaskCommandLine.text(of: subtask, agent: plan.agent(for: subtask)) }
         return lines
+    }
+
+    /// This binary, to start as the build's watchdog: `/proc/self/exe` names
+    /// it even when the file was replaced or removed since it started; nil
+    /// where there is no `/proc` (no watchdog).
+    static var watchdogExecutable: String? {
+        access("/proc/self/exe", X_OK) == 0 ? "/proc/self/exe" : nil
     }
 }
 

@@ -7,6 +7,12 @@ extension PlanRunCommand {
     /// top-level code, where `main()` would pick the synchronous overload.
     package static func runAsRoot(_ arguments: [String]? = nil) async {
         let arguments = arguments ?? Array(CommandLine.arguments.dropFirst())
+        // The build's watchdog (`OrphanGuard`): the same binary, started
+        // again by a build with a hidden first argument.
+        if arguments.first == OrphanGuard.watchdogArgument {
+            let milliseconds = arguments.count > 1 ? Int64(arguments[1]) ?? 500 : 500
+            OrphanGuard.runWatchdog(grace: .milliseconds(milliseconds))
+        }
         if let message = unknownSubcommandMessage(arguments) {
             printError(message)
             exit(withError: ExitCode.validationFailure)

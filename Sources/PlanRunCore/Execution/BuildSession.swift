@@ -117,9 +117,11 @@ package struct BuildSession {
                       canceller: canceller, reporter: reporter)
     }
 
-    /// Closes the runs a killed build left `in_progress` and removes their
-    /// work folders.
+    /// Kills what is left of a build that did not end in order (its
+    /// recorded process groups, `OrphanGuard`), closes the runs a killed
+    /// build left `in_progress` and removes their work folders.
     static func closeStaleRuns(_ store: StateStore, stateDirectory directory: String) throws {
+        OrphanGuard.killLeftovers(stateDirectory: directory)
         for stale in try store.closeStaleRuns() where isRunID(stale) {
             for folder in workDirectoryCandidates(stateDirectory: directory, runID: stale) {
                 removeWorkDirectory(folder)
@@ -208,9 +210,12 @@ package struct BuildSession {
         }
         let (workDirectory, workDirectoryIsNew) = makeWorkDirectory(stateDirectory: directory, runID: runID)
         defer { removeWorkDirectory(workDirectory) }
+        let orphanGuard = OrphanGuard(runID: runID, stateDirectory: directory,
+                                      watchdogExecutable: configuration.watchdogExecutable)
+        defer { orphanGuard.finish() }
         var executor = Executor(
             graph: graph, configuration: configuration,
-            runner: runner ?? ProcessCommandRunner(killGrace: configuration.killGrace),
+            runner: runner ?? ProcessCommandRunner(killGrace: configuration.killGrace, orphanGuard: orphanGuard),
             cache: cache, store: store, runID: runID, logDirectory: logDirectory,
             workDirectory: workDirectory, canceller: canceller)
         executor.expectedDurations = prepared?.durations ?? (try? store.lastDurations()) ?? [:]

@@ -10,11 +10,13 @@ import Synchronization
 /// `ProcessMonitor`: one thread watching every child's output and exit).
 ///
 /// Each attempt starts in its own process group (`setpgid(0, 0)`), so the
-/// subtask and everything it starts can be stopped together. On timeout or
-/// cancellation the group gets SIGTERM, then SIGKILL after `killGrace`;
-/// afterwards any member of the group still alive (a child that ignored
-/// SIGTERM after its parent exited) gets the same treatment, so no process
-/// of a stopped subtask survives.
+/// subtask and everything it starts can be stopped together (DESIGN §9.5).
+/// On timeout or cancellation the group gets SIGTERM, then SIGKILL after
+/// `killGrace`. An attempt ends when its main process has exited, its
+/// output is closed (waited for at most `ProcessMonitor.pipeWait` after the
+/// exit) and nothing is left of its group: what is left after the main
+/// process exited gets SIGTERM, then SIGKILL, and a note in the output.
+/// `orphanGuard` learns every group, so that none outlives planrun.
 ///
 /// Standard output and standard error are read through pipes into the
 /// attempt's log (created on the first byte, so a silent subtask costs no
@@ -30,11 +32,15 @@ package struct ProcessCommandRunner: CommandRunner {
     /// The most output of one attempt its log keeps (DESIGN §9.9).
     package var logLimit: Int
 
+    /// Told about every process group (nil: none, as in tests of one attempt).
+    package var orphanGuard: OrphanGuard?
+
     package init(killGrace: Duration = .seconds(2), displayLimit: Int = 256 * 1024,
-                 logLimit: Int = BoundedLogFile.defaultLimit) {
+                 logLimit: Int = BoundedLogFile.defaultLimit, orphanGuard: OrphanGuard? = nil) {
         self.killGrace = killGrace
         self.displayLimit = displayLimit
         self.logLimit = logLimit
+        self.orphanGuard = orphanGuard
     }
 
     /// The executor's loop runs on the `ProcessMonitor`'s thread: a child's
@@ -169,8 +175,8 @@ package struct ProcessCommandRunner: CommandRunner {
         let log = LogSink(path: request.logPath, displayLimit: displayLimit,
                           header: request.attempt > 1 ? "--- attempt \(request.attempt) ---\n" + command : command,
                           logLimit: logLimit)
-        ProcessMonitor.shared.add(spawned, log: log, timeout: request.timeout, grace: killGrace)
-        return .running(RunningProcess(request: RunningProcess.Facts(request), pid: spawned.pid, log: log, killGrace: killGrace,
+        ProcessMonitor.shared.add(spawned, log: log, timeout: request.timeout, grace: killGrace, orphanGuard: orphanGuard)
+        return .running(RunningProcess(request: RunningProcess.Facts(request), pid: spawned.pid, log: log,
                                        startedAt: startedAt))
     }
     /// A `command` agent's standard output: plain text, or a JSON object
@@ -205,19 +211,6 @@ package struct ProcessCommandRunner: CommandRunner {
         }
     }
 
-    /// Sends SIGTERM to what is left of process group `pgid`, then SIGKILL
-    /// after `grace` if anything is still alive.
-    package static func terminateGroup(_ pgid: pid_t, grace: Duration) async {
-        guard kill(-pgid, 0) == 0 else { return }
-        _ = kill(-pgid, SIGTERM)
-        let deadline = ContinuousClock.now + grace
-        while ContinuousClock.now < deadline {
-            if kill(-pgid, 0) != 0 { return }
-            try? await _Concurrency.Task.sleep(for: .milliseconds(20))
-        }
-        _ = kill(-pgid, SIGKILL)
-    }
-
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
         var offset = 0
         while offset < bytes.count {
@@ -247,8 +240,9 @@ package struct ProcessCommandRunner: CommandRunner {
 }
 
 /// A started child of `ProcessCommandRunner`: `wait` returns when it has
-/// exited and its output is drained (a timeout or cancellation stops its
-/// process group: TERM, then KILL), with the attempt's outcome.
+/// exited, its output is drained and its process group is gone (a timeout
+/// or cancellation stops the group: TERM, then KILL), with the attempt's
+/// outcome.
 struct RunningProcess: RunningAttempt {
     /// What `wait` needs of the request (not the whole request: a copy of
     /// it retains every field of the subtask and the agent).
@@ -269,7 +263,6 @@ struct RunningProcess: RunningAttempt {
     let request: Facts
     let pid: pid_t
     let log: LogSink
-    let killGrace: Duration
     let startedAt: Date
 
     func wait() async -> AttemptOutcome {
@@ -284,9 +277,6 @@ struct RunningProcess: RunningAttempt {
 
         let wasTimedOut = exit.timedOut
         let wasCancelled = Task.isCancelled
-        if wasTimedOut || wasCancelled {
-            await ProcessCommandRunner.terminateGroup(pid, grace: killGrace)
-        }
         let completedAt = Date()
         let output = log.displayed
         let startedAt = startedAt

@@ -77,6 +77,12 @@ package enum ProcessSpawner {
     /// be opened (then each child opens it).
     private static let devNull: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
 
+    /// Adds to `actions` the closing of every descriptor from `lowest` on
+    /// (where the libc can; planrun's own descriptors are close-on-exec).
+    static func closeDescriptors(from lowest: Int32, in actions: inout posix_spawn_file_actions_t) {
+        if let addClosefrom = libc.addClosefrom { _ = addClosefrom(&actions, lowest) }
+    }
+
     /// A pidfd for `pid` (close-on-exec), or -1 when the kernel has none.
     static func openPidfd(_ pid: pid_t) -> Int32 {
         guard let pidfdOpen = libc.pidfdOpen else { return -1 }
@@ -317,12 +323,36 @@ package final class ProcessMonitor: TaskExecutor {
         var timedOut = false
         var waiter: CheckedContinuation<ChildExit, Never>?
         var finished: ChildExit?
-        /// No pidfd could be opened: its exit is polled every 10 ms.
+        /// No pidfd could be opened: its exit is polled (`exitPollAt`).
         var noPidfd = false
+        /// When a pidfd is opened for it if it still runs with its output
+        /// open (an attempt of a few milliseconds never needs one); without
+        /// pidfds, when `waitpid` looks at it next.
+        var exitPollAt: ContinuousClock.Instant
+        /// When its exit was seen: its pipes are waited for until
+        /// `pipeWait` after it.
+        var exitedAt: ContinuousClock.Instant?
+        /// Its output stayed open `pipeWait` after it exited (a background
+        /// process holds it): no longer waited for.
+        var pipesAbandoned = false
+        /// Its process group is gone (no live member), or still there
+        /// `pipeWait` after SIGKILL.
+        var groupDone = false
+        /// SIGKILL was sent to its group: its members are waited for until then.
+        var giveUpAt: ContinuousClock.Instant?
+        /// When the remaining members of its group are looked for next.
+        var probeAt: ContinuousClock.Instant?
+        /// `probe` found no live member in its group (zombies at most).
+        var probedEmpty = false
+        /// It left processes behind (the note is in its output).
+        var leftBehind = false
+        /// Told when it starts and when its group is done.
+        var orphanGuard: OrphanGuard?
         /// The loop's round in which its pipes were last drained.
         var drainedGeneration = -1
 
-        var isDone: Bool { termination != nil && stdoutFD < 0 && stderrFD < 0 }
+        var pipesOpen: Bool { stdoutFD >= 0 || stderrFD >= 0 }
+        var isDone: Bool { termination != nil && (!pipesOpen || pipesAbandoned) && groupDone }
         var exit: ChildExit { ChildExit(termination: termination ?? .exited(-1), stdout: stdout, timedOut: timedOut) }
     }
 
@@ -358,10 +388,25 @@ package final class ProcessMonitor: TaskExecutor {
         _ = write(wakeWrite, &byte, 1)
     }
 
-    /// Starts watching a spawned child. `timeout` starts now.
-    func add(_ spawned: ProcessSpawner.Spawned, log: LogSink, timeout: Duration?, grace: Duration) {
+    /// How long a child's output pipes are waited for after it exited.
+    static let pipeWait: Duration = .seconds(1)
+    /// A child still running after this long gets a pidfd, so that its
+    /// exit is seen while a background process keeps its output open.
+    static let pidfdDelay: Duration = .milliseconds(100)
+    /// How often the remaining members of a group being stopped are looked for.
+    static let probeInterval: Duration = .milliseconds(50)
+    /// The line added to the output of a subtask that left processes running.
+    static let leftBehindNote = "planrun: the subtask left background processes behind; those in its process group were stopped\n"
+
+    /// Starts watching a spawned child. `timeout` starts now. `orphanGuard`
+    /// learns its process group now and when it is done.
+    func add(_ spawned: ProcessSpawner.Spawned, log: LogSink, timeout: Duration?, grace: Duration,
+             orphanGuard: OrphanGuard? = nil) {
+        orphanGuard?.added(spawned.pid)
+        let now = ContinuousClock.now
         let child = Child(pid: spawned.pid, pidfd: spawned.pidfd, stdoutFD: spawned.stdout, stderrFD: spawned.stderr,
-                          log: log, deadline: timeout.map { ContinuousClock.now + $0 }, grace: grace)
+                          log: log, deadline: timeout.map { now + $0 }, grace: grace,
+                          exitPollAt: now + Self.pidfdDelay, orphanGuard: orphanGuard)
         children.withLock { $0[spawned.pid] = child }
         wakeIfPolling()
     }
@@ -455,6 +500,8 @@ package final class ProcessMonitor: TaskExecutor {
         var watches: [Watch] = []
         var done: [pid_t] = []
         var kills: [(pid_t, Int32)] = []
+        /// Groups with members left, looked for in `/proc` once the lock is released.
+        var probes: [pid_t] = []
         var resumes: [(CheckedContinuation<ChildExit, Never>, ChildExit)] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         /// Bumped every round: a child drained in this round is not drained again.
@@ -502,18 +549,28 @@ package final class ProcessMonitor: TaskExecutor {
                         round.fds.append(pollfd(fd: stderrFD, events: Int16(POLLIN), revents: 0))
                         round.watches.append(Watch(pid: pid, role: .stderr))
                     }
-                    // Its exit is watched once its output is closed.
-                    if all.values[slot].termination == nil, stdoutFD < 0, stderrFD < 0 {
+                    // Its exit is watched through a pidfd once its output
+                    // is closed or it has run `pidfdDelay`; else polled.
+                    if all.values[slot].termination == nil {
                         let pidfd = all.values[slot].pidfd
                         if pidfd >= 0 {
                             round.fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0))
                             round.watches.append(Watch(pid: pid, role: .exit))
-                        } else {
+                        } else if stdoutFD < 0, stderrFD < 0 {
                             timeout = Self.earlier(timeout, 10)
+                        } else {
+                            timeout = Self.earlier(timeout, Self.milliseconds(until: all.values[slot].exitPollAt, from: now))
                         }
+                        if !all.values[slot].terminating, let deadline = all.values[slot].deadline {
+                            timeout = Self.earlier(timeout, Self.milliseconds(until: deadline, from: now))
+                        }
+                    } else if all.values[slot].pipesOpen, !all.values[slot].pipesAbandoned,
+                              let exitedAt = all.values[slot].exitedAt {
+                        timeout = Self.earlier(timeout, Self.milliseconds(until: exitedAt + Self.pipeWait, from: now))
                     }
-                    if !all.values[slot].terminating, let deadline = all.values[slot].deadline {
-                        timeout = Self.earlier(timeout, Self.milliseconds(until: deadline, from: now))
+                    if let probeAt = all.values[slot].probeAt, all.values[slot].termination != nil,
+                       !all.values[slot].pipesOpen || all.values[slot].pipesAbandoned {
+                        timeout = Self.earlier(timeout, Self.milliseconds(until: probeAt, from: now))
                     }
                     if let killAt = all.values[slot].killAt {
                         timeout = Self.earlier(timeout, Self.milliseconds(until: killAt, from: now))
@@ -552,13 +609,15 @@ package final class ProcessMonitor: TaskExecutor {
                 var slot = all.startIndex
                 while slot != all.endIndex {
                     if all.values[slot].finished == nil {
-                        Self.update(&all.values[slot], at: later, kills: &round.kills)
+                        Self.update(&all.values[slot], at: later, kills: &round.kills, probes: &round.probes,
+                                    buffer: &round.buffer)
                         if all.values[slot].isDone { round.done.append(all.values[slot].pid) }
                     }
                     all.formIndex(after: &slot)
                 }
                 for pid in round.done {
                     guard let slot = all.index(forKey: pid) else { continue }
+                    all.values[slot].orphanGuard?.removed(pid)
                     let exit = all.values[slot].exit
                     if let waiter = all.values[slot].waiter {
                         round.resumes.append((waiter, exit))
@@ -573,7 +632,35 @@ package final class ProcessMonitor: TaskExecutor {
             round.kills.removeAll(keepingCapacity: true)
             for (waiter, exit) in round.resumes { waiter.resume(returning: exit) }
             round.resumes.removeAll(keepingCapacity: true)
+            if !round.probes.isEmpty { probe(&round) }
         }
+    }
+
+    /// Looks in `/proc` (one pass, without holding the lock) for live
+    /// members of the groups in `round.probes`: a group with none (zombies
+    /// only) is done in the next round; one with some, whose main process
+    /// exited on its own, left them behind: they get SIGTERM now and
+    /// SIGKILL after the grace period.
+    private func probe(_ round: inout Round) {
+        let live = ProcessGroupProbe.liveMembers(of: Set(round.probes))
+        let now = ContinuousClock.now
+        children.withLock { all in
+            for pid in round.probes {
+                guard let slot = all.index(forKey: pid), all.values[slot].finished == nil else { continue }
+                if ProcessGroupProbe.canList && live[pid] == nil {
+                    all.values[slot].probedEmpty = true
+                    all.values[slot].probeAt = now
+                } else if !all.values[slot].terminating {
+                    all.values[slot].leftBehind = true
+                    all.values[slot].terminating = true
+                    all.values[slot].killAt = now + all.values[slot].grace
+                    round.kills.append((pid, SIGTERM))
+                }
+            }
+        }
+        round.probes.removeAll(keepingCapacity: true)
+        for (pid, signal) in round.kills { _ = kill(-pid, signal) }
+        round.kills.removeAll(keepingCapacity: true)
     }
 
     /// Reads both pipes of `child` (once per round), keeping standard
@@ -593,41 +680,94 @@ package final class ProcessMonitor: TaskExecutor {
         }
     }
 
-    /// Reaps `child` once its output is closed (or opens a pidfd to watch
-    /// its exit), and sends its timeout's SIGTERM and its grace period's
-    /// SIGKILL when due (into `kills`, sent after the lock is released).
-    private static func update(_ child: inout Child, at now: ContinuousClock.Instant, kills: inout [(pid_t, Int32)]) {
+    /// Moves `child` on (it is done when its main process has exited, its
+    /// output is closed or given up on, and its group is gone or killed):
+    /// - reaps it once its output is closed or its pidfd fired (opening a
+    ///   pidfd for one that closed its output, or has run `pidfdDelay`);
+    /// - sends its timeout's SIGTERM, and its grace period's SIGKILL;
+    /// - gives up on its output `pipeWait` after it exited (a process that
+    ///   left its group and holds the pipes is not waited for);
+    /// - then looks for what is left of its group: nothing (one
+    ///   `kill(-pgid, 0)`, the common case), or members, which `probe`
+    ///   sorts into zombies only and live processes (SIGTERM, and SIGKILL
+    ///   after the grace period).
+    /// Signals go into `kills`, sent after the lock is released. The group
+    /// is signalled only while it has members, so its number cannot have
+    /// been reused.
+    private static func update(_ child: inout Child, at now: ContinuousClock.Instant, kills: inout [(pid_t, Int32)],
+                               probes: inout [pid_t], buffer: inout [UInt8]) {
         let pid = child.pid
-        if child.termination == nil, child.stdoutFD < 0, child.stderrFD < 0 {
-            var status: Int32 = 0
-            let r = waitpid(pid, &status, WNOHANG)
-            if r == pid {
-                child.termination = termination(status)
-            } else if r < 0 && errno == ECHILD {
-                child.termination = .exited(-1)
-            } else if child.pidfd < 0, !child.noPidfd {
-                // Output closed, still running: watch its exit.
+        if child.termination == nil {
+            if !child.pipesOpen || child.pidfd >= 0 || (child.noPidfd && child.exitPollAt <= now) {
+                var status: Int32 = 0
+                let r = waitpid(pid, &status, WNOHANG)
+                if r == pid {
+                    child.termination = termination(status)
+                } else if r < 0 && errno == ECHILD {
+                    child.termination = .exited(-1)
+                } else if child.noPidfd {
+                    child.exitPollAt = now + (child.pipesOpen ? pidfdDelay : .milliseconds(10))
+                }
+                if child.termination != nil { child.exitedAt = now }
+            }
+            if child.termination == nil, child.pidfd < 0, !child.noPidfd, !child.pipesOpen || child.exitPollAt <= now {
+                // Still running: watch its exit.
                 child.pidfd = ProcessSpawner.openPidfd(pid)
-                if child.pidfd < 0 { child.noPidfd = true }
+                if child.pidfd < 0 {
+                    child.noPidfd = true
+                    child.exitPollAt = now + .milliseconds(10)
+                }
             }
             if child.termination != nil, child.pidfd >= 0 {
                 close(child.pidfd)
                 child.pidfd = -1
             }
         }
-        if !child.terminating, let deadline = child.deadline, deadline <= now, !child.isDone {
+        if child.termination == nil, !child.terminating, let deadline = child.deadline, deadline <= now {
             child.timedOut = true
             child.terminating = true
             child.killAt = now + child.grace
             kills.append((pid, SIGTERM))
         }
+        if let exitedAt = child.exitedAt, child.pipesOpen, !child.pipesAbandoned, exitedAt + pipeWait <= now {
+            child.pipesAbandoned = true
+            child.leftBehind = true
+        }
+        if child.termination != nil, !child.pipesOpen || child.pipesAbandoned, !child.groupDone,
+           child.probeAt.map({ $0 <= now }) ?? true {
+            // After SIGKILL, a process inside a system call that cannot be
+            // interrupted may take a while to go: waited for at most `pipeWait`.
+            if child.probedEmpty || kill(-pid, 0) != 0 || child.giveUpAt.map({ $0 <= now }) ?? false {
+                child.groupDone = true
+                child.probeAt = nil
+            } else {
+                // Members left (maybe only zombies): `probe` looks.
+                probes.append(pid)
+                child.probeAt = now + probeInterval
+            }
+        }
         if let killAt = child.killAt, killAt <= now {
             child.killAt = nil
-            if !child.isDone { kills.append((pid, SIGKILL)) }
+            if !child.groupDone {
+                kills.append((pid, SIGKILL))
+                child.giveUpAt = now + pipeWait
+                child.probeAt = now + .milliseconds(2)
+            }
         }
-        if child.isDone, child.pidfd >= 0 {
-            close(child.pidfd)
-            child.pidfd = -1
+        if child.isDone {
+            if child.pipesOpen {
+                // Given up on: what is there is read, the rest is dropped.
+                drainPipes(of: &child, generation: -2, buffer: &buffer)
+                if child.stdoutFD >= 0 { close(child.stdoutFD); child.stdoutFD = -1 }
+                if child.stderrFD >= 0 { close(child.stderrFD); child.stderrFD = -1 }
+            }
+            if child.leftBehind {
+                Array(leftBehindNote.utf8).withUnsafeBytes { child.log.append($0) }
+            }
+            if child.pidfd >= 0 {
+                close(child.pidfd)
+                child.pidfd = -1
+            }
         }
     }
 

@@ -21,13 +21,17 @@ package struct RunConfiguration: Sendable {
     package var killGrace: Duration
     /// Random factor for retry backoff jitter in [0, 1); tests pin it.
     package var jitter: @Sendable () -> Double
+    /// The planrun binary, started as the build's watchdog (`OrphanGuard`);
+    /// nil: no watchdog (Core running inside another program, such as tests).
+    package var watchdogExecutable: String?
 
     package init(
         jobs: Int, keepGoing: Bool = false, targets: [String] = [],
         environment: [String: String] = [:], isTerminal: Bool = false,
         stateDirectory: String? = nil, forced: Bool = false,
         killGrace: Duration = .seconds(2),
-        jitter: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+        jitter: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        watchdogExecutable: String? = nil
     ) {
         self.jobs = max(1, jobs)
         self.keepGoing = keepGoing
@@ -38,6 +42,7 @@ package struct RunConfiguration: Sendable {
         self.forced = forced
         self.killGrace = killGrace
         self.jitter = jitter
+        self.watchdogExecutable = watchdogExecutable
     }
 
     /// The delay before attempt `attempt + 1` after attempt `attempt`

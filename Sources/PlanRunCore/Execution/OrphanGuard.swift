@@ -1,0 +1,332 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import Synchronization
+
+/// Makes sure no process group of a build's subtasks outlives the build,
+/// however planrun dies (DESIGN §9.4). Every group is told, when its
+/// subtask starts, to two places:
+///
+/// - a watchdog process (the planrun binary started again with
+///   `watchdogArgument`, `watchdogExecutable` in the configuration), over a
+///   pipe: `+PGID` when a subtask starts, `-PGID` once planrun is done with
+///   its group. When the pipe closes (planrun exited, even by SIGKILL) the
+///   watchdog sends SIGTERM to every group still recorded and SIGKILL to
+///   those left after `watchdogGrace`. It only signals recorded groups:
+///   planrun removes a group only after its leader is reaped and the rest
+///   of the group is gone or killed, so a recorded number is never a
+///   process planrun did not start (a group id cannot be reused while any
+///   member lives).
+/// - the `processes` file in the state folder (`RUN_ID PGID` lines,
+///   appended), removed when the build ends in order. The next build finds
+///   it when the build died with its watchdog (both killed at once) and
+///   kills, before it starts anything, every recorded group with a member
+///   whose environment names that run (`PLANRUN_RUN_ID`), which guards
+///   against a number reused by an unrelated process.
+///
+/// The watchdog starts with the first subtask (a build whose subtasks are
+/// all cached starts none). Each subtask costs two small writes.
+package final class OrphanGuard: Sendable {
+    /// The hidden first argument that makes the planrun binary a watchdog.
+    package static let watchdogArgument = "__planrun-watchdog"
+    /// Time the watchdog leaves between SIGTERM and SIGKILL: short, so
+    /// that every process of a dead build is gone within a second.
+    package static let watchdogGrace: Duration = .milliseconds(500)
+    /// The file of recorded groups in the state folder.
+    package static let fileName = "processes"
+
+    private let runID: String
+    private let recordPath: String?
+    private let watchdogExecutable: String?
+
+    private struct Channels {
+        var started = false
+        var watchdog: Int32 = -1
+        var record: Int32 = -1
+        var watchdogPID: pid_t = 0
+    }
+    private let channels = Mutex(Channels())
+
+    /// `stateDirectory`: where the `processes` file goes (nil: none).
+    /// `watchdogExecutable`: the planrun binary to start as the watchdog
+    /// (nil: no watchdog, as in tests that run inside another process).
+    package init(runID: String, stateDirectory: String?, watchdogExecutable: String?) {
+        self.runID = runID
+        recordPath = stateDirectory.map { ($0 as NSString).appendingPathComponent(Self.fileName) }
+        self.watchdogExecutable = watchdogExecutable
+    }
+
+    /// The subtask with process group `pgid` started.
+    func added(_ pgid: pid_t) {
+        channels.withLock { c in
+            if !c.started { start(&c) }
+            if c.watchdog >= 0 { Self.writeLine(c.watchdog, "+\(pgid)\n") }
+            if c.record >= 0 { Self.writeLine(c.record, "\(runID) \(pgid)\n") }
+        }
+    }
+
+    /// planrun is done with process group `pgid`: its leader is reaped and
+    /// the rest of it is gone or killed.
+    func removed(_ pgid: pid_t) {
+        channels.withLock { c in
+            if c.watchdog >= 0 { Self.writeLine(c.watchdog, "-\(pgid)\n") }
+        }
+    }
+
+    /// The build ended in order: every group is removed. Closes the pipe
+    /// (the watchdog exits) and removes the `processes` file.
+    package func finish() {
+        let pid = channels.withLock { c -> pid_t in
+            if c.watchdog >= 0 { close(c.watchdog); c.watchdog = -1 }
+            if c.record >= 0 {
+                close(c.record); c.record = -1
+                if let recordPath { unlink(recordPath) }
+            }
+            defer { c.watchdogPID = 0 }
+            return c.watchdogPID
+        }
+        // Reaped when it exits, so that no zombie stays behind in a long-lived
+        // process (tests run many builds).
+        if pid > 0 { Self.reapLater(pid) }
+    }
+
+    private func start(_ c: inout Channels) {
+        c.started = true
+        if let recordPath {
+            c.record = open(recordPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        }
+        if let watchdogExecutable, let (pid, fd) = Self.spawnWatchdog(watchdogExecutable) {
+            c.watchdog = fd
+            c.watchdogPID = pid
+        }
+    }
+
+    private static func writeLine(_ fd: Int32, _ line: String) {
+        var line = line
+        line.withUTF8 { bytes in
+            while write(fd, bytes.baseAddress, bytes.count) < 0 && errno == EINTR {}
+        }
+    }
+
+    /// Starts `executable watchdogArgument GRACE_MS` with the read end of a
+    /// new pipe as standard input, /dev/null as output, in its own process
+    /// group (a terminal's Ctrl-C reaches planrun, which then ends in
+    /// order); returns its pid and the pipe's write end.
+    private static func spawnWatchdog(_ executable: String) -> (pid_t, Int32)? {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return nil }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[0], STDIN_FILENO)
+        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0)
+        ProcessSpawner.closeDescriptors(from: 3, in: &actions)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        let grace = String(watchdogGrace.inMilliseconds)
+        let argv: [UnsafeMutablePointer<CChar>?] = [executable, watchdogArgument, grace].map { $0.withCString { strdup($0) } } + [nil]
+        defer { for arg in argv { free(arg) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        close(fds[0])
+        guard rc == 0 else {
+            close(fds[1])
+            return nil
+        }
+        return (pid, fds[1])
+    }
+
+    /// Waits for `pid` on a thread of its own (the watchdog exits soon
+    /// after its pipe closes).
+    private static func reapLater(_ pid: pid_t) {
+        let thread = Thread {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        }
+        thread.name = "planrun-watchdog-reaper"
+        thread.start()
+    }
+
+    // MARK: The watchdog process
+
+    /// The watchdog's main: reads `+PGID` and `-PGID` lines from standard
+    /// input until it closes, then stops every group still recorded
+    /// (SIGTERM, and SIGKILL to those left after `grace`) and exits.
+    package static func runWatchdog(grace: Duration) -> Never {
+        // A terminal's signals are for planrun, which ends in order.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGHUP, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
+        var groups = Set<pid_t>()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var line: [UInt8] = []
+        reading: while true {
+            let n = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break reading }
+            for byte in buffer[0..<n] {
+                if byte != UInt8(ascii: "\n") { line.append(byte); continue }
+                if let first = line.first, let pgid = pid_t(String(decoding: line.dropFirst(), as: UTF8.self)), pgid > 1 {
+                    if first == UInt8(ascii: "+") { groups.insert(pgid) }
+                    if first == UInt8(ascii: "-") { groups.remove(pgid) }
+                }
+                line.removeAll(keepingCapacity: true)
+            }
+        }
+        stopGroups(Array(groups), grace: grace)
+        exit(0)
+    }
+
+    /// SIGTERM to each group, then SIGKILL to those with a live member
+    /// after `grace`.
+    static func stopGroups(_ groups: [pid_t], grace: Duration) {
+        guard !groups.isEmpty else { return }
+        for pgid in groups { _ = kill(-pgid, SIGTERM) }
+        let deadline = ContinuousClock.now + grace
+        var left = groups
+        while true {
+            left = left.filter { ProcessGroupProbe.hasLiveMember($0) }
+            if left.isEmpty { return }
+            if ContinuousClock.now >= deadline { break }
+            usleep(10_000)
+        }
+        for pgid in left { _ = kill(-pgid, SIGKILL) }
+    }
+
+    // MARK: The next build
+
+    /// Kills the groups recorded in `stateDirectory`'s `processes` file by a
+    /// build that did not end in order (its leftovers), then removes the
+    /// file. Called under the build lock, before anything runs. A group is
+    /// killed only when a live member has that run's `PLANRUN_RUN_ID` in
+    /// its environment. Returns the groups it killed.
+    @discardableResult
+    package static func killLeftovers(stateDirectory: String) -> [pid_t] {
+        let path = (stateDirectory as NSString).appendingPathComponent(fileName)
+        guard let bytes = ProcessGroupProbe.readFile(path, limit: 64 << 20, flags: O_NOFOLLOW) else { return [] }
+        var recorded: [(runID: String, pgid: pid_t)] = []
+        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            let parts = line.split(separator: UInt8(ascii: " "))
+            guard parts.count == 2, let pgid = pid_t(String(decoding: parts[1], as: UTF8.self)), pgid > 1 else { continue }
+            recorded.append((String(decoding: parts[0], as: UTF8.self), pgid))
+        }
+        // Only groups that still exist are looked at further.
+        let existing = recorded.filter { kill(-$0.pgid, 0) == 0 }
+        var leftovers: [pid_t] = []
+        if !existing.isEmpty {
+            let members = ProcessGroupProbe.liveMembers(of: Set(existing.map(\.pgid)))
+            for entry in existing where !leftovers.contains(entry.pgid) {
+                let marker = Array("PLANRUN_RUN_ID=\(entry.runID)".utf8)
+                if members[entry.pgid, default: []].contains(where: { ProcessGroupProbe.environment(of: $0, contains: marker) }) {
+                    leftovers.append(entry.pgid)
+                }
+            }
+            for pgid in leftovers { _ = kill(-pgid, SIGKILL) }
+            // SIGKILL takes effect at once, except for a process inside a
+            // system call that cannot be interrupted: wait for those (at
+            // most a second), so none writes while the build runs.
+            let deadline = ContinuousClock.now + .seconds(1)
+            var left = leftovers
+            while !left.isEmpty, ContinuousClock.now < deadline {
+                left = left.filter { ProcessGroupProbe.hasLiveMember($0) }
+                if !left.isEmpty { usleep(10_000) }
+            }
+        }
+        unlink(path)
+        return leftovers
+    }
+}
+
+/// Which processes are in a process group, without counting zombies
+/// (`kill(-pgid, 0)` succeeds while a member waits to be reaped, for ever
+/// in a container whose first process reaps nothing). Linux reads
+/// `/proc`; elsewhere `kill(-pgid, 0)` is the answer.
+package enum ProcessGroupProbe {
+    /// Whether group `pgid` has a member that is not a zombie.
+    package static func hasLiveMember(_ pgid: pid_t) -> Bool {
+        guard kill(-pgid, 0) == 0 else { return false }
+        #if os(Linux)
+        return !(liveMembers(of: [pgid])[pgid] ?? []).isEmpty || !canList
+        #else
+        return true
+        #endif
+    }
+
+    /// Whether `liveMembers` can list processes (Linux's `/proc`).
+    package static let canList = access("/proc/self/stat", R_OK) == 0
+
+    /// The members (not zombies) of each group in `groups`, from `/proc`.
+    package static func liveMembers(of groups: Set<pid_t>) -> [pid_t: [pid_t]] {
+        var out: [pid_t: [pid_t]] = [:]
+        guard let dir = opendir("/proc") else { return out }
+        defer { closedir(dir) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        while let entry = readdir(dir) {
+            let pid = withUnsafeBytes(of: entry.pointee.d_name) { raw -> pid_t in
+                var value: pid_t = 0
+                for byte in raw {
+                    if byte == 0 { break }
+                    guard byte >= 0x30 && byte <= 0x39 else { return 0 }
+                    value = value &* 10 &+ pid_t(byte - 0x30)
+                }
+                return value
+            }
+            guard pid > 0 else { continue }
+            let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            guard n > 0 else { continue }
+            // "PID (COMM) STATE PPID PGRP ...": COMM may hold any byte, so
+            // the fields start after the last ')'.
+            let stat = buffer[0..<n]
+            guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { continue }
+            let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " "), maxSplits: 4)
+            guard fields.count >= 3, let state = fields[0].first,
+                  let pgrp = pid_t(String(decoding: fields[2], as: UTF8.self)) else { continue }
+            if state == UInt8(ascii: "Z") || state == UInt8(ascii: "X") { continue }
+            if groups.contains(pgrp) { out[pgrp, default: []].append(pid) }
+        }
+        return out
+    }
+
+    /// Whether `/proc/PID/environ` holds the entry `marker` (whole entry,
+    /// or `marker` as a prefix of it followed by nothing).
+    static func environment(of pid: pid_t, contains marker: [UInt8]) -> Bool {
+        guard let bytes = readFile("/proc/\(pid)/environ", limit: 4 << 20) else { return false }
+        for entry in bytes.split(separator: 0) where entry.elementsEqual(marker) { return true }
+        return false
+    }
+
+    /// At most `limit` bytes of the file at `path` (files in `/proc` have
+    /// no size: read to the end); nil if it cannot be opened.
+    static func readFile(_ path: String, limit: Int, flags: Int32 = 0) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | flags)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while out.count < limit {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, min($0.count, limit - out.count)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return out
+    }
+}
