@@ -31,7 +31,11 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         let files = try Self.logs(project)
         #expect(files.map(\.lastPathComponent) == ["loud.log"])
-        let log = try Data(contentsOf: try #require(files.first))
+        let file = try Data(contentsOf: try #require(files.first))
+        // The log starts with the command line (DESIGN §10), then the output.
+        let newline = try #require(file.firstIndex(of: UInt8(ascii: "\n")))
+        #expect(file[..<newline].starts(with: Data("$ (printf start;".utf8)))
+        let log = Data(file[(newline + 1)...])
         let half = 32 << 20
         let line = "\n... planrun dropped \(total - 2 * half) bytes of output here (a log keeps the first \(half) "
             + "and the last \(half) bytes of each attempt) ...\n"
