@@ -11,7 +11,7 @@ extension PlanRunCommand {
         let given = arguments ?? Array(CommandLine.arguments.dropFirst())
         if given.first == OrphanGuard.watchdogArgument {
             let milliseconds = given.count > 1 ? Int64(given[1]) ?? 500 : 500
-            OrphanGuard.runWatchdog(grace: .milliseconds(milliseconds))
+            OrphanGuard.runWatchdog(grace: .milliseconds(milliseconds), runID: given.count > 2 ? given[2] : nil)
         }
         do {
             var command = try parseAsRoot(arguments)
