@@ -70,6 +70,7 @@ def outputs(folder):
     base = os.path.join(folder, "out")
     for dirpath, dirnames, filenames in os.walk(base):
         for name in filenames:
+            if "planrun-tmp" in name: continue  # litter: reported by its own check
             path = os.path.join(dirpath, name)
             with open(path, "rb") as f: found[os.path.relpath(path, folder)] = f.read()
     return found
@@ -121,6 +122,7 @@ for trial in range(1, trials + 1):
     elif mode == "state-only":
         # Outputs stay, state goes: everything reruns over existing outputs.
         shutil.rmtree(os.path.join(trial_dir, ".planrun"), ignore_errors=True)
+    if trial % 20 == 0: print(f"... {trial} trials, {len(failures)} failed checks", flush=True)
     tag = f"PLANRUN_CRASH_TRIAL={os.getpid()}-{trial}"
     env = dict(os.environ, PLANRUN_CRASH_TRIAL=tag.split("=", 1)[1], NO_COLOR="1")
     extra = ["--force"] if mode == "force" else []

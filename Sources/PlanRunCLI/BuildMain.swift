@@ -11,7 +11,7 @@ extension PlanRunCommand {
         // again by a build with a hidden first argument.
         if arguments.first == OrphanGuard.watchdogArgument {
             let milliseconds = arguments.count > 1 ? Int64(arguments[1]) ?? 500 : 500
-            OrphanGuard.runWatchdog(grace: .milliseconds(milliseconds))
+            OrphanGuard.runWatchdog(grace: .milliseconds(milliseconds), runID: arguments.count > 2 ? arguments[2] : nil)
         }
         if let message = unknownSubcommandMessage(arguments) {
             printError(message)

@@ -141,4 +141,33 @@ import Testing
         // The process start-up of a debug binary is not in this figure.
         #expect(seconds < 2.5, "took \(seconds)s")  // was 1 s + the 2 s grace period
     }
+
+    /// The watchdog also stops the groups of its run it was not told about
+    /// (planrun killed between a spawn and its `+PGID` line), found by
+    /// `PLANRUN_RUN_ID`, unless planrun said goodbye.
+    @Test(arguments: [false, true]) func watchdogFindsUnrecordedGroupsOfItsRun(orderly: Bool) async throws {
+        let runID = "run-\(UUID().uuidString)"
+        let input = Pipe()
+        let watchdog = Process()
+        watchdog.executableURL = PlanRunBinary.url
+        watchdog.arguments = [OrphanGuard.watchdogArgument, "500", runID]
+        watchdog.standardInput = input
+        try watchdog.run()
+        var env = ProcessInfo.processInfo.environment
+        env["PLANRUN_RUN_ID"] = runID
+        let subtask = try ProcessSpawner.spawn(path: "/bin/sleep", arguments: ["sleep", "30"], environment: env,
+                                               workingDirectory: "/", standardInput: nil).get()
+        close(subtask.stdout)
+        close(subtask.stderr)
+        defer {
+            kill(subtask.pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(subtask.pid, &status, 0)
+        }
+        if orderly { input.fileHandleForWriting.write(Data("bye\n".utf8)) }
+        try input.fileHandleForWriting.close()
+        watchdog.waitUntilExit()
+        let alive = isAlive(subtask.pid)
+        #expect(alive == orderly)
+    }
 }

@@ -121,8 +121,9 @@ package struct BuildSession {
     /// recorded process groups, `OrphanGuard`), closes the runs a killed
     /// build left `in_progress` and removes their work folders.
     static func closeStaleRuns(_ store: StateStore, stateDirectory directory: String) throws {
-        OrphanGuard.killLeftovers(stateDirectory: directory)
-        for stale in try store.closeStaleRuns() where isRunID(stale) {
+        let stale = try store.closeStaleRuns()
+        OrphanGuard.killLeftovers(stateDirectory: directory, staleRuns: stale)
+        for stale in stale where isRunID(stale) {
             for folder in workDirectoryCandidates(stateDirectory: directory, runID: stale) {
                 removeWorkDirectory(folder)
             }

@@ -80,7 +80,11 @@ package final class OrphanGuard: Sendable {
     /// (the watchdog exits) and removes the `processes` file.
     package func finish() {
         let pid = channels.withLock { c -> pid_t in
-            if c.watchdog >= 0 { close(c.watchdog); c.watchdog = -1 }
+            if c.watchdog >= 0 {
+                Self.writeLine(c.watchdog, "bye\n")
+                close(c.watchdog)
+                c.watchdog = -1
+            }
             if c.record >= 0 {
                 close(c.record); c.record = -1
                 if let recordPath { unlink(recordPath) }
@@ -98,7 +102,7 @@ package final class OrphanGuard: Sendable {
         if let recordPath {
             c.record = open(recordPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o644)
         }
-        if let watchdogExecutable, let (pid, fd) = Self.spawnWatchdog(watchdogExecutable) {
+        if let watchdogExecutable, let (pid, fd) = Self.spawnWatchdog(watchdogExecutable, runID: runID) {
             c.watchdog = fd
             c.watchdogPID = pid
         }
@@ -111,11 +115,11 @@ package final class OrphanGuard: Sendable {
         }
     }
 
-    /// Starts `executable watchdogArgument GRACE_MS` with the read end of a
+    /// Starts `executable watchdogArgument GRACE_MS RUN_ID` with the read end of a
     /// new pipe as standard input, /dev/null as output, in its own process
     /// group (a terminal's Ctrl-C reaches planrun, which then ends in
     /// order); returns its pid and the pipe's write end.
-    private static func spawnWatchdog(_ executable: String) -> (pid_t, Int32)? {
+    private static func spawnWatchdog(_ executable: String, runID: String) -> (pid_t, Int32)? {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { return nil }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
@@ -139,7 +143,7 @@ package final class OrphanGuard: Sendable {
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         let grace = String(watchdogGrace.inMilliseconds)
-        let argv: [UnsafeMutablePointer<CChar>?] = [executable, watchdogArgument, grace].map { $0.withCString { strdup($0) } } + [nil]
+        let argv: [UnsafeMutablePointer<CChar>?] = [executable, watchdogArgument, grace, runID].map { $0.withCString { strdup($0) } } + [nil]
         defer { for arg in argv { free(arg) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
@@ -166,13 +170,17 @@ package final class OrphanGuard: Sendable {
 
     /// The watchdog's main: reads `+PGID` and `-PGID` lines from standard
     /// input until it closes, then stops every group still recorded
-    /// (SIGTERM, and SIGKILL to those left after `grace`) and exits.
-    package static func runWatchdog(grace: Duration) -> Never {
+    /// (SIGTERM, and SIGKILL to those left after `grace`) and exits. When
+    /// planrun died (no `bye` line), it also stops the groups of run
+    /// `runID` it was not told about (planrun killed between a spawn and
+    /// its `+PGID` line): see `ProcessGroupProbe.groups(ofRuns:)`.
+    package static func runWatchdog(grace: Duration, runID: String?) -> Never {
         // A terminal's signals are for planrun, which ends in order.
         signal(SIGINT, SIG_IGN)
         signal(SIGHUP, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
         var groups = Set<pid_t>()
+        var orderly = false
         var buffer = [UInt8](repeating: 0, count: 4096)
         var line: [UInt8] = []
         reading: while true {
@@ -181,6 +189,7 @@ package final class OrphanGuard: Sendable {
             if n <= 0 { break reading }
             for byte in buffer[0..<n] {
                 if byte != UInt8(ascii: "\n") { line.append(byte); continue }
+                if line.elementsEqual("bye".utf8) { orderly = true }
                 if let first = line.first, let pgid = pid_t(String(decoding: line.dropFirst(), as: UTF8.self)), pgid > 1 {
                     if first == UInt8(ascii: "+") { groups.insert(pgid) }
                     if first == UInt8(ascii: "-") { groups.remove(pgid) }
@@ -188,6 +197,7 @@ package final class OrphanGuard: Sendable {
                 line.removeAll(keepingCapacity: true)
             }
         }
+        if !orderly, let runID { groups.formUnion(ProcessGroupProbe.groups(ofRuns: [runID])) }
         stopGroups(Array(groups), grace: grace)
         exit(0)
     }
@@ -210,44 +220,35 @@ package final class OrphanGuard: Sendable {
 
     // MARK: The next build
 
-    /// Kills the groups recorded in `stateDirectory`'s `processes` file by a
-    /// build that did not end in order (its leftovers), then removes the
-    /// file. Called under the build lock, before anything runs. A group is
-    /// killed only when a live member has that run's `PLANRUN_RUN_ID` in
-    /// its environment. Returns the groups it killed.
+    /// Kills what builds that did not end in order left running, then
+    /// removes the `processes` file. Called under the build lock, before
+    /// anything runs. The runs are those named in the `processes` file and
+    /// `staleRuns` (runs the state has `in_progress`); a group is theirs
+    /// when a live member has `PLANRUN_RUN_ID` of one of them in its
+    /// environment (`ProcessGroupProbe.groups(ofRuns:)`), which guards
+    /// against a recorded number reused by an unrelated process. Returns
+    /// the groups it killed.
     @discardableResult
-    package static func killLeftovers(stateDirectory: String) -> [pid_t] {
+    package static func killLeftovers(stateDirectory: String, staleRuns: [String] = []) -> [pid_t] {
         let path = (stateDirectory as NSString).appendingPathComponent(fileName)
-        guard let bytes = ProcessGroupProbe.readFile(path, limit: 64 << 20, flags: O_NOFOLLOW) else { return [] }
-        var recorded: [(runID: String, pgid: pid_t)] = []
-        for line in bytes.split(separator: UInt8(ascii: "\n")) {
-            let parts = line.split(separator: UInt8(ascii: " "))
-            guard parts.count == 2, let pgid = pid_t(String(decoding: parts[1], as: UTF8.self)), pgid > 1 else { continue }
-            recorded.append((String(decoding: parts[0], as: UTF8.self), pgid))
+        var runs = Set(staleRuns)
+        let bytes = ProcessGroupProbe.readFile(path, limit: 64 << 20, flags: O_NOFOLLOW)
+        for line in bytes?.split(separator: UInt8(ascii: "\n")) ?? [] {
+            if let runID = line.split(separator: UInt8(ascii: " ")).first { runs.insert(String(decoding: runID, as: UTF8.self)) }
         }
-        // Only groups that still exist are looked at further.
-        let existing = recorded.filter { kill(-$0.pgid, 0) == 0 }
-        var leftovers: [pid_t] = []
-        if !existing.isEmpty {
-            let members = ProcessGroupProbe.liveMembers(of: Set(existing.map(\.pgid)))
-            for entry in existing where !leftovers.contains(entry.pgid) {
-                let marker = Array("PLANRUN_RUN_ID=\(entry.runID)".utf8)
-                if members[entry.pgid, default: []].contains(where: { ProcessGroupProbe.environment(of: $0, contains: marker) }) {
-                    leftovers.append(entry.pgid)
-                }
-            }
-            for pgid in leftovers { _ = kill(-pgid, SIGKILL) }
-            // SIGKILL takes effect at once, except for a process inside a
-            // system call that cannot be interrupted: wait for those (at
-            // most a second), so none writes while the build runs.
-            let deadline = ContinuousClock.now + .seconds(1)
-            var left = leftovers
-            while !left.isEmpty, ContinuousClock.now < deadline {
-                left = left.filter { ProcessGroupProbe.hasLiveMember($0) }
-                if !left.isEmpty { usleep(10_000) }
-            }
+        guard !runs.isEmpty else { return [] }
+        let leftovers = Array(ProcessGroupProbe.groups(ofRuns: runs)).sorted()
+        for pgid in leftovers { _ = kill(-pgid, SIGKILL) }
+        // SIGKILL takes effect at once, except for a process inside a
+        // system call that cannot be interrupted: wait for those (at most
+        // a second), so none writes while the build runs.
+        let deadline = ContinuousClock.now + .seconds(1)
+        var left = leftovers
+        while !left.isEmpty, ContinuousClock.now < deadline {
+            left = left.filter { ProcessGroupProbe.hasLiveMember($0) }
+            if !left.isEmpty { usleep(10_000) }
         }
-        unlink(path)
+        if bytes != nil { unlink(path) }
         return leftovers
     }
 }
@@ -305,12 +306,37 @@ package enum ProcessGroupProbe {
         return out
     }
 
-    /// Whether `/proc/PID/environ` holds the entry `marker` (whole entry,
-    /// or `marker` as a prefix of it followed by nothing).
-    static func environment(of pid: pid_t, contains marker: [UInt8]) -> Bool {
-        guard let bytes = readFile("/proc/\(pid)/environ", limit: 4 << 20) else { return false }
-        for entry in bytes.split(separator: 0) where entry.elementsEqual(marker) { return true }
-        return false
+    /// The process groups of subtasks of `runs`: those of live processes
+    /// with `PLANRUN_RUN_ID=RUN` (RUN in `runs`) in their environment,
+    /// except groups that lead a session (a daemon a subtask started with
+    /// `setsid` left planrun's reach on purpose; a subtask's group is in
+    /// the session planrun ran in). Empty where `/proc` cannot be read.
+    package static func groups(ofRuns runs: Set<String>) -> Set<pid_t> {
+        let markers = runs.map { Array("PLANRUN_RUN_ID=\($0)".utf8) }
+        var out = Set<pid_t>()
+        guard !markers.isEmpty, let dir = opendir("/proc") else { return out }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let pid = pid_t(name), pid > 1, pid != getpid(),
+                  let stat = readFile("/proc/\(pid)/stat", limit: 1024),
+                  let close = stat.lastIndex(of: UInt8(ascii: ")")) else { continue }
+            // "PID (COMM) STATE PPID PGRP SESSION ..."
+            let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " "), maxSplits: 5)
+            guard fields.count >= 4, let state = fields[0].first,
+                  let pgrp = pid_t(String(decoding: fields[2], as: UTF8.self)),
+                  let session = pid_t(String(decoding: fields[3], as: UTF8.self)),
+                  state != UInt8(ascii: "Z"), state != UInt8(ascii: "X"), pgrp != session, pgrp > 1,
+                  !out.contains(pgrp),
+                  let environment = readFile("/proc/\(pid)/environ", limit: 4 << 20) else { continue }
+            for entry in environment.split(separator: 0) where markers.contains(where: { entry.elementsEqual($0) }) {
+                out.insert(pgrp)
+                break
+            }
+        }
+        return out
     }
 
     /// At most `limit` bytes of the file at `path` (files in `/proc` have
