@@ -190,6 +190,10 @@ for trial in range(1, trials + 1):
         litter += [os.path.join(dirpath, n) for n in filenames + dirnames if "planrun-tmp" in n]
     if litter:
         fail("temporary files left in the plan's folder: " + ", ".join(os.path.relpath(p, trial_dir) for p in litter[:5]))
+        # Removed here, so that a later trial reports only its own.
+        for path in litter:
+            if os.path.isdir(path) and not os.path.islink(path): shutil.rmtree(path, ignore_errors=True)
+            else: os.remove(path)
 
 elapsed = time.monotonic() - started
 print(f"crash trial: {trials} trials (seed {seed}), {kills} killed mid-build, {finished_first} finished first, "

@@ -122,13 +122,15 @@ import Testing
         #expect(latency < 1.0, "the attempt ended \(latency)s after SIGTERM")
     }
 
-    /// issue 10 item 6: `timeout: 1s` on `sleep 100` ends at about 1 s.
+    /// issue 10 item 6: `timeout: 1s` on two `sleep 100` ends at about 1 s
+    /// (it took 2.5 s where the exited sleeps stay zombies, as under a
+    /// first process that reaps nothing).
     @Test func issue10TimeoutEndsAtTheTimeout() async throws {
         let dir = try makeProject("""
             version: 1
             subtasks:
               - id: a
-                run: "sleep 100"
+                run: "sleep 100 & sleep 100"
                 timeout: 1s
             """)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -139,7 +141,7 @@ import Testing
         let seconds = try #require(a["duration_seconds"] as? Double)
         #expect((summary["errors"] as? [String: String])?["a"] == "timed out after 1s")
         // The process start-up of a debug binary is not in this figure.
-        #expect(seconds < 2.5, "took \(seconds)s")  // was 1 s + the 2 s grace period
+        #expect(seconds < 2, "took \(seconds)s")
     }
 
     /// The watchdog also stops the groups of its run it was not told about
