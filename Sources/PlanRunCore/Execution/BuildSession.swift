@@ -214,6 +214,7 @@ package struct BuildSession {
         let orphanGuard = OrphanGuard(runID: runID, stateDirectory: directory,
                                       watchdogExecutable: configuration.watchdogExecutable)
         defer { orphanGuard.finish() }
+        orphanGuard.start()
         var executor = Executor(
             graph: graph, configuration: configuration,
             runner: runner ?? ProcessCommandRunner(killGrace: configuration.killGrace, orphanGuard: orphanGuard),

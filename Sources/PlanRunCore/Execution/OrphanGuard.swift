@@ -27,8 +27,10 @@ import Synchronization
 ///   whose environment names that run (`PLANRUN_RUN_ID`), which guards
 ///   against a number reused by an unrelated process.
 ///
-/// The watchdog starts with the first subtask (a build whose subtasks are
-/// all cached starts none). Each subtask costs two small writes.
+/// The build starts the watchdog before it decides anything (`start`), so
+/// that the watchdog has loaded and reads its pipe by the time the first
+/// subtask runs, even on a loaded machine where starting a process takes
+/// a good part of a second. Each subtask costs two small writes.
 package final class OrphanGuard: Sendable {
     /// The hidden first argument that makes the planrun binary a watchdog.
     package static let watchdogArgument = "__planrun-watchdog"
@@ -57,6 +59,12 @@ package final class OrphanGuard: Sendable {
         self.runID = runID
         recordPath = stateDirectory.map { ($0 as NSString).appendingPathComponent(Self.fileName) }
         self.watchdogExecutable = watchdogExecutable
+    }
+
+    /// Starts the watchdog and opens the record now rather than with the
+    /// first subtask.
+    package func start() {
+        channels.withLock { c in if !c.started { start(&c) } }
     }
 
     /// The subtask with process group `pgid` started.
