@@ -18,7 +18,7 @@ import Testing
     /// A subtask writing a bit more than 64 MiB (to standard error, so no
     /// note about its result joins the log): its log keeps 64 MiB of it,
     /// the first and the last 32 MiB, and says how much it dropped.
-    @Test func test_issue_10_aLogKeepsAtMost64MiB() throws {
+    @Test func test_issue_10_aLogKeepsAtMost64MiB() async throws {
         let total = 70_000_000
         let project = try makeProject("""
             version: 1
@@ -27,7 +27,7 @@ import Testing
                 run: "(printf start; head -c \(total - 8) /dev/zero; printf end) >&2"
             """)
         defer { try? FileManager.default.removeItem(at: project) }
-        let result = try PlanRunBinary.run(["build"], in: project)
+        let result = try await PlanRunBinary.runOffThePool(["build"], in: project)
         #expect(result.status == 0, "\(result.stderr)")
         let files = try Self.logs(project)
         #expect(files.map(\.lastPathComponent) == ["loud.log"])

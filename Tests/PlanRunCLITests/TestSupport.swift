@@ -59,6 +59,21 @@ enum PlanRunBinary {
                       stderr: String(decoding: errData.data, as: UTF8.self))
     }
 
+    /// `body` on a thread of its own, awaited: a test that waits long for a
+    /// child process must not hold one of the cooperative pool's threads
+    /// (two on a 2-core machine), or every other test's awaits stall
+    /// behind it.
+    static func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Swift.Result { try body() }) }.start()
+        }
+    }
+
+    /// `run`, waited for on a thread of its own (`offThePool`).
+    static func runOffThePool(_ arguments: [String], in directory: URL, environment: [String: String] = [:]) async throws -> Result {
+        try await offThePool { try run(arguments, in: directory, environment: environment) }
+    }
+
     /// A fresh temporary folder, removed by the caller when done.
     static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-test-\(UUID().uuidString)")

@@ -28,7 +28,10 @@ import Testing
     /// The pid written to `name` in the test's folder, once it is there.
     func pid(in name: String) async throws -> pid_t {
         let path = dir + "/" + name
-        let deadline = ContinuousClock.now + .seconds(20)
+        // Generous: under a parallel suite the pool that runs this loop
+        // can be held for many seconds; the attempts are timed by their
+        // own start and end, not by this wait.
+        let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
             if let text = try? String(contentsOfFile: path, encoding: .utf8), text.hasSuffix("\n"),
                let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
