@@ -62,7 +62,7 @@ import Testing
             version: 1
             subtasks:
               - id: gen
-                run: "echo $$ > gen.pid; echo begin > out.txt; for i in $(seq 600); do [ -e go ] && break; sleep 0.05; done; sleep 1; echo middle >> out.txt; sleep 1; echo end >> out.txt"
+                run: "echo $$ > gen.pid; echo begin > out.txt; for i in $(seq 6000); do [ -e go ] && break; sleep 0.05; done; sleep 1; echo middle >> out.txt; sleep 1; echo end >> out.txt"
                 outputs: [out.txt]
             """)
         defer { try? FileManager.default.removeItem(at: dir) }

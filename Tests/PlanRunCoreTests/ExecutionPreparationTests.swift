@@ -64,16 +64,19 @@ import Testing
         _ = try StateStore(directory: stateDir)
         // A Python child takes the same POSIX lock (fcntl.lockf) and waits.
         let ready = stateDir + "/locked"
-        let script = "import fcntl,sys,time\nf=open(sys.argv[1],'a+')\nfcntl.lockf(f,fcntl.LOCK_EX)\nopen(sys.argv[2],'w').close()\ntime.sleep(30)\n"
+        let script = "import fcntl,sys,time\nf=open(sys.argv[1],'a+')\nfcntl.lockf(f,fcntl.LOCK_EX)\nopen(sys.argv[2],'w').close()\ntime.sleep(300)\n"
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         holder.arguments = ["python3", "-c", script, stateDir + "/build.lock", ready]
         try holder.run()
         defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
-        let deadline = ContinuousClock.now + .seconds(20)
+        // Generous: under a parallel suite on two cores, starting Python
+        // has taken over 20 s.
+        let deadline = ContinuousClock.now + .seconds(120)
         while !FileManager.default.fileExists(atPath: ready), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
+        try #require(FileManager.default.fileExists(atPath: ready), "the lock holder did not start")
         let pending = try #require(BuildPreparation.start(directory: stateDir, writeBehind: false))
         #expect(pending.wait() == nil)
         await #expect(throws: BuildSession.Failure.self) {
