@@ -9,7 +9,8 @@
 #   actionlint (-py)     exported GitHub workflows, when a wheel installs
 #
 # What cannot be installed is skipped by the tests that need it, each with
-# its reason, and listed again at the end. Arguments go to `swift test`
+# its reason, and listed again at the end. Tests run one at a time (see
+# below). Arguments go to `swift test`
 # (`tests/run.sh --filter ExportTests`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +48,10 @@ fi
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] \
   || notes+=("nginx is not installed (apt-get install nginx): the remote cache tests are skipped")
 
-swift test "$@"
+# One test at a time: many end-to-end tests wait for a planrun child
+# synchronously, and in parallel they hold Swift Testing's pool (two threads
+# on a 2-core machine) long enough to starve the timing checks of others.
+swift test --no-parallel "$@"
 status=$?
 for note in "${notes[@]}"; do echo "tests/run.sh: note: $note" >&2; done
 exit $status

@@ -140,7 +140,7 @@ struct ParsedJUnit: Decodable {
             version: 1
             subtasks:
               - id: slow
-                run: touch started; sleep 30
+                run: touch started; sleep 300
               - id: next
                 depends_on: [slow]
                 run: echo next

@@ -21,7 +21,13 @@ import Testing
             """)
         let build = try BackgroundPlanRun(["build"], in: dir)
         #expect(try await eventually { try !recordedPids(in: dir).isEmpty })
-        let live = try parseJSON(try PlanRunBinary.run(["status", "--json"], in: dir).stdout)
+        // The build commits its rows in the background, at its next
+        // periodic commit: status shows them from then on.
+        var live: [String: Any] = [:]
+        #expect(try await eventually(.seconds(10)) {
+            live = try parseJSON(try PlanRunBinary.run(["status", "--json"], in: dir).stdout)
+            return live["current"] as? [String] == ["waiting"]
+        })
         #expect(live["status"] as? String == "in_progress")
         #expect(live["current"] as? [String] == ["waiting"])
         let progress = try #require(live["progress"] as? [String: Any])
