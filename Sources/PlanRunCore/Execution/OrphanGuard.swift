@@ -142,14 +142,7 @@ package final class OrphanGuard: Sendable {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        ProcessSpawner.setChildAttributes(&attributes)
         let grace = String(watchdogGrace.inMilliseconds)
         let argv: [UnsafeMutablePointer<CChar>?] = [executable, watchdogArgument, grace, runID].map { $0.withCString { strdup($0) } } + [nil]
         defer { for arg in argv { free(arg) } }

@@ -79,6 +79,20 @@ package enum ProcessSpawner {
 
     /// Adds to `actions` the closing of every descriptor from `lowest` on
     /// (where the libc can; planrun's own descriptors are close-on-exec).
+    /// What every child planrun starts gets: all signals at their default
+    /// action, none blocked (the parent blocks some on its threads), and a
+    /// process group of its own, so that stopping it reaches what it started.
+    static func setChildAttributes(_ attributes: inout posix_spawnattr_t) {
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+    }
+
     static func closeDescriptors(from lowest: Int32, in actions: inout posix_spawn_file_actions_t) {
         if let addClosefrom = libc.addClosefrom { _ = addClosefrom(&actions, lowest) }
     }
@@ -183,14 +197,7 @@ package enum ProcessSpawner {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        setChildAttributes(&attributes)
 
         let argv = CStringBlock(arguments)
         var pid: pid_t = 0
