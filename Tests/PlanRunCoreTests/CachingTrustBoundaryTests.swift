@@ -126,6 +126,7 @@ import Testing
         EntryCase(entry: "state.db-wal", folder: false, problem: .symlink),
         EntryCase(entry: "build.lock", folder: false, problem: .symlink),
         EntryCase(entry: "uptodate", folder: false, problem: .symlink),
+        EntryCase(entry: "processes", folder: false, problem: .symlink),
         EntryCase(entry: "cache/tmp", folder: false, problem: .notFolder),
         EntryCase(entry: "state.db", folder: true, problem: .notFile),
     ])
