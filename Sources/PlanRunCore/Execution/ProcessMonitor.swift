@@ -77,8 +77,6 @@ package enum ProcessSpawner {
     /// be opened (then each child opens it).
     private static let devNull: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
 
-    /// Adds to `actions` the closing of every descriptor from `lowest` on
-    /// (where the libc can; planrun's own descriptors are close-on-exec).
     /// What every child planrun starts gets: all signals at their default
     /// action, none blocked (the parent blocks some on its threads), and a
     /// process group of its own, so that stopping it reaches what it started.
@@ -93,6 +91,8 @@ package enum ProcessSpawner {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
     }
 
+    /// Adds to `actions` the closing of every descriptor from `lowest` on
+    /// (where the libc can; planrun's own descriptors are close-on-exec).
     static func closeDescriptors(from lowest: Int32, in actions: inout posix_spawn_file_actions_t) {
         if let addClosefrom = libc.addClosefrom { _ = addClosefrom(&actions, lowest) }
     }
