@@ -176,34 +176,13 @@ enum BuildRun {
                 let reporter: any ProgressReporter = annotatePlanFile.map {
                     GitHubActionsReporter(wrapping: text, plan: plan, planFile: $0, write: write)
                 } ?? text
-                var opened: LayeredBuildCache?
-                defer {
-                    // Warnings follow the progress (the cache's records are
-                    // written by `finishBuild`, before the run's end).
-                    for warning in opened?.takeWarnings() ?? [] {
-                        writeProgress(progressFD, "warning: \(warning)\n")
-                    }
-                }
-                do throws(BuildSession.Failure) {
-                    return .finished(.success(try await BuildSession.run(
-                        plan: plan, configuration: configuration, prepared: prepared,
-                        makeCache: { directory in
-                            // Under the build lock, before anything changes.
-                            try UpToDateStamp.remove(stateDirectory: directory)
-                            let local = try ContentCache.open(plan: plan, stateDirectory: directory,
-                                                              callerEnvironment: configuration.environment,
-                                                              forcedIDs: forcedIDs, writeBehind: true,
-                                                              state: prepared?.directory == directory ? prepared?.cacheState : nil)
-                            let cache = LayeredBuildCache(local: local, remote: remote, onlyTargets: onlyTargets,
-                                                          forceAll: configuration.forced)
-                            opened = cache
-                            guard let stamp else { return cache }
-                            return StampingBuildCache(wrapping: cache, plan: plan, stateDirectory: directory, invocation: stamp)
-                        },
-                        canceller: canceller, reporter: reporter)))
-                } catch {
-                    return .finished(.failure(error))
-                }
+                let caching = BuildCacheRequest(forcedIDs: forcedIDs, remote: remote, onlyTargets: onlyTargets, stamp: stamp)
+                let (outcome, warnings) = await BuildSession.runCached(
+                    plan: plan, configuration: configuration, caching: caching, prepared: prepared,
+                    canceller: canceller, reporter: reporter)
+                // Warnings follow the progress.
+                for warning in warnings { writeProgress(progressFD, "warning: \(warning)\n") }
+                return .finished(outcome)
             }
             group.addTask {
                 guard let signal = try? await BuildSignals.waitForSignal() else { return nil }

@@ -123,7 +123,7 @@ import PlanRunTestSupport
         guard case .run(.forced, let key?) = try await c.decide(f["copy"], dependencyDigests: [:], forced: true) else {
             Issue.record("expected forced with a key"); return
         }
-        #expect(key.count == 64)
+        #expect(key.digest.count == 64)
         guard case .run(.cacheDisabled, nil) = try await c.decide(f["phony"], dependencyDigests: [:], forced: false) else {
             Issue.record("expected cache disabled"); return
         }
@@ -171,7 +171,7 @@ import PlanRunTestSupport
         let blob = try store.putBlob(Array("evil".utf8))
         let resultBlob = try store.putBlob([])
         let outputs = [OutputEntry(path: "../escape.txt", kind: .file, digest: blob)]
-        try store.putAction(key, ActionResult(
+        try store.putAction(key.digest, ActionResult(
             resultDigest: ContentCache.resultDigest(result: [], outputs: outputs), resultBlob: resultBlob,
             outputs: outputs, components: [:]))
         guard case .run = try await f.cache().decide(f["t"], dependencyDigests: [:], forced: false) else {

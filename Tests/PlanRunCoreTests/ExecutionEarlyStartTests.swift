@@ -162,7 +162,7 @@ final class SlowRecordCache: BuildCache {
         .run(reason: .neverRan, key: nil)
     }
 
-    func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String {
+    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
         try await Task.sleep(for: delay)
         await times.set(subtask.id)
         return "d-\(subtask.id)"
@@ -187,8 +187,8 @@ final class SpinningCache: BuildCache {
         if count == cancelAt { withUnsafeCurrentTask { $0?.cancel() } }
         let end = ContinuousClock.now + spin
         while ContinuousClock.now < end {}
-        return .upToDate(CachedOutcome(key: "k", resultDigest: "d-\(subtask.id)", result: [], reason: .cached))
+        return .upToDate(CachedOutcome(key: .named("k"), resultDigest: "d-\(subtask.id)", result: [], reason: .cached))
     }
 
-    func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String { "d-\(subtask.id)" }
+    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String { "d-\(subtask.id)" }
 }

@@ -230,13 +230,13 @@ final class ScriptedCache: BuildCache {
     func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
         await recorded.saw(subtask.id, dependencyDigests)
         if upToDate.contains(subtask.id) {
-            return .upToDate(CachedOutcome(key: "k-\(subtask.id)", resultDigest: "d-\(subtask.id)",
+            return .upToDate(CachedOutcome(key: .named("k-\(subtask.id)"), resultDigest: "d-\(subtask.id)",
                                            result: Array("cached \(subtask.id)".utf8), reason: .cached))
         }
-        return .run(reason: .neverRan, key: "k-\(subtask.id)")
+        return .run(reason: .neverRan, key: .named("k-\(subtask.id)"))
     }
 
-    func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String {
+    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
         await recorded.add(subtask.id)
         return "d-\(subtask.id)"
     }

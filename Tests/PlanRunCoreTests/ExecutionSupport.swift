@@ -114,3 +114,10 @@ extension RunSummary {
     func status(of id: String) -> SubtaskStatus? { reports.first { $0.id == id }?.status }
     func report(_ id: String) -> SubtaskReport? { reports.first { $0.id == id } }
 }
+
+extension ActionKey {
+    /// A key for fake caches, made of one component named `test`.
+    static func named(_ text: String) -> ActionKey {
+        ActionKey(cacheKey: CacheKey(components: ["test": text]), dependencyDigests: [:])
+    }
+}

@@ -2,7 +2,7 @@
 ///
 /// The executor's loop calls `decide` for each subtask once its dependencies
 /// are done, and `record` after a successful, complete attempt. Failed,
-/// timed-out, cancelled or killed attempts are never recorded (DESIGN §5).
+/// timed-out, cancelled or killed attempts are never recorded.
 package protocol BuildCache: Sendable {
     /// Whether `subtask` must run. `dependencyDigests` maps each dependency
     /// id to its result digest (result content plus output files) from this
@@ -12,7 +12,7 @@ package protocol BuildCache: Sendable {
     /// Records a successful attempt: stores outputs and result under `key`
     /// and returns the subtask's result digest. `key` is the one `decide`
     /// returned (nil when caching is disabled for the subtask).
-    func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String
+    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String
 
     /// Called once before the first `decide` of a build with the subtasks it
     /// will run: a chance to fetch ahead, or to refuse the build (thrown
@@ -21,9 +21,12 @@ package protocol BuildCache: Sendable {
 
     /// Called once when the build is over, before its end is recorded
     /// (background uploads finish, pending cache records are written); a
-    /// write that fails is thrown and fails the build (DESIGN §9.10).
-    /// Default: nothing.
+    /// write that fails is thrown and fails the build. Default: nothing.
     func finishBuild() async throws
+
+    /// Problems met along the build that did not stop it, to report once it
+    /// is over; each is returned once. Default: none.
+    func takeWarnings() -> [String]
 
     /// Hands what `record` queued to the database in the background; the
     /// executor calls it with its own periodic state commit, so the rows
@@ -36,6 +39,7 @@ extension BuildCache {
     package func prepare(graph: TaskGraph, selected: [Bool]) async throws {}
     package func finishBuild() async throws {}
     package func commitPendingWrites() {}
+    package func takeWarnings() -> [String] { [] }
 }
 
 /// What the cache says about a subtask that is ready.
@@ -43,19 +47,19 @@ package enum CacheDecision: Sendable {
     /// Skip it: its recorded result stands (reason `.cached` or `.restored`).
     case upToDate(CachedOutcome)
     /// Run it, and why. `key` is nil when the subtask is not cacheable.
-    case run(reason: RunReason, key: String?)
+    case run(reason: RunReason, key: ActionKey?)
 }
 
 /// A subtask result taken from history or the cache store instead of running.
 package struct CachedOutcome: Sendable, Hashable {
-    package var key: String
+    package var key: ActionKey
     package var resultDigest: String
     /// The result text given to dependents and shown in summaries.
     package var result: [UInt8]
     /// `.cached` (outputs intact) or `.restored` (outputs put back from the store).
     package var reason: RunReason
 
-    package init(key: String, resultDigest: String, result: [UInt8], reason: RunReason) {
+    package init(key: ActionKey, resultDigest: String, result: [UInt8], reason: RunReason) {
         self.key = key
         self.resultDigest = resultDigest
         self.result = result
@@ -73,7 +77,7 @@ package struct NoBuildCache: BuildCache {
         return .run(reason: subtask.cache ? .neverRan : .cacheDisabled, key: nil)
     }
 
-    package func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String {
+    package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
         Digest.sha256Hex(result)
     }
 }

@@ -35,8 +35,10 @@ package final class LayeredBuildCache: BuildCache {
     private let uploads: UploadQueue?
     private let remoteWarned = Mutex(false)
     /// Subtasks `prepare` restored from the remote, by id, until `decide`
-    /// takes them (it checks the key first).
-    private let restoredAhead = Mutex<[String: CachedOutcome]>([:])
+    /// takes them (it checks the key first). Only the build's loop touches
+    /// it (`prepare` fills it after its tasks are done, `decide` empties it),
+    /// hence `nonisolated(unsafe)` rather than a lock.
+    nonisolated(unsafe) private var restoredAhead: [String: CachedOutcome] = [:]
     /// Small blobs downloaded in this build, by digest.
     private let smallBlobs = Mutex<[String: [UInt8]]>([:])
 
@@ -84,24 +86,27 @@ package final class LayeredBuildCache: BuildCache {
 
     // MARK: BuildCache
 
+    /// Computes the key once, then: a subtask the prefetch restored with
+    /// that key is up to date; else the local verdict; a run the local
+    /// cache cannot avoid is looked up on the remote.
     package func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
-        let isForced = forced || local.forcedIDs.contains(subtask.id)
-        if let ahead = restoredAhead.withLock({ $0.removeValue(forKey: subtask.id) }), !isForced, subtask.cache,
-           let key = try? local.key(for: subtask, dependencyDigests: dependencyDigests), key.key == ahead.key {
+        guard subtask.cache else { return try local.decide(subtask, key: nil, forced: forced) }
+        let key = try local.keys.key(for: subtask, dependencyDigests: dependencyDigests)
+        if let ahead = restoredAhead.removeValue(forKey: subtask.id), !local.isForced(subtask, forced: forced),
+           ahead.key.digest == key.digest {
             return .upToDate(ahead)
         }
-        let first = try await local.decide(subtask, dependencyDigests: dependencyDigests, forced: forced)
-        guard let remote, remote.isAvailable, case .run(let reason, let key?) = first else { return first }
-        if case .forced = reason { return first }
-        guard let cacheKey = try? local.key(for: subtask, dependencyDigests: dependencyDigests), cacheKey.key == key,
-              let outcome = await restoreFromRemote(subtask, key: cacheKey)
+        let first = try local.decide(subtask, key: key, forced: forced)
+        try local.flushIfDue()
+        guard let remote, remote.isAvailable, case .run(let reason, _) = first, reason != .forced,
+              let outcome = await restoreFromRemote(subtask, key: key)
         else { return first }
         return .upToDate(outcome)
     }
 
-    package func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String {
+    package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
         let digest = try await local.record(subtask, key: key, result: result)
-        if let uploads, let remote, let key, remote.isAvailable, let action = local.store.action(key) {
+        if let uploads, let remote, let key = key?.digest, remote.isAvailable, let action = local.store.action(key) {
             let blobs = neededBlobs(action)
             await uploads.add { await self.upload(key: key, action: action, blobs: blobs, to: remote) }
         }
@@ -128,13 +133,12 @@ package final class LayeredBuildCache: BuildCache {
     /// dependency order; throws `OnlyFailure` naming the first that is not
     /// in the cache, before anything runs.
     private func checkOnly(graph: TaskGraph, selected: [Bool], targets: Set<String>) throws {
-        var digests: [Int: String] = [:]
-        for node in graph.topologicalOrder() where selected[node] && !targets.contains(graph.id(node)) {
+        var dependencies = selected
+        for node in selected.indices where targets.contains(graph.id(node)) { dependencies[node] = false }
+        try KeyWalk.walk(graph, selected: dependencies, missing: "") { node, deps in
             let subtask = graph.plan.subtasks[node]
-            var deps: [String: String] = [:]
-            for dep in graph.dependencies[node] { deps[graph.id(dep)] = digests[dep] ?? "" }
             let decision: CacheDecision
-            do {
+            do throws(CacheError) {
                 decision = try local.decideNow(subtask, dependencyDigests: deps, forced: false)
             } catch {
                 throw OnlyFailure(dependency: subtask.id, dependent: dependent(of: node, graph: graph, selected: selected, targets: targets),
@@ -144,7 +148,7 @@ package final class LayeredBuildCache: BuildCache {
                 throw OnlyFailure(dependency: subtask.id, dependent: dependent(of: node, graph: graph, selected: selected, targets: targets),
                                   detail: nil)
             }
-            digests[node] = outcome.resultDigest
+            return outcome.resultDigest
         }
     }
 
@@ -162,7 +166,7 @@ package final class LayeredBuildCache: BuildCache {
     /// later build whose outputs are gone asks the remote again; one
     /// without the remote runs the subtask). nil on a miss, an unavailable
     /// remote or a refused entry (with a warning).
-    private func restoreFromRemote(_ subtask: Subtask, key: CacheKey) async -> CachedOutcome? {
+    private func restoreFromRemote(_ subtask: Subtask, key: ActionKey) async -> CachedOutcome? {
         guard let restored = await writeFromRemote(subtask, key: key) else { return nil }
         return record(restored, for: subtask)
     }
@@ -185,10 +189,10 @@ package final class LayeredBuildCache: BuildCache {
     }
 
     /// The first half of `restoreFromRemote`: everything but the history.
-    private func writeFromRemote(_ subtask: Subtask, key: CacheKey) async -> Restored? {
-        guard let remote, !local.readOnly, lookedUp.withLock({ $0.insert(key.key).inserted }) else { return nil }
+    private func writeFromRemote(_ subtask: Subtask, key: ActionKey) async -> Restored? {
+        guard let remote, !local.readOnly, lookedUp.withLock({ $0.insert(key.digest).inserted }) else { return nil }
         let bytes: [UInt8]
-        switch await remote.action(key.key) {
+        switch await remote.action(key.digest) {
         case .hit(let found): bytes = found
         case .refused(let reason):
             warn("remote cache entry for `\(subtask.id)` refused: \(reason); running it")
@@ -216,7 +220,7 @@ package final class LayeredBuildCache: BuildCache {
         // The blobs of outputs that are not already as recorded.
         var stale: [OutputEntry] = []
         for output in action.outputs {
-            if let now = try? local.snapshot(output.path), output.matches(now) { continue }
+            if let now = try? local.outputs.snapshot(output.path), output.matches(now) { continue }
             stale.append(output)
         }
         var wanted = [action.resultBlob]
@@ -250,7 +254,7 @@ package final class LayeredBuildCache: BuildCache {
         do {
             for output in stale {
                 let linkTarget = output.kind == .symlink ? blobs[output.digest]?.bytes : nil
-                let written = try local.putBack(output, manifest: manifests[output.path], linkTarget: linkTarget) {
+                let written = try local.restorer.putBack(output, manifest: manifests[output.path], linkTarget: linkTarget) {
                     digest, destination, mode throws(CacheError) in
                     // Every blob here was checked against its digest when downloaded.
                     switch blobs[digest] {
@@ -270,8 +274,8 @@ package final class LayeredBuildCache: BuildCache {
             return nil
         }
         return Restored(
-            entry: HistoryEntry(key: key, resultDigest: action.resultDigest, result: result, outputs: action.withoutContents.outputs),
-            outcome: CachedOutcome(key: key.key, resultDigest: action.resultDigest, result: result, reason: .restored))
+            entry: HistoryEntry(key: key.cacheKey, resultDigest: action.resultDigest, result: result, outputs: action.withoutContents.outputs),
+            outcome: CachedOutcome(key: key, resultDigest: action.resultDigest, result: result, reason: .restored))
     }
 
     /// Copies the downloaded blob at `source` to `destination` (replacing
@@ -393,29 +397,19 @@ package final class LayeredBuildCache: BuildCache {
     /// `maxConcurrentRequests` at a time. `decide` then takes each outcome
     /// once it has checked the key.
     private func prefetch(graph: TaskGraph, selected: [Bool], remote: RemoteCacheStore) async {
-        let levels = graph.levels()
-        var byLevel: [[Int]] = []
-        for node in graph.topologicalOrder() where selected[node] {
-            while byLevel.count <= levels[node] { byLevel.append([]) }
-            byLevel[levels[node]].append(node)
-        }
         var digests: [Int: String] = [:]
-        for nodes in byLevel {
+        for nodes in KeyWalk.levels(graph, selected: selected) {
             guard remote.isAvailable, !Task.isCancelled else { return }
-            var wanted: [(node: Int, key: CacheKey)] = []
+            var wanted: [(node: Int, key: ActionKey)] = []
             for node in nodes {
                 let subtask = graph.plan.subtasks[node]
                 guard subtask.cache, !local.forcedIDs.contains(subtask.id) else { continue }
-                var deps: [String: String] = [:]
-                var known = true
-                for dep in graph.dependencies[node] {
-                    guard let digest = digests[dep] else { known = false; break }
-                    deps[graph.id(dep)] = digest
-                }
-                guard known, let key = try? local.key(for: subtask, dependencyDigests: deps) else { continue }
-                if let last = try? local.history.entry(for: subtask.id), last.key == key.key {
+                guard let deps = KeyWalk.dependencyDigests(of: node, in: graph, { digests[$0] }),
+                      let key = try? local.keys.key(for: subtask, dependencyDigests: deps)
+                else { continue }
+                if let last = try? local.history.entry(for: subtask.id), last.key == key.digest {
                     digests[node] = last.resultDigest  // `decide` checks its outputs
-                } else if let action = local.store.action(key.key) {
+                } else if let action = local.store.action(key.digest) {
                     digests[node] = action.resultDigest
                 } else {
                     wanted.append((node, key))
@@ -448,9 +442,7 @@ package final class LayeredBuildCache: BuildCache {
                 warn("cannot record \(found.count) subtask\(found.count == 1 ? "" : "s") restored from the remote cache: \(error)")
                 continue
             }
-            restoredAhead.withLock { ahead in
-                for (node, restored) in found { ahead[plan.subtasks[node].id] = restored.outcome }
-            }
+            for (node, restored) in found { restoredAhead[plan.subtasks[node].id] = restored.outcome }
             for (node, restored) in found { digests[node] = restored.outcome.resultDigest }
         }
     }

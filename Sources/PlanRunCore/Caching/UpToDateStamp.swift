@@ -382,12 +382,14 @@ package final class StampingBuildCache: BuildCache {
         return decision
     }
 
-    package func record(_ subtask: Subtask, key: String?, result: [UInt8]) async throws -> String {
+    package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
         tally.withLock { $0.other = true }
         return try await inner.record(subtask, key: key, result: result)
     }
 
     package func commitPendingWrites() { inner.commitPendingWrites() }
+
+    package func takeWarnings() -> [String] { inner.takeWarnings() }
 
     package func finishBuild() async throws {
         try await inner.finishBuild()

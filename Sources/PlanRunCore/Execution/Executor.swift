@@ -120,7 +120,7 @@ private struct ExecutorLoop {
     var reports: [SubtaskReport]
     var remaining: [Int]
     var digests: [String?]
-    var cacheKeys: [String?]
+    var cacheKeys: [ActionKey?]
     /// Ready subtasks per agent, smallest plan position first.
     var ready: [String: Heap<ReadyEntry>] = [:]
     /// Remaining critical path of each subtask (0 everywhere without history).
@@ -165,7 +165,7 @@ private struct ExecutorLoop {
         reports = plan.subtasks.map { SubtaskReport(id: $0.id, agent: $0.agent) }
         remaining = graph.dependencies.map(\.count)
         digests = [String?](repeating: nil, count: graph.count)
-        cacheKeys = [String?](repeating: nil, count: graph.count)
+        cacheKeys = [ActionKey?](repeating: nil, count: graph.count)
         total = selected.count { $0 }
         weight = Self.criticalPaths(graph: graph, selected: selected, durations: executor.expectedDurations)
         var bases: [String: SpawnEnvironment] = [:]
@@ -415,8 +415,7 @@ private struct ExecutorLoop {
     /// dependents that became ready) or to run (queued).
     mutating func decide(_ node: Int, releasing released: inout [Int]) async {
         let subtask = plan.subtasks[node]
-        var depDigests: [String: String] = [:]
-        for dep in graph.dependencies[node] { depDigests[plan.subtasks[dep].id] = digests[dep] ?? "" }
+        let depDigests = KeyWalk.dependencyDigests(of: node, in: graph, missing: "") { digests[$0] } ?? [:]
         do {
             switch try await executor.cache.decide(subtask, dependencyDigests: depDigests, forced: executor.configuration.forced) {
             case .upToDate(let cached):
@@ -435,7 +434,7 @@ private struct ExecutorLoop {
                     try $0.subtaskFinished(
                         runID: runID, subtask: subtask.id, status: SubtaskStatus.cached.rawValue, attempts: 0,
                         startedAt: now, completedAt: now, error: nil, result: cached.result,
-                        resultDigest: cached.resultDigest, cacheKey: cached.key, reason: cached.reason.description)
+                        resultDigest: cached.resultDigest, cacheKey: cached.key.digest, reason: cached.reason.description)
                 }
                 reporter.report(.skipped(reports[node]), progress: progress)
                 released.append(contentsOf: release(node))
@@ -569,7 +568,7 @@ private struct ExecutorLoop {
                 error = "cannot record the result: \(recordError)"
             }
         }
-        let (attemptStatus, attemptError, key) = (status, error, cacheKeys[node])
+        let (attemptStatus, attemptError, key) = (status, error, cacheKeys[node]?.digest)
         recordState {
             try $0.attemptFinished(
                 runID: runID, subtask: subtask.id, attempt: done.attempt, status: attemptStatus.rawValue,
