@@ -66,8 +66,11 @@ import Testing
             configuration: RunConfiguration(jobs: 2, environment: invocation.environment, killGrace: .milliseconds(200)),
             makeCache: { directory in
                 try UpToDateStamp.remove(stateDirectory: directory)
-                let local = try ContentCache.open(plan: plan, stateDirectory: directory, callerEnvironment: invocation.environment)
-                let cache = StampingBuildCache(wrapping: local, plan: plan, stateDirectory: directory, invocation: invocation)
+                let log = StatLog()
+                let local = try ContentCache.open(plan: plan, stateDirectory: directory, callerEnvironment: invocation.environment,
+                                                  statLog: log)
+                let cache = StampingBuildCache(wrapping: local, log: log, plan: plan, stateDirectory: directory,
+                                               invocation: invocation)
                 stamping = cache
                 return cache
             },

@@ -32,11 +32,15 @@ package struct KeyBuilder: Sendable {
     }
 
     /// The current key of `subtask` given its dependencies' result digests.
-    package func key(for subtask: Subtask, dependencyDigests: [String: String]) throws(CacheError) -> ActionKey {
-        let files = try InputGlob.inputFiles(of: subtask, root: plan.directory)
+    /// Every path it looks at (input files, the folders globs list, paths
+    /// found absent) is noted in `log` with what `stat` returned: the
+    /// up-to-date stamp is made from exactly that list, so a file read here
+    /// without noting it would let the stamp miss a change.
+    package func key(for subtask: Subtask, dependencyDigests: [String: String], log: StatLog?) throws(CacheError) -> ActionKey {
+        let files = try InputGlob.inputFiles(of: subtask, root: plan.directory, log: log)
         var inputDigests: [String: String] = [:]
         for file in files {
-            inputDigests[file] = try digester.digest(ofFile: absolute(file))
+            inputDigests[file] = try digester.digest(ofFile: absolute(file), log: log)
         }
         let key = CacheKey.make(
             for: subtask, in: plan, inputDigests: inputDigests, dependencyDigests: dependencyDigests,

@@ -99,7 +99,7 @@ extension ContentCache {
             let deps = KeyWalk.dependencyDigests(of: node, in: graph, missing: "unknown") {
                 (try? history.entry(for: graph.id($0)))?.resultDigest
             } ?? [:]
-            key = (try? keys.key(for: graph.plan.subtasks[node], dependencyDigests: deps))?.digest
+            key = (try? keys.key(for: graph.plan.subtasks[node], dependencyDigests: deps, log: nil))?.digest
         }
         let lastKey = (try? history.entry(for: id))?.key
         return Explanation(id: id, decision: decision, key: key, lastKey: lastKey)

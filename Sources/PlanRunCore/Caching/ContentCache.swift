@@ -31,6 +31,9 @@ package final class ContentCache: BuildCache {
     package let outputs: OutputReader
     package let restorer: Restorer
     package let warnings = CacheWarnings()
+    /// Where the stats a build's decisions take are noted for the
+    /// up-to-date stamp (`StampingBuildCache`); nil when no stamp is wanted.
+    package let statLog: StatLog?
 
     /// Flush the stat cache once this many new digests are pending.
     private static let flushThreshold = 512
@@ -38,8 +41,9 @@ package final class ContentCache: BuildCache {
     package init(
         plan: Plan, callerEnvironment: [String: String], store: LocalCacheStore,
         history: any SubtaskHistory, digests: any DigestStore, readOnly: Bool = false,
-        forcedIDs: Set<String> = [], racyWindowNs: Int64 = FileDigester.defaultRacyWindowNs
+        forcedIDs: Set<String> = [], racyWindowNs: Int64 = FileDigester.defaultRacyWindowNs, statLog: StatLog? = nil
     ) {
+        self.statLog = statLog
         self.plan = plan
         self.store = store
         self.history = history
@@ -97,7 +101,12 @@ package final class ContentCache: BuildCache {
     /// the key, then decides with it.
     package func decideNow(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) throws(CacheError) -> CacheDecision {
         guard subtask.cache else { return try decide(subtask, key: nil, forced: forced) }
-        return try decide(subtask, key: keys.key(for: subtask, dependencyDigests: dependencyDigests), forced: forced)
+        return try decide(subtask, key: key(for: subtask, dependencyDigests: dependencyDigests), forced: forced)
+    }
+
+    /// The key a decision uses: its stats are noted in `statLog`.
+    package func key(for subtask: Subtask, dependencyDigests: [String: String]) throws(CacheError) -> ActionKey {
+        try keys.key(for: subtask, dependencyDigests: dependencyDigests, log: statLog)
     }
 
     /// The decision for `subtask` with its current `key` (nil only when the
@@ -115,7 +124,7 @@ package final class ContentCache: BuildCache {
         } else {
             do { last = try history.entry(for: subtask.id) } catch { throw .stateRead(reason: "\(error)") }
             if let last, last.key == key.digest {
-                intact = try outputs.intact(last.outputs)
+                intact = outputs.intact(last.outputs, log: statLog)
             } else if last != nil {
                 do { previous = try history.cacheKey(for: subtask.id) } catch { throw .stateRead(reason: "\(error)") }
             }
@@ -153,7 +162,7 @@ package final class ContentCache: BuildCache {
         // while the subtask ran gives another key, and then nothing is
         // recorded, so the next build runs it again. Inputs are in the stat
         // cache, so this costs a stat per input.
-        guard let current = try? keys.key(for: subtask, dependencyDigests: key.dependencyDigests),
+        guard let current = try? keys.key(for: subtask, dependencyDigests: key.dependencyDigests, log: nil),
               current.digest == key.digest
         else {
             warnings.add("inputs of `\(subtask.id)` changed while it ran; it will run again next time")

@@ -26,13 +26,15 @@ package struct FileStat: Sendable, Hashable {
     package static func of(_ path: String, followSymlinks: Bool = true) -> FileStat? {
         var st = stat()
         let rc = followSymlinks ? stat(path, &st) : lstat(path, &st)
-        guard rc == 0 else {
-            StatObserver.current?.note(path, followSymlinks: followSymlinks, nil)
-            return nil
-        }
-        let result = FileStat(st)
-        // While a build decides, every stat is recorded for the up-to-date stamp.
-        StatObserver.current?.note(path, followSymlinks: followSymlinks, result)
+        guard rc == 0 else { return nil }
+        return FileStat(st)
+    }
+
+    /// `of(path, followSymlinks:)`, noted in `log` when there is one.
+    @inline(__always)
+    package static func of(_ path: String, followSymlinks: Bool = true, log: StatLog?) -> FileStat? {
+        let result = of(path, followSymlinks: followSymlinks)
+        log?.note(path, followSymlinks: followSymlinks, result)
         return result
     }
 
@@ -152,15 +154,16 @@ package final class FileDigester: Sendable {
     /// Records waiting for `flush()`.
     package var pendingCount: Int { state.withLock { $0.pending.count + $0.removed.count } }
 
-    /// The digest of the regular file at the absolute `path` (symlinks followed).
-    package func digest(ofFile path: String) throws(CacheError) -> String {
-        guard let before = FileStat.of(path) else { throw .missingFile(path: path) }
-        return try digest(ofFile: path, stat: before)
+    /// The digest of the regular file at the absolute `path` (symlinks
+    /// followed). The stats it takes are noted in `log`.
+    package func digest(ofFile path: String, log: StatLog? = nil) throws(CacheError) -> String {
+        guard let before = FileStat.of(path, log: log) else { throw .missingFile(path: path) }
+        return try digest(ofFile: path, stat: before, log: log)
     }
 
     /// As `digest(ofFile:)`, given what `FileStat.of(path)` (symlinks
     /// followed) just returned, so a caller that has it stats only once.
-    package func digest(ofFile path: String, stat before: FileStat) throws(CacheError) -> String {
+    package func digest(ofFile path: String, stat before: FileStat, log: StatLog? = nil) throws(CacheError) -> String {
         guard before.kind == .file else {
             throw before.kind == .directory ? .isDirectory(path: path) : .notAFile(path: path)
         }
@@ -168,7 +171,7 @@ package final class FileDigester: Sendable {
 
         let hashedAt = FileDigester.now()
         let digest = try FileDigester.sha256(ofFile: path)
-        let after = FileStat.of(path)
+        let after = FileStat.of(path, log: log)
         let stable = after.map { $0.size == before.size && $0.mtimeNs == before.mtimeNs && $0.inode == before.inode && $0.ctimeNs == before.ctimeNs } ?? false
         let racy = before.mtimeNs >= hashedAt - racyWindowNs || before.ctimeNs >= hashedAt - racyWindowNs
         state.withLock { s in

@@ -46,12 +46,14 @@ package enum InputGlob {
         }
     }
 
-    /// Every input file of `subtask`, plan-relative, sorted, unique.
-    package static func inputFiles(of subtask: Subtask, root: String) throws(CacheError) -> [String] {
+    /// Every input file of `subtask`, plan-relative, sorted, unique. Every
+    /// path it stats (files, folders it lists, paths found absent) is noted
+    /// in `log`.
+    package static func inputFiles(of subtask: Subtask, root: String, log: StatLog? = nil) throws(CacheError) -> [String] {
         // Fast path: one plain file path (the common `inputs: [src/a.c]`).
         if subtask.inputs.count == 1, isPlainPath(subtask.inputs[0]) {
             let path = subtask.inputs[0]
-            switch FileStat.of(Walker.join(path: root, path))?.kind {
+            switch FileStat.of(Walker.join(path: root, path), log: log)?.kind {
             case .file: return [path]
             case .directory: break // every file below: the general path
             default: throw MissingInput.error(subtask: subtask, index: 0, pattern: path, root: root)
@@ -60,7 +62,7 @@ package enum InputGlob {
         var all = Set<String>()
         for (index, entry) in subtask.inputs.enumerated() {
             let pattern = Pattern(entry)
-            let files = try expand(pattern.text, root: root)
+            let files = try expand(pattern.text, root: root, log: log)
             if files.isEmpty && !pattern.optional {
                 throw MissingInput.error(subtask: subtask, index: index, pattern: pattern.text, root: root)
             }
@@ -93,7 +95,7 @@ package enum InputGlob {
     }
 
     /// The files `pattern` matches under `root`, plan-relative, sorted.
-    package static func expand(_ pattern: String, root: String) throws(CacheError) -> [String] {
+    package static func expand(_ pattern: String, root: String, log: StatLog? = nil) throws(CacheError) -> [String] {
         let absolute = pattern.hasPrefix("/")
         var segments = pattern.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         segments.removeAll { $0 == "." }
@@ -106,7 +108,7 @@ package enum InputGlob {
             compiled.append(seg)
         }
         if case .globstar = compiled.last { compiled.append(Segment("*")!) }
-        var walker = Walker(segments: compiled)
+        var walker = Walker(segments: compiled, log: log)
         // Fast path: no wildcard at all (the common `inputs: [src/a.c]`).
         let literal = compiled.compactMap { segment -> String? in
             if case .literal(let name) = segment { return name }
@@ -115,7 +117,7 @@ package enum InputGlob {
         if literal.count == compiled.count {
             let rel = (absolute ? "/" : "") + literal.joined(separator: "/")
             let full = absolute ? rel : Walker.join(path: root, rel)
-            switch FileStat.of(full)?.kind {
+            switch FileStat.of(full, log: log)?.kind {
             case .file: return [rel]
             case .directory:
                 walker.addAllFiles(dir: full, rel: rel, ancestors: [])
@@ -270,9 +272,14 @@ package enum InputGlob {
         struct DirID: Hashable { var device: UInt64; var inode: UInt64 }
 
         let segments: [Segment]
+        /// Where every stat the walk takes is noted.
+        let log: StatLog?
         var results: [String] = []
 
-        init(segments: [Segment]) { self.segments = segments }
+        init(segments: [Segment], log: StatLog?) {
+            self.segments = segments
+            self.log = log
+        }
 
         static func join(_ rel: String, _ name: String) -> String {
             rel.isEmpty ? name : rel.hasSuffix("/") ? rel + name : rel + "/" + name
@@ -290,12 +297,12 @@ package enum InputGlob {
         }
 
         /// Whether `path` is a folder itself, not a link to one.
-        static func isRealFolder(_ path: String) -> Bool {
-            FileStat.of(path, followSymlinks: false)?.kind == .directory
+        func isRealFolder(_ path: String) -> Bool {
+            FileStat.of(path, followSymlinks: false, log: log)?.kind == .directory
         }
 
         mutating func walk(index: Int, dir: String, rel: String, ancestors: Set<DirID>) {
-            guard let st = FileStat.of(dir), st.kind == .directory else { return }
+            guard let st = FileStat.of(dir, log: log), st.kind == .directory else { return }
             let me = DirID(device: st.device, inode: st.inode)
             guard !ancestors.contains(me) else { return }
             let outer = ancestors
@@ -307,7 +314,7 @@ package enum InputGlob {
                 let path = Walker.join(path: dir, name)
                 let childRel = Walker.join(rel, name)
                 if last {
-                    guard let child = FileStat.of(path) else { return }
+                    guard let child = FileStat.of(path, log: log) else { return }
                     if child.kind == .directory {
                         addAllFiles(dir: path, rel: childRel, ancestors: ancestors)
                     } else if child.kind == .file {
@@ -320,7 +327,7 @@ package enum InputGlob {
                 walk(index: index + 1, dir: dir, rel: rel, ancestors: outer)
                 for name in Walker.entries(of: dir) where !name.hasPrefix(".") {
                     let path = Walker.join(path: dir, name)
-                    if Walker.isRealFolder(path) {
+                    if isRealFolder(path) {
                         walk(index: index, dir: path, rel: Walker.join(rel, name), ancestors: ancestors)
                     }
                 }
@@ -331,7 +338,7 @@ package enum InputGlob {
                     let path = Walker.join(path: dir, name)
                     let childRel = Walker.join(rel, name)
                     if last {
-                        if FileStat.of(path)?.kind == .file { results.append(childRel) }
+                        if FileStat.of(path, log: log)?.kind == .file { results.append(childRel) }
                     } else {
                         walk(index: index + 1, dir: path, rel: childRel, ancestors: ancestors)
                     }
@@ -342,7 +349,7 @@ package enum InputGlob {
         /// Every file below a folder named literally (`.planrun` excluded),
         /// links to files included, linked folders not entered.
         mutating func addAllFiles(dir: String, rel: String, ancestors: Set<DirID>) {
-            guard let st = FileStat.of(dir), st.kind == .directory else { return }
+            guard let st = FileStat.of(dir, log: log), st.kind == .directory else { return }
             let me = DirID(device: st.device, inode: st.inode)
             guard !ancestors.contains(me) else { return }
             var ancestors = ancestors
@@ -350,10 +357,10 @@ package enum InputGlob {
             for name in Walker.entries(of: dir) where name != ".planrun" {
                 let path = Walker.join(path: dir, name)
                 let childRel = Walker.join(rel, name)
-                switch FileStat.of(path, followSymlinks: false)?.kind {
+                switch FileStat.of(path, followSymlinks: false, log: log)?.kind {
                 case .file: results.append(childRel)
                 case .directory: addAllFiles(dir: path, rel: childRel, ancestors: ancestors)
-                case .symlink: if FileStat.of(path)?.kind == .file { results.append(childRel) }
+                case .symlink: if FileStat.of(path, log: log)?.kind == .file { results.append(childRel) }
                 default: break
                 }
             }

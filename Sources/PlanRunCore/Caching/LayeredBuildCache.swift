@@ -91,7 +91,7 @@ package final class LayeredBuildCache: BuildCache {
     /// cache cannot avoid is looked up on the remote.
     package func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
         guard subtask.cache else { return try local.decide(subtask, key: nil, forced: forced) }
-        let key = try local.keys.key(for: subtask, dependencyDigests: dependencyDigests)
+        let key = try local.key(for: subtask, dependencyDigests: dependencyDigests)
         if let ahead = restoredAhead.removeValue(forKey: subtask.id), !local.isForced(subtask, forced: forced),
            ahead.key.digest == key.digest {
             return .upToDate(ahead)
@@ -405,7 +405,7 @@ package final class LayeredBuildCache: BuildCache {
                 let subtask = graph.plan.subtasks[node]
                 guard subtask.cache, !local.forcedIDs.contains(subtask.id) else { continue }
                 guard let deps = KeyWalk.dependencyDigests(of: node, in: graph, { digests[$0] }),
-                      let key = try? local.keys.key(for: subtask, dependencyDigests: deps)
+                      let key = try? local.keys.key(for: subtask, dependencyDigests: deps, log: nil)
                 else { continue }
                 if let last = try? local.history.entry(for: subtask.id), last.key == key.digest {
                     digests[node] = last.resultDigest  // `decide` checks its outputs

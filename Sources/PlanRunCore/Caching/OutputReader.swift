@@ -26,16 +26,17 @@ package struct OutputReader: Sendable {
     /// The output at plan-relative `path` as it is now; nil when absent.
     /// The declared path itself is not followed: a link is a `symlink`
     /// output (its target text), never what it points to .
-    package func snapshot(_ path: String) throws(CacheError) -> OutputEntry? {
+    /// Every stat it takes is noted in `log`.
+    package func snapshot(_ path: String, log: StatLog? = nil) throws(CacheError) -> OutputEntry? {
         let full = absolute(path)
-        guard let st = FileStat.of(full, followSymlinks: false) else { return nil }
+        guard let st = FileStat.of(full, followSymlinks: false, log: log) else { return nil }
         switch st.kind {
         case .file:
             return OutputEntry(
-                path: path, kind: .file, digest: try digester.digest(ofFile: full, stat: st), executable: st.isExecutable,
+                path: path, kind: .file, digest: try digester.digest(ofFile: full, stat: st, log: log), executable: st.isExecutable,
                 mode: Int(st.mode & 0o777))
         case .directory:
-            let manifest = try folderManifest(full)
+            let manifest = try folderManifest(full, log: log)
             return OutputEntry(path: path, kind: .folder, digest: Digest.sha256Hex(manifest.bytes))
         case .symlink:
             let target = try OutputReader.linkTarget(full)
@@ -67,24 +68,24 @@ package struct OutputReader: Sendable {
     /// bits, and its links with their target text. Nothing is followed:
     /// a link to a folder is a link, not the folder's files. A FIFO,
     /// socket or device in it is an error (`notAFile`).
-    package func folderManifest(_ folder: String) throws(CacheError) -> FolderManifest {
+    package func folderManifest(_ folder: String, log: StatLog? = nil) throws(CacheError) -> FolderManifest {
         var files: [FolderManifest.File] = []
-        try collect(folder, rel: "", into: &files)
+        try collect(folder, rel: "", into: &files, log: log)
         return FolderManifest(files: files)
     }
 
-    private func collect(_ dir: String, rel: String, into files: inout [FolderManifest.File]) throws(CacheError) {
+    private func collect(_ dir: String, rel: String, into files: inout [FolderManifest.File], log: StatLog?) throws(CacheError) {
         for name in InputGlob.Walker.entries(of: dir) {
             let path = dir + "/" + name
             let childRel = rel.isEmpty ? name : rel + "/" + name
-            guard let child = FileStat.of(path, followSymlinks: false) else { continue }
+            guard let child = FileStat.of(path, followSymlinks: false, log: log) else { continue }
             switch child.kind {
             case .file:
                 files.append(.init(
-                    path: childRel, digest: try digester.digest(ofFile: path, stat: child), executable: child.isExecutable,
+                    path: childRel, digest: try digester.digest(ofFile: path, stat: child, log: log), executable: child.isExecutable,
                     mode: Int(child.mode & 0o777)))
             case .directory:
-                try collect(path, rel: childRel, into: &files)
+                try collect(path, rel: childRel, into: &files, log: log)
             case .symlink:
                 let target = try OutputReader.linkTarget(path)
                 files.append(.init(path: childRel, digest: Digest.sha256Hex(Array(target.utf8)), executable: false, link: target))
@@ -96,9 +97,11 @@ package struct OutputReader: Sendable {
         }
     }
 
-    package func intact(_ recorded: [OutputEntry]) throws(CacheError) -> Bool {
+    /// Whether the outputs are as `recorded`; the stats it takes are noted
+    /// in `log`.
+    package func intact(_ recorded: [OutputEntry], log: StatLog?) -> Bool {
         for entry in recorded {
-            guard let now = try? snapshot(entry.path), entry.matches(now) else { return false }
+            guard let now = try? snapshot(entry.path, log: log), entry.matches(now) else { return false }
         }
         return true
     }

@@ -42,14 +42,16 @@ extension BuildSession {
                 plan: plan, configuration: configuration, prepared: prepared,
                 makeCache: { directory in
                     try UpToDateStamp.remove(stateDirectory: directory)
+                    let log = caching.stamp == nil ? nil : StatLog()
                     let local = try ContentCache.open(
                         plan: plan, stateDirectory: directory, callerEnvironment: configuration.environment,
                         forcedIDs: caching.forcedIDs, writeBehind: true,
-                        state: prepared?.directory == directory ? prepared?.cacheState : nil)
+                        state: prepared?.directory == directory ? prepared?.cacheState : nil, statLog: log)
                     let cache = LayeredBuildCache(local: local, remote: caching.remote, onlyTargets: caching.onlyTargets,
                                                   forceAll: configuration.forced)
-                    let stamped = caching.stamp.map {
-                        StampingBuildCache(wrapping: cache, plan: plan, stateDirectory: directory, invocation: $0)
+                    let stamped = caching.stamp.map { invocation in
+                        StampingBuildCache(wrapping: cache, log: log!, plan: plan, stateDirectory: directory,
+                                           invocation: invocation)
                     }
                     opened = stamped ?? cache
                     return stamped ?? cache

@@ -39,7 +39,7 @@ extension ContentCache {
     package static func open(
         plan: Plan, stateDirectory: String, callerEnvironment: [String: String],
         readOnly: Bool = false, forcedIDs: Set<String> = [], writeBehind: Bool = false,
-        state prepared: CacheState? = nil
+        state prepared: CacheState? = nil, statLog: StatLog? = nil
     ) throws(CacheError) -> ContentCache {
         let store = LocalCacheStore(root: (stateDirectory as NSString).appendingPathComponent("cache"), readOnly: readOnly)
         let history: any SubtaskHistory
@@ -71,7 +71,7 @@ extension ContentCache {
         }
         return ContentCache(
             plan: plan, callerEnvironment: callerEnvironment, store: store, history: history,
-            digests: digests, readOnly: readOnly, forcedIDs: forcedIDs)
+            digests: digests, readOnly: readOnly, forcedIDs: forcedIDs, statLog: statLog)
     }
 
     /// Opens `state.db` for reading without creating or changing any file

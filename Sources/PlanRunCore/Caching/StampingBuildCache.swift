@@ -1,0 +1,148 @@
+import Foundation
+import Synchronization
+
+/// The stats taken for the up-to-date stamp: each path with what `stat`
+/// returned, as the key builder and the output check noted them
+/// (`KeyBuilder.key(for:dependencyDigests:log:)`, `OutputReader.intact`).
+/// A path seen twice with different answers makes the log unstable (a file
+/// changed during the build). Locked: the build's loop is its only writer,
+/// but it is shared by the content cache and the stamping wrapper, which are
+/// `Sendable`.
+package final class StatLog: Sendable {
+    private struct Key: Hashable {
+        var path: String
+        var follow: Bool
+    }
+    private struct State {
+        var seen: [Key: FileStat?] = [:]
+        var unstable = false
+        var stopped = false
+    }
+    private let state = Mutex(State())
+
+    package init() {}
+
+    package func note(_ path: String, followSymlinks: Bool, _ stat: FileStat?) {
+        state.withLock { s in
+            guard !s.stopped else { return }
+            let key = Key(path: path, follow: followSymlinks)
+            if let previous = s.seen[key] {
+                if previous != stat { s.unstable = true }
+            } else {
+                s.seen[key] = stat
+            }
+        }
+    }
+
+    /// Stops noting (once a decision rules out the stamp) and forgets.
+    package func stop() {
+        state.withLock { s in
+            s.stopped = true
+            s.seen = [:]
+        }
+    }
+
+    var isUnstable: Bool { state.withLock { $0.unstable } }
+
+    var entries: [UpToDateStamp.Entry] {
+        state.withLock { s in
+            s.seen.map { key, stat in
+                UpToDateStamp.Entry(path: key.path, flags: key.follow ? UpToDateStamp.Entry.follow : 0, stat: stat)
+            }
+        }
+    }
+}
+
+/// A `BuildCache` wrapper that watches a build for the up-to-date stamp:
+/// it counts `cached` decisions, and when the build is over and every
+/// selected subtask was `cached`, writes the stamp from the stats the
+/// decisions noted in `log` (the inner cache's `ContentCache.statLog`).
+package final class StampingBuildCache: BuildCache {
+    private let inner: any BuildCache
+    private let plan: Plan
+    private let stateDirectory: String
+    private let invocation: UpToDateStamp.Invocation
+    private let log: StatLog
+    private struct Tally {
+        var selected: Int?
+        var envNames: Set<String> = []
+        var cached = 0
+        var other = false
+    }
+    private let tally = Mutex(Tally())
+
+    package init(wrapping inner: any BuildCache, log: StatLog, plan: Plan, stateDirectory: String,
+                 invocation: UpToDateStamp.Invocation) {
+        self.inner = inner
+        self.log = log
+        self.plan = plan
+        self.stateDirectory = stateDirectory
+        self.invocation = invocation
+    }
+
+    package func prepare(graph: TaskGraph, selected: [Bool]) async throws {
+        var names = Set<String>()
+        var count = 0
+        for (index, isSelected) in selected.enumerated() where isSelected {
+            count += 1
+            names.formUnion(plan.subtasks[index].envInputs)
+        }
+        tally.withLock { t in
+            t.selected = count
+            t.envNames = names
+        }
+        try await inner.prepare(graph: graph, selected: selected)
+    }
+
+    package func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
+        let decision = try await inner.decide(subtask, dependencyDigests: dependencyDigests, forced: forced)
+        if !forced, case .upToDate(let outcome) = decision, outcome.reason == .cached {
+            tally.withLock { $0.cached += 1 }
+        } else {
+            ruleOut()
+        }
+        return decision
+    }
+
+    /// Something other than `cached` happened: there will be no stamp.
+    private func ruleOut() {
+        tally.withLock { $0.other = true }
+        log.stop()
+    }
+
+    package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
+        ruleOut()
+        return try await inner.record(subtask, key: key, result: result)
+    }
+
+    package func commitPendingWrites() { inner.commitPendingWrites() }
+
+    package func takeWarnings() -> [String] { inner.takeWarnings() }
+
+    package func finishBuild() async throws {
+        try await inner.finishBuild()
+        _ = writeStampIfUpToDate()
+    }
+
+    /// Writes the stamp when every selected subtask was decided `cached`;
+    /// returns whether it did.
+    @discardableResult
+    package func writeStampIfUpToDate(now: Int64 = FileDigester.now()) -> Bool {
+        let (selected, names, cached, other) = tally.withLock { ($0.selected, $0.envNames, $0.cached, $0.other) }
+        guard let selected, !other, cached == selected, !log.isUnstable else { return false }
+        var entries = log.entries
+        let planStat = FileStat.of(invocation.planFile)
+        guard planStat != nil else { return false }
+        entries.append(.init(path: invocation.planFile, flags: UpToDateStamp.Entry.follow, stat: planStat))
+        if plan.approval == .required {
+            let record = PlanApproval.recordPath(stateDirectory)
+            entries.append(.init(path: record, flags: UpToDateStamp.Entry.follow, stat: FileStat.of(record)))
+        }
+        let database = (stateDirectory as NSString).appendingPathComponent("state.db")
+        guard let databaseStat = FileStat.of(database) else { return false }
+        entries.append(.init(path: database, flags: UpToDateStamp.Entry.follow | UpToDateStamp.Entry.identityOnly,
+                             stat: databaseStat))
+        return UpToDateStamp.write(stateDirectory: stateDirectory, invocation: invocation, root: plan.directory,
+                                   envNames: names.sorted(by: byteOrder), count: selected, entries: entries, now: now)
+    }
+}
