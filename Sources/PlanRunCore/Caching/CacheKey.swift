@@ -1,4 +1,4 @@
-// Cache key format, version 1 (DESIGN §5). This comment is the specification.
+// Cache key format, version 1. This comment is the specification.
 //
 // Framing: field(x) = the decimal byte count of x, ":", the UTF-8 bytes of x,
 // "," (a netstring), so two different lists of fields never encode alike.

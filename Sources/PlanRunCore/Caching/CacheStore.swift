@@ -48,7 +48,7 @@ package struct ActionResult: Codable, Sendable, Hashable {
     package var resultContents: String?
     /// The size in bytes of each blob the entry names (result, outputs,
     /// folder manifests and their files); remote entries only: a download
-    /// past its named size is refused (DESIGN §9.6).
+    /// past its named size is refused (a hostile server cannot fill the disk).
     package var sizes: [String: Int]?
 
     /// The format this version writes and reads.
@@ -288,11 +288,16 @@ package struct LocalCacheStore: Sendable {
     /// subtask's writes do not stat the same folders (`tmp/`, `cas/`,
     /// `ac/`) and the same blobs (an empty result) again. Only the write
     /// path trusts it (`isStored`); a restore checks the file itself.
+    /// Locked: the remote prefetch's and upload tasks use the store
+    /// alongside the build's loop.
     private final class Seen: Sendable {
-        let folders = Mutex<Set<String>>([])
-        let blobs = Mutex<Set<String>>([])
-        /// Folders noted in this process's journal (`noteTemporaries`).
-        let temporaryFolders = Mutex<Set<String>>([])
+        struct Sets {
+            var folders: Set<String> = []
+            var blobs: Set<String> = []
+            /// Folders noted in this process's journal (`noteTemporaries`).
+            var temporaryFolders: Set<String> = []
+        }
+        let sets = Mutex(Sets())
     }
 
     package init(root: String, readOnly: Bool = false) {
@@ -303,26 +308,26 @@ package struct LocalCacheStore: Sendable {
     /// Creates folder `path` (and its parents) unless this store made or
     /// saw it already.
     private func ensureFolder(_ path: String) throws(CacheError) {
-        if seen.folders.withLock({ $0.contains(path) }) { return }
+        if seen.sets.withLock({ $0.folders.contains(path) }) { return }
         try LocalCacheStore.makeDirectories(path)
-        seen.folders.withLock { _ = $0.insert(path) }
+        seen.sets.withLock { _ = $0.folders.insert(path) }
     }
 
     /// Whether blob `digest` is in the store, for a writer deciding to
     /// skip writing it: true for blobs this store wrote or found before.
     package func isStored(_ digest: String) -> Bool {
-        if seen.blobs.withLock({ $0.contains(digest) }) { return true }
+        if seen.sets.withLock({ $0.blobs.contains(digest) }) { return true }
         guard hasBlob(digest) else { return false }
         rememberBlob(digest)
         return true
     }
 
     private func rememberBlob(_ digest: String) {
-        seen.blobs.withLock { _ = $0.insert(digest) }
+        seen.sets.withLock { _ = $0.blobs.insert(digest) }
     }
 
     private func forgetBlob(_ digest: String) {
-        seen.blobs.withLock { _ = $0.remove(digest) }
+        seen.sets.withLock { _ = $0.blobs.remove(digest) }
     }
 
     /// `ac/KEY` and `cas/DIGEST` names are 64 lowercase hex digits.
@@ -335,7 +340,7 @@ package struct LocalCacheStore: Sendable {
 
     // MARK: Action results
 
-    /// The largest `ac` entry read (DESIGN §9 rule 6); a larger one is
+    /// The largest `ac` entry read (a hostile or broken file cannot fill memory); a larger one is
     /// refused, never read into memory.
     package static let actionSizeLimit = 1 << 20
 
@@ -535,20 +540,20 @@ package struct LocalCacheStore: Sendable {
     package func noteTemporaries(besides destination: String) throws(CacheError) {
         guard !readOnly else { return }
         let folder = String(destination[..<(destination.lastIndex(of: "/") ?? destination.startIndex)])
-        guard !folder.isEmpty, !seen.temporaryFolders.withLock({ $0.contains(folder) }) else { return }
+        guard !folder.isEmpty, !seen.sets.withLock({ $0.temporaryFolders.contains(folder) }) else { return }
         try ensureFolder(root + "/tmp")
         let path = journalPath
         // Written under the lock: a concurrent restore in the same folder
         // makes its temporary file only once the line is in the journal.
-        let failure: String? = seen.temporaryFolders.withLock { folders in
-            if folders.contains(folder) { return nil }
+        let failure: String? = seen.sets.withLock { sets in
+            if sets.temporaryFolders.contains(folder) { return nil }
             let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
             guard fd >= 0 else { return LocalCacheStore.errnoText() }
             defer { close(fd) }
             let line = Array(folder.utf8) + [0]
             let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             guard written == line.count else { return written < 0 ? LocalCacheStore.errnoText() : "short write" }
-            folders.insert(folder)
+            sets.temporaryFolders.insert(folder)
             return nil
         }
         if let failure { throw .storeWrite(reason: "cannot write `\(path)`: \(failure)") }
@@ -557,9 +562,9 @@ package struct LocalCacheStore: Sendable {
     /// Drops this process's journal (`noteTemporaries`) once every restore
     /// has renamed or removed its temporary files (the build is over).
     package func forgetTemporaries() {
-        guard !readOnly, seen.temporaryFolders.withLock({ folders in
-            defer { folders = [] }
-            return !folders.isEmpty
+        guard !readOnly, seen.sets.withLock({ sets in
+            defer { sets.temporaryFolders = [] }
+            return !sets.temporaryFolders.isEmpty
         }) else { return }
         unlink(journalPath)
     }

@@ -11,7 +11,7 @@ import Foundation
 /// - wildcards do not match names starting with `.` unless the segment
 ///   itself starts with `.` (as in shells; this keeps `.git` and `.planrun`
 ///   out of `**`), and never match `.planrun` (the state folder is never an
-///   input; DESIGN §9 rule 3);
+///   input);
 /// - a pattern without wildcards may name a file, or a folder, which stands
 ///   for every file below it; wildcard matches are files only;
 /// - a leading `-` marks the pattern optional (like make's `-include`): it
@@ -20,8 +20,8 @@ import Foundation
 ///
 /// Symbolic links: a link to a file matches as a file (its target's content
 /// is what is hashed); `**` and a folder named literally never descend into
-/// a linked folder, so a glob's cost is bounded by the real tree (DESIGN §9
-/// rule 7). A path written out (`src/link/a.c`, `link/*.c`) does follow a
+/// a linked folder, so a glob's cost is bounded by the real tree
+/// and always terminates. A path written out (`src/link/a.c`, `link/*.c`) does follow a
 /// link; a folder is never entered twice on one path. A restore's
 /// temporary files (`NAME.planrun-tmp-PID-N`) never match. Results are
 /// plan-relative, in byte order, without duplicates.

@@ -22,18 +22,27 @@ import Synchronization
 /// `--only` (`onlyTargets`): every selected subtask that is not a target is
 /// a dependency that must come from the cache; `prepare` restores each one
 /// or fails before anything runs.
+///
+/// Threads: the build's loop calls `prepare`, `decide`, `record`,
+/// `finishBuild` and `takeWarnings`, one at a time. Work runs in parallel
+/// only in the prefetch's child tasks (`writeFromRemote`: remote requests,
+/// downloads, writing outputs) and in the upload tasks (`UploadQueue`);
+/// what those touch is locked (`warnings`, `lookedUp`, `uploadedBlobs`,
+/// `smallBlobs`, `Downloads`, and the stores' and stat cache's own state).
+/// The rest is the loop's alone.
 package final class LayeredBuildCache: BuildCache {
     package let local: ContentCache
     package let remote: RemoteCacheStore?
     /// The subtasks `--only` builds; nil without `--only`.
     package let onlyTargets: Set<String>?
-    private let notes = Mutex<[String]>([])
+    private let warnings = CacheWarnings()
     /// Keys already looked up on the remote in this build (hit or miss).
     private let lookedUp = Mutex<Set<String>>([])
     /// Blobs uploaded (or being uploaded) in this build.
     private let uploadedBlobs = Mutex<Set<String>>([])
     private let uploads: UploadQueue?
-    private let remoteWarned = Mutex(false)
+    /// Whether the remote's failures were reported (by `takeWarnings`, on the loop).
+    nonisolated(unsafe) private var remoteWarned = false
     /// Subtasks `prepare` restored from the remote, by id, until `decide`
     /// takes them (it checks the key first). Only the build's loop touches
     /// it (`prepare` fills it after its tasks are done, `decide` empties it),
@@ -63,11 +72,9 @@ package final class LayeredBuildCache: BuildCache {
     /// the remote's: one line when it became unavailable).
     package func takeWarnings() -> [String] {
         var out = local.takeWarnings()
-        out += notes.withLock { n in
-            defer { n = [] }
-            return n
-        }
-        if let remote, remote.failures.count > 0, remoteWarned.withLock({ w in defer { w = true }; return !w }) {
+        out += warnings.take()
+        if let remote, remote.failures.count > 0, !remoteWarned {
+            remoteWarned = true
             if let reason = remote.failureReason {
                 out.append("remote cache `\(remote.base)` is unavailable (\(reason)); continued with the local cache only")
             } else {
@@ -82,7 +89,7 @@ package final class LayeredBuildCache: BuildCache {
     /// Writes the local cache's pending stat records.
     package func finish() throws(CacheError) { try local.finish() }
 
-    private func warn(_ message: String) { notes.withLock { $0.append(message) } }
+    private func warn(_ message: String) { warnings.add(message) }
 
     // MARK: BuildCache
 

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Inputs that name no file (DESIGN §10): the error a build gives, with the
+/// Inputs that name no file: the error a build gives, with the
 /// pattern's place in the plan and the closest existing path, and the check
 /// `validate` makes ahead of any build for plain paths.
 package enum MissingInput {

@@ -16,13 +16,13 @@ package enum RemoteCacheMode: String, Sendable, CaseIterable {
     case readWrite = "readwrite"
 }
 
-/// A remote cache store speaking the HTTP protocol of Bazel's remote cache
-/// (DESIGN §5): `GET`/`PUT` on `BASE/ac/KEY` (action results, the JSON of
+/// A remote cache store speaking the HTTP protocol of Bazel's remote
+/// cache: `GET`/`PUT` on `BASE/ac/KEY` (action results, the JSON of
 /// `ActionResult`) and `BASE/cas/DIGEST` (blobs). On `GET`, 200 is a hit and
 /// 404 (or 204) a miss; on `PUT` any 2xx is success. bazel-remote and nginx
 /// with WebDAV `PUT` serve it.
 ///
-/// The server is not trusted (DESIGN §9.6):
+/// The server is not trusted:
 /// - Every request, its retries included, ends by `requestTimeout` after it
 ///   started, however slowly the server sends (a timer cancels it), and
 ///   then counts as failed. Connection errors and 5xx answers are retried

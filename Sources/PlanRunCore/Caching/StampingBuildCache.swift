@@ -1,14 +1,16 @@
 import Foundation
-import Synchronization
 
 /// The stats taken for the up-to-date stamp: each path with what `stat`
 /// returned, as the key builder and the output check noted them
 /// (`KeyBuilder.key(for:dependencyDigests:log:)`, `OutputReader.intact`).
 /// A path seen twice with different answers makes the log unstable (a file
-/// changed during the build). Locked: the build's loop is its only writer,
-/// but it is shared by the content cache and the stamping wrapper, which are
-/// `Sendable`.
-package final class StatLog: Sendable {
+/// changed during the build).
+///
+/// Only the build's loop touches it (decisions are made there, one at a
+/// time; the remote prefetch's tasks note nothing), so it has no lock; it
+/// is `@unchecked Sendable` because the content cache and the stamping
+/// wrapper, both `Sendable`, hold it (`CachingStampTests` exercise it).
+package final class StatLog: @unchecked Sendable {
     private struct Key: Hashable {
         var path: String
         var follow: Bool
@@ -18,37 +20,31 @@ package final class StatLog: Sendable {
         var unstable = false
         var stopped = false
     }
-    private let state = Mutex(State())
+    private var state = State()
 
     package init() {}
 
     package func note(_ path: String, followSymlinks: Bool, _ stat: FileStat?) {
-        state.withLock { s in
-            guard !s.stopped else { return }
-            let key = Key(path: path, follow: followSymlinks)
-            if let previous = s.seen[key] {
-                if previous != stat { s.unstable = true }
-            } else {
-                s.seen[key] = stat
-            }
+        guard !state.stopped else { return }
+        let key = Key(path: path, follow: followSymlinks)
+        if let previous = state.seen[key] {
+            if previous != stat { state.unstable = true }
+        } else {
+            state.seen[key] = stat
         }
     }
 
     /// Stops noting (once a decision rules out the stamp) and forgets.
     package func stop() {
-        state.withLock { s in
-            s.stopped = true
-            s.seen = [:]
-        }
+        state.stopped = true
+        state.seen = [:]
     }
 
-    var isUnstable: Bool { state.withLock { $0.unstable } }
+    var isUnstable: Bool { state.unstable }
 
     var entries: [UpToDateStamp.Entry] {
-        state.withLock { s in
-            s.seen.map { key, stat in
-                UpToDateStamp.Entry(path: key.path, flags: key.follow ? UpToDateStamp.Entry.follow : 0, stat: stat)
-            }
+        state.seen.map { key, stat in
+            UpToDateStamp.Entry(path: key.path, flags: key.follow ? UpToDateStamp.Entry.follow : 0, stat: stat)
         }
     }
 }
@@ -69,7 +65,9 @@ package final class StampingBuildCache: BuildCache {
         var cached = 0
         var other = false
     }
-    private let tally = Mutex(Tally())
+    /// Only the build's loop calls this wrapper (`prepare` before it starts,
+    /// then `decide`, `record` and `finishBuild`), hence no lock.
+    nonisolated(unsafe) private var tally = Tally()
 
     package init(wrapping inner: any BuildCache, log: StatLog, plan: Plan, stateDirectory: String,
                  invocation: UpToDateStamp.Invocation) {
@@ -87,17 +85,15 @@ package final class StampingBuildCache: BuildCache {
             count += 1
             names.formUnion(plan.subtasks[index].envInputs)
         }
-        tally.withLock { t in
-            t.selected = count
-            t.envNames = names
-        }
+        tally.selected = count
+        tally.envNames = names
         try await inner.prepare(graph: graph, selected: selected)
     }
 
     package func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
         let decision = try await inner.decide(subtask, dependencyDigests: dependencyDigests, forced: forced)
         if !forced, case .upToDate(let outcome) = decision, outcome.reason == .cached {
-            tally.withLock { $0.cached += 1 }
+            tally.cached += 1
         } else {
             ruleOut()
         }
@@ -106,7 +102,7 @@ package final class StampingBuildCache: BuildCache {
 
     /// Something other than `cached` happened: there will be no stamp.
     private func ruleOut() {
-        tally.withLock { $0.other = true }
+        tally.other = true
         log.stop()
     }
 
@@ -128,7 +124,7 @@ package final class StampingBuildCache: BuildCache {
     /// returns whether it did.
     @discardableResult
     package func writeStampIfUpToDate(now: Int64 = FileDigester.now()) -> Bool {
-        let (selected, names, cached, other) = tally.withLock { ($0.selected, $0.envNames, $0.cached, $0.other) }
+        let (selected, names, cached, other) = (tally.selected, tally.envNames, tally.cached, tally.other)
         guard let selected, !other, cached == selected, !log.isUnstable else { return false }
         var entries = log.entries
         let planStat = FileStat.of(invocation.planFile)

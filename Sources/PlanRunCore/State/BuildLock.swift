@@ -5,7 +5,7 @@ import Darwin
 #endif
 import Foundation
 
-/// "One build of a plan at a time" (DESIGN §6): a POSIX record lock on
+/// "One build of a plan at a time": a POSIX record lock on
 /// `build.lock` in the state folder, held for the whole build. The kernel
 /// drops it when the process dies, even by SIGKILL, so a stale lock cannot
 /// outlive its build; `F_GETLK` tells another process who holds it (the

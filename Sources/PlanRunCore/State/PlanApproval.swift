@@ -1,6 +1,6 @@
 import Foundation
 
-/// The approval gate of DESIGN §6: a plan with `approval: required` builds
+/// The approval gate: a plan with `approval: required` builds
 /// only when the SHA-256 of its file's current bytes has been approved with
 /// `planrun approve`. The approved digest is kept in `approval.json` in the
 /// state folder: `{"digest": HEX, "plan": FILE, "approved_at": ISO8601}`,

@@ -1,8 +1,8 @@
 import Foundation
 import GRDB
 
-/// Progress of the current or last run, as `planrun status` shows it
-/// (DESIGN §6). Reading never changes the state: a run left `in_progress`
+/// Progress of the current or last run, as `planrun status` shows it.
+/// Reading never changes the state: a run left `in_progress`
 /// by a build that died is shown as `failed` (interrupted) without writing.
 package struct RunStatusReport: Sendable {
     package var plan: String

@@ -6,7 +6,7 @@ import Darwin
 
 /// The entries planrun owns in a state folder (`.planrun/` or
 /// `--state-dir`), and the check that none of them is a symbolic link or of
-/// the wrong kind (DESIGN §9 rule 1).
+/// the wrong kind: nothing in the state folder is ever followed.
 ///
 /// planrun writes, deletes and reads these by path (SQLite opens
 /// `state.db` by path, logs and the cache's folders are created by path),
@@ -99,7 +99,7 @@ package enum StateFolder {
     /// The first declared output that is the state folder `directory`,
     /// holds it or lies inside it (compared as absolute, standardized
     /// paths): `.planrun` is refused by validation, a `--state-dir` inside
-    /// the plan's folder only here (DESIGN §9 rule 3).
+    /// the plan's folder only here.
     package static func outputOverlapping(_ directory: String, in plan: Plan) -> (subtask: String, output: String)? {
         let state = standardized(directory)
         for subtask in plan.subtasks {

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import Synchronization
 
-/// The plan repository of DESIGN §6: an SQLite database (`state.db` in the
+/// The plan repository: an SQLite database (`state.db` in the
 /// state folder, WAL mode) holding runs, each run's subtasks, every attempt,
 /// and the tables caching uses (`subtask_state`, `file_digests`).
 ///
@@ -17,8 +17,10 @@ import Synchronization
 /// - `attempts(run_id, subtask_id, attempt, status, started_at,
 ///   completed_at, exit_code, error, result, result_digest, cache_key)`.
 /// - `subtask_state(subtask_id PK, cache_key, result_digest, result,
-///   outputs, updated_at)`: last successful state per subtask (Caching).
-/// - `file_digests(path PK, size, mtime_ns, inode, ctime_ns, digest)`.
+///   outputs, updated_at)`: last successful state per subtask
+///   (`DatabaseSubtaskHistory`; the `outputs` column is `HistoryColumn`).
+/// - `file_digests(path PK, size, mtime_ns, inode, ctime_ns, digest)`: the
+///   stat cache (`DatabaseDigestStore`).
 /// - `subtask_durations(subtask_id PK, seconds, completed_at)` (`v2-durations`):
 ///   each subtask's latest successful attempt, for critical-path
 ///   scheduling; a run's attempts are copied in when it ends (`finishRun`,
@@ -29,7 +31,9 @@ import Synchronization
 /// consistent state, and a run killed mid-way leaves rows the next build
 /// closes (`closeStaleRuns`).
 package final class StateStore: Sendable {
-    /// The database; Caching code may use it for its own tables.
+    /// The database. The cache's tables are read and written by the
+    /// State types made from it (`DatabaseSubtaskHistory`,
+    /// `DatabaseDigestStore`); no code outside State/ runs SQL.
     package let database: DatabaseQueue
     package let path: String
 
@@ -362,9 +366,9 @@ package final class StateStore: Sendable {
                 );
                 """)
         }
-        // The duration of each subtask's latest successful attempt, so `lastDurations` reads one row per subtask instead of
-        // grouping the whole attempt history (which grows with every build:
-        // 20 ms at 28,000 attempts, on the path to the first subtask).
+        // The duration of each subtask's latest successful attempt, so
+        // `lastDurations` reads one row per subtask instead of grouping the
+        // whole attempt history, which grows with every build.
         migrator.registerMigration("v2-durations") { db in
             try db.execute(sql: """
                 CREATE TABLE subtask_durations (
