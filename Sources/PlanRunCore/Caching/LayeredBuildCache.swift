@@ -39,8 +39,8 @@ package final class LayeredBuildCache: BuildCache {
     /// Keys already looked up on the remote in this build (hit or miss).
     private let lookedUp = Mutex<Set<String>>([])
     /// Blobs uploaded (or being uploaded) in this build.
-    private let uploadedBlobs = Mutex<Set<String>>([])
-    private let uploads: UploadQueue?
+    let uploadedBlobs = Mutex<Set<String>>([])
+    let uploads: UploadQueue?
     /// Whether the remote's failures were reported (by `takeWarnings`, on the loop).
     nonisolated(unsafe) private var remoteWarned = false
     /// Subtasks `prepare` restored from the remote, by id, until `decide`
@@ -132,36 +132,6 @@ package final class LayeredBuildCache: BuildCache {
     package func finishBuild() async throws {
         await uploads?.drain()
         try local.finish()
-    }
-
-    // MARK: --only
-
-    /// Restores every selected dependency of the targets from the cache, in
-    /// dependency order; throws `OnlyFailure` naming the first that is not
-    /// in the cache, before anything runs.
-    private func checkOnly(graph: TaskGraph, selected: [Bool], targets: Set<String>) throws {
-        var dependencies = selected
-        for node in selected.indices where targets.contains(graph.id(node)) { dependencies[node] = false }
-        try KeyWalk.walk(graph, selected: dependencies, missing: "") { node, deps in
-            let subtask = graph.plan.subtasks[node]
-            let decision: CacheDecision
-            do throws(CacheError) {
-                decision = try local.decideNow(subtask, dependencyDigests: deps, forced: false)
-            } catch {
-                throw OnlyFailure(dependency: subtask.id, dependent: dependent(of: node, graph: graph, selected: selected, targets: targets),
-                                  detail: error.description)
-            }
-            guard case .upToDate(let outcome) = decision else {
-                throw OnlyFailure(dependency: subtask.id, dependent: dependent(of: node, graph: graph, selected: selected, targets: targets),
-                                  detail: nil)
-            }
-            return outcome.resultDigest
-        }
-    }
-
-    /// The first selected subtask (plan order) that depends on `node`.
-    private func dependent(of node: Int, graph: TaskGraph, selected: [Bool], targets: Set<String>) -> String {
-        graph.dependents[node].first(where: { selected[$0] }).map(graph.id) ?? targets.sorted().first ?? graph.id(node)
     }
 
     // MARK: Read-through
@@ -454,53 +424,6 @@ package final class LayeredBuildCache: BuildCache {
         }
     }
 
-    // MARK: Write-through
-
-    /// The blobs an entry names (folder manifests and their files included).
-    private func neededBlobs(_ action: ActionResult) -> [String] {
-        var out = [action.resultBlob]
-        for output in action.outputs {
-            out.append(output.digest)
-            if output.kind == .folder, let bytes = local.store.blob(output.digest),
-               case .success(let manifest) = RemoteCacheStore.validateManifest(bytes) {
-                out += manifest.blobDigests
-            }
-        }
-        return out
-    }
-
-    private func upload(key: String, action: ActionResult, blobs: [String], to remote: RemoteCacheStore) async {
-        for digest in blobs where uploadedBlobs.withLock({ $0.insert(digest).inserted }) {
-            guard let bytes = local.store.blob(digest) else { return }
-            guard await remote.putBlob(digest, bytes) else { return }
-        }
-        var entry = withInlineBlobs(action)
-        var sizes: [String: Int] = [:]
-        for digest in blobs {
-            if let size = FileStat.of(local.store.blobPath(digest))?.size { sizes[digest] = Int(size) }
-        }
-        entry.sizes = sizes
-        _ = await remote.putAction(key, entry.jsonBytes)
-    }
-
-    /// `action` with its small blobs inline (the result and file outputs
-    /// of at most `ActionResult.inlineLimit` bytes each, 64 KiB in all).
-    private func withInlineBlobs(_ action: ActionResult) -> ActionResult {
-        var entry = action
-        var budget = 64 * 1024
-        func inline(_ digest: String) -> String? {
-            guard let size = FileStat.of(local.store.blobPath(digest))?.size, size <= ActionResult.inlineLimit,
-                  size <= budget, let bytes = local.store.blob(digest)
-            else { return nil }
-            budget -= bytes.count
-            return Data(bytes).base64EncodedString()
-        }
-        entry.resultContents = inline(action.resultBlob)
-        for i in entry.outputs.indices where entry.outputs[i].kind == .file {
-            entry.outputs[i].contents = inline(entry.outputs[i].digest)
-        }
-        return entry
-    }
 }
 
 /// What became of one blob download.
@@ -533,61 +456,5 @@ private final class Downloads: Sendable {
     func add(_ path: String) { paths.withLock { $0.append(path) } }
     func removeAll() {
         for path in paths.withLock({ p in defer { p = [] }; return p }) { unlink(path) }
-    }
-}
-
-/// `--only` cannot run: a dependency of a target is not in the cache.
-package struct OnlyFailure: Error, Sendable, CustomStringConvertible {
-    package var dependency: String
-    package var dependent: String
-    /// Why its key could not be computed, when that was the problem.
-    package var detail: String?
-
-    package var description: String {
-        var text = "dependency `\(dependency)` of `\(dependent)` is not in the cache; build it first or drop --only"
-        if let detail { text += " (\(detail))" }
-        return text
-    }
-}
-
-/// Background uploads with at most `limit` running at once. `add` starts a
-/// job when a slot is free and queues it otherwise; `drain` returns once
-/// every job added so far has finished.
-private actor UploadQueue {
-    private let limit: Int
-    private var queued = Deque<@Sendable () async -> Void>()
-    private var running = 0
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    init(limit: Int) { self.limit = max(1, limit) }
-
-    func add(_ job: @escaping @Sendable () async -> Void) {
-        queued.append(job)
-        pump()
-    }
-
-    func drain() async {
-        if queued.isEmpty && running == 0 { return }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    private func pump() {
-        while running < limit, let job = queued.popFirst() {
-            running += 1
-            Task {
-                await job()
-                self.done()
-            }
-        }
-        if queued.isEmpty && running == 0 {
-            let ready = waiters
-            waiters = []
-            for waiter in ready { waiter.resume() }
-        }
-    }
-
-    private func done() {
-        running -= 1
-        pump()
     }
 }
