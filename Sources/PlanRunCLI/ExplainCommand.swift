@@ -32,11 +32,11 @@ struct ExplainCommand: AsyncParsableCommand {
 enum CacheCommands {
     /// The plan's content cache; a state that cannot be opened exits 1 with
     /// a message.
-    static func openCache(plan: Plan, state: StateDirOption, readOnly: Bool, forcedIDs: Set<String> = []) throws -> ContentCache {
+    static func openCache(plan: Plan, state: StateDirOption, readOnly: Bool) throws -> ContentCache {
         do {
             return try ContentCache.open(
                 plan: plan, stateDirectory: state.directory(for: plan),
-                callerEnvironment: ProcessInfo.processInfo.environment, readOnly: readOnly, forcedIDs: forcedIDs)
+                callerEnvironment: ProcessInfo.processInfo.environment, readOnly: readOnly)
         } catch {
             try StateDamageReport.exitIfDamaged(state.directory(for: plan))
             printError("error: \(error)\n")

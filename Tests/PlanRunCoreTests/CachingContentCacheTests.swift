@@ -20,7 +20,7 @@ import PlanRunTestSupport
         func cache(readOnly: Bool = false, forced: Set<String> = [], env: [String: String] = [:]) -> ContentCache {
             ContentCache(
                 plan: plan, callerEnvironment: env, store: LocalCacheStore(root: cacheRoot, readOnly: readOnly),
-                history: history, digests: digests, readOnly: readOnly, forcedIDs: forced, racyWindowNs: 0)
+                history: history, digests: digests, readOnly: readOnly, force: Force(ids: forced), racyWindowNs: 0)
         }
 
         subscript(id: String) -> Subtask { subtasks.first { $0.id == id }! }

@@ -24,9 +24,8 @@ package final class ContentCache: BuildCache {
     package let history: any SubtaskHistory
     package let digester: FileDigester
     package let readOnly: Bool
-    /// Subtasks to run even when up to date (`--force ID`); `forced` on
-    /// `decide` forces all.
-    package let forcedIDs: Set<String>
+    /// Subtasks to run even when up to date; `forced` on `decide` forces all.
+    package let force: Force
     package let keys: KeyBuilder
     package let outputs: OutputReader
     package let restorer: Restorer
@@ -41,7 +40,7 @@ package final class ContentCache: BuildCache {
     package init(
         plan: Plan, callerEnvironment: [String: String], store: LocalCacheStore,
         history: any SubtaskHistory, digests: any DigestStore, readOnly: Bool = false,
-        forcedIDs: Set<String> = [], racyWindowNs: Int64 = FileDigester.defaultRacyWindowNs, statLog: StatLog? = nil
+        force: Force = .none, racyWindowNs: Int64 = FileDigester.defaultRacyWindowNs, statLog: StatLog? = nil
     ) {
         self.statLog = statLog
         self.plan = plan
@@ -50,7 +49,7 @@ package final class ContentCache: BuildCache {
         let digester = FileDigester(store: digests, readOnly: readOnly, racyWindowNs: racyWindowNs)
         self.digester = digester
         self.readOnly = readOnly
-        self.forcedIDs = forcedIDs
+        self.force = force
         keys = KeyBuilder(plan: plan, callerEnvironment: callerEnvironment, digester: digester)
         outputs = OutputReader(root: plan.directory, digester: digester)
         restorer = Restorer(store: store, history: history, outputs: outputs, readOnly: readOnly, warnings: warnings)
@@ -81,7 +80,7 @@ package final class ContentCache: BuildCache {
 
     /// Whether `subtask` runs even when up to date.
     package func isForced(_ subtask: Subtask, forced: Bool) -> Bool {
-        forced || forcedIDs.contains(subtask.id)
+        forced || force.covers(subtask.id)
     }
 
     // MARK: BuildCache

@@ -51,16 +51,11 @@ package final class LayeredBuildCache: BuildCache {
     /// Small blobs downloaded in this build, by digest.
     private let smallBlobs = Mutex<[String: [UInt8]]>([:])
 
-    /// `build --force` without targets: everything runs, so nothing is
-    /// fetched ahead from the remote.
-    package let forceAll: Bool
 
-    package init(local: ContentCache, remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil,
-                 forceAll: Bool = false) {
+    package init(local: ContentCache, remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil) {
         self.local = local
         self.remote = remote
         self.onlyTargets = onlyTargets
-        self.forceAll = forceAll
         if let remote, remote.mode == .readWrite, !local.readOnly {
             uploads = UploadQueue(limit: remote.maxConcurrentRequests)
         } else {
@@ -121,7 +116,8 @@ package final class LayeredBuildCache: BuildCache {
     }
 
     package func prepare(graph: TaskGraph, selected: [Bool]) async throws {
-        if let remote, remote.isAvailable, !forceAll { await prefetch(graph: graph, selected: selected, remote: remote) }
+        // `build --force` without targets runs everything: nothing to fetch ahead.
+        if let remote, remote.isAvailable, !local.force.all { await prefetch(graph: graph, selected: selected, remote: remote) }
         if let onlyTargets { try checkOnly(graph: graph, selected: selected, targets: onlyTargets) }
     }
 
@@ -380,7 +376,7 @@ package final class LayeredBuildCache: BuildCache {
             var wanted: [(node: Int, key: ActionKey)] = []
             for node in nodes {
                 let subtask = graph.plan.subtasks[node]
-                guard subtask.cache, !local.forcedIDs.contains(subtask.id) else { continue }
+                guard subtask.cache, !local.force.covers(subtask.id) else { continue }
                 guard let deps = KeyWalk.dependencyDigests(of: node, in: graph, { digests[$0] }),
                       let key = try? local.keys.key(for: subtask, dependencyDigests: deps, log: nil)
                 else { continue }

@@ -45,10 +45,9 @@ extension BuildSession {
                     let log = caching.stamp == nil ? nil : StatLog()
                     let local = try ContentCache.open(
                         plan: plan, stateDirectory: directory, callerEnvironment: configuration.environment,
-                        forcedIDs: caching.forcedIDs, writeBehind: true,
+                        force: Force(all: configuration.forced, ids: caching.forcedIDs), writeBehind: true,
                         state: prepared?.directory == directory ? prepared?.cacheState : nil, statLog: log)
-                    let cache = LayeredBuildCache(local: local, remote: caching.remote, onlyTargets: caching.onlyTargets,
-                                                  forceAll: configuration.forced)
+                    let cache = LayeredBuildCache(local: local, remote: caching.remote, onlyTargets: caching.onlyTargets)
                     let stamped = caching.stamp.map { invocation in
                         StampingBuildCache(wrapping: cache, log: log!, plan: plan, stateDirectory: directory,
                                            invocation: invocation)

@@ -38,7 +38,7 @@ extension ContentCache {
     /// was loaded with).
     package static func open(
         plan: Plan, stateDirectory: String, callerEnvironment: [String: String],
-        readOnly: Bool = false, forcedIDs: Set<String> = [], writeBehind: Bool = false,
+        readOnly: Bool = false, force: Force = .none, writeBehind: Bool = false,
         state prepared: CacheState? = nil, statLog: StatLog? = nil
     ) throws(CacheError) -> ContentCache {
         let store = LocalCacheStore(root: (stateDirectory as NSString).appendingPathComponent("cache"), readOnly: readOnly)
@@ -71,7 +71,7 @@ extension ContentCache {
         }
         return ContentCache(
             plan: plan, callerEnvironment: callerEnvironment, store: store, history: history,
-            digests: digests, readOnly: readOnly, forcedIDs: forcedIDs, statLog: statLog)
+            digests: digests, readOnly: readOnly, force: force, statLog: statLog)
     }
 
     /// Opens `state.db` for reading without creating or changing any file

@@ -1,0 +1,18 @@
+/// Which subtasks run even when up to date: `build --force` without
+/// targets forces all, `build --force ID...` forces those. The one shape of
+/// "force" the cache knows; `BuildCache.decide`'s `forced` argument (the
+/// run configuration's) is the same as `all`.
+package struct Force: Sendable, Hashable {
+    package var all: Bool
+    package var ids: Set<String>
+
+    package init(all: Bool = false, ids: Set<String> = []) {
+        self.all = all
+        self.ids = ids
+    }
+
+    package static let none = Force()
+
+    /// Whether subtask `id` is forced.
+    package func covers(_ id: String) -> Bool { all || ids.contains(id) }
+}
