@@ -164,19 +164,12 @@ package final class LayeredBuildCache: BuildCache {
     /// The first half of `restoreFromRemote`: everything but the history.
     private func writeFromRemote(_ subtask: Subtask, key: ActionKey) async -> Restored? {
         guard let remote, !local.readOnly, lookedUp.withLock({ $0.insert(key.digest).inserted }) else { return nil }
-        let bytes: [UInt8]
-        switch await remote.action(key.digest) {
-        case .hit(let found): bytes = found
-        case .refused(let reason):
-            warn("remote cache entry for `\(subtask.id)` refused: \(reason); running it")
-            return nil
-        case .miss, .unavailable: return nil
-        }
         let action: ActionResult
-        switch RemoteCacheStore.validateAction(bytes, for: subtask) {
-        case .success(let valid): action = valid
-        case .failure(let refusal):
-            warn("remote cache entry for `\(subtask.id)` refused: \(refusal); running it")
+        switch await remote.action(for: key.digest, subtask: subtask) {
+        case .found(let found): action = found
+        case .absent: return nil
+        case .refused(let warning):
+            warn(warning)
             return nil
         }
         var blobs: [String: BlobSource]

@@ -33,19 +33,11 @@ package struct Restorer: Sendable {
     /// reports what would be restored and changes nothing.
     package func restore(_ subtask: Subtask, key: ActionKey) throws(CacheError) -> CachedOutcome? {
         let action: ActionResult
-        switch store.lookupAction(key.digest) {
+        switch store.checkedAction(for: key.digest, subtask: subtask) {
         case .found(let found): action = found
         case .absent: return nil
-        case .refused(let reason):
-            warnings.add("\(reason); running `\(subtask.id)`")
-            return nil
-        }
-        let declared = Set(subtask.outputs.map(PathSafety.normalized))
-        let named = action.outputs.map { PathSafety.normalized($0.path) }
-        guard Set(named) == declared, named.count == declared.count,
-              action.outputs.allSatisfy({ PathSafety.isSafeRelative($0.path) })
-        else {
-            warnings.add("cache entry for `\(subtask.id)` names paths the subtask does not declare; ignoring it")
+        case .refused(let warning):
+            warnings.add(warning)
             return nil
         }
         guard let result = store.blob(action.resultBlob),
