@@ -59,6 +59,9 @@ package final class StampingBuildCache: BuildCache {
     private let stateDirectory: String
     private let invocation: UpToDateStamp.Invocation
     private let log: StatLog
+    /// Files outside the decisions whose stat the stamp also records (the
+    /// plan's approval record when it needs one).
+    private let alsoRecorded: [String]
     private struct Tally {
         var selected: Int?
         var envNames: Set<String> = []
@@ -70,9 +73,10 @@ package final class StampingBuildCache: BuildCache {
     nonisolated(unsafe) private var tally = Tally()
 
     package init(wrapping inner: any BuildCache, log: StatLog, plan: Plan, stateDirectory: String,
-                 invocation: UpToDateStamp.Invocation) {
+                 invocation: UpToDateStamp.Invocation, alsoRecording alsoRecorded: [String] = []) {
         self.inner = inner
         self.log = log
+        self.alsoRecorded = alsoRecorded
         self.plan = plan
         self.stateDirectory = stateDirectory
         self.invocation = invocation
@@ -130,9 +134,8 @@ package final class StampingBuildCache: BuildCache {
         let planStat = FileStat.of(invocation.planFile)
         guard planStat != nil else { return false }
         entries.append(.init(path: invocation.planFile, flags: UpToDateStamp.Entry.follow, stat: planStat))
-        if plan.approval == .required {
-            let record = PlanApproval.recordPath(stateDirectory)
-            entries.append(.init(path: record, flags: UpToDateStamp.Entry.follow, stat: FileStat.of(record)))
+        for path in alsoRecorded {
+            entries.append(.init(path: path, flags: UpToDateStamp.Entry.follow, stat: FileStat.of(path)))
         }
         let database = (stateDirectory as NSString).appendingPathComponent("state.db")
         guard let databaseStat = FileStat.of(database) else { return false }

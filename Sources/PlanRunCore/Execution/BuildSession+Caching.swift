@@ -49,8 +49,10 @@ extension BuildSession {
                         state: prepared?.directory == directory ? prepared?.cacheState : nil, statLog: log)
                     let cache = LayeredBuildCache(local: local, remote: caching.remote, onlyTargets: caching.onlyTargets)
                     let stamped = caching.stamp.map { invocation in
+                        // Approving the plan again changes what `build` accepts.
                         StampingBuildCache(wrapping: cache, log: log!, plan: plan, stateDirectory: directory,
-                                           invocation: invocation)
+                                           invocation: invocation,
+                                           alsoRecording: plan.approval == .required ? [PlanApproval.recordPath(directory)] : [])
                     }
                     opened = stamped ?? cache
                     return stamped ?? cache
