@@ -84,7 +84,7 @@ struct CleanCommand: AsyncParsableCommand {
         }
         if all || state {
             var removed = false
-            for name in ["state.db", "state.db-wal", "state.db-shm", "logs"] {
+            for name in ["state.db", "state.db-wal", "state.db-shm", "state.db-checked", "logs"] {
                 if remove((directory as NSString).appendingPathComponent(name)) { removed = true }
             }
             lines.append(removed ? "removed the state" : "no state to remove")

@@ -187,16 +187,16 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir + "/" + OrphanGuard.fileName))
     }
 
-    /// A build records each subtask's group while it runs and removes the
-    /// record when it ends in order.
-    @Test func buildRecordsGroupsWhileRunning() async throws {
+    /// A build records its run before any subtask starts (one line, not
+    /// one per subtask) and removes the record when it ends in order.
+    @Test func buildRecordsItsRunWhileRunning() async throws {
         let plan = makePlan([task("a", run: "sleep 0.3; cat .planrun/\(OrphanGuard.fileName) > seen.txt")], directory: dir)
         let summary = try await BuildSession.run(
             plan: plan, configuration: RunConfiguration(jobs: 1, killGrace: .milliseconds(200)),
             canceller: RunCanceller(), reporter: RecordingReporter())
         #expect(summary.status == .completed, "\(summary.reports.map { "\($0.error ?? "")" })")
         let seen = try String(contentsOfFile: dir + "/seen.txt", encoding: .utf8)
-        #expect(seen.hasPrefix(summary.runID + " "))
+        #expect(seen == summary.runID + "\n")
         #expect(!FileManager.default.fileExists(atPath: dir + "/.planrun/" + OrphanGuard.fileName))
     }
 }

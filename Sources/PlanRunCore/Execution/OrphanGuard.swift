@@ -7,8 +7,7 @@ import Foundation
 import Synchronization
 
 /// Makes sure no process group of a build's subtasks outlives the build,
-/// however planrun dies (DESIGN §9.4). Every group is told, when its
-/// subtask starts, to two places:
+/// however planrun dies (DESIGN §9.4). Two records:
 ///
 /// - a watchdog process (the planrun binary started again with
 ///   `watchdogArgument`, `watchdogExecutable` in the configuration), over a
@@ -19,25 +18,34 @@ import Synchronization
 ///   planrun removes a group only after its leader is reaped and the rest
 ///   of the group is gone or killed, so a recorded number is never a
 ///   process planrun did not start (a group id cannot be reused while any
-///   member lives).
-/// - the `processes` file in the state folder (`RUN_ID PGID` lines,
-///   appended), removed when the build ends in order. The next build finds
-///   it when the build died with its watchdog (both killed at once) and
-///   kills, before it starts anything, every recorded group with a member
-///   whose environment names that run (`PLANRUN_RUN_ID`), which guards
-///   against a number reused by an unrelated process.
+///   member lives). The watchdog reads its pipe every
+///   `watchdogReadInterval` rather than on every line, so that a build of
+///   many short subtasks does not wake it twice per subtask; the lines
+///   wait in the pipe meanwhile (a write never waits for it unless a whole
+///   pipe buffer of lines came in one interval).
+/// - the `processes` file in the state folder: the build's run id, written
+///   once before any subtask starts, and the file removed when the build
+///   ends in order. The next build finds it when the build died with its
+///   watchdog (both killed at once) and kills, before it starts anything,
+///   every group with a live member whose environment names that run
+///   (`PLANRUN_RUN_ID`), which also guards against a number reused by an
+///   unrelated process. (Lines of the older form `RUN_ID PGID` are read
+///   alike: only the run id counts.)
 ///
 /// The build starts the watchdog before it decides anything (`start`), so
 /// that the watchdog has loaded and reads its pipe by the time the first
 /// subtask runs, even on a loaded machine where starting a process takes
-/// a good part of a second. Each subtask costs two small writes.
+/// a good part of a second. Each subtask costs two small pipe writes.
 package final class OrphanGuard: Sendable {
     /// The hidden first argument that makes the planrun binary a watchdog.
     package static let watchdogArgument = "__planrun-watchdog"
     /// Time the watchdog leaves between SIGTERM and SIGKILL: short, so
     /// that every process of a dead build is gone within a second.
     package static let watchdogGrace: Duration = .milliseconds(500)
-    /// The file of recorded groups in the state folder.
+    /// How long the watchdog leaves between two reads of its pipe: it
+    /// notices planrun's end at most this much later.
+    package static let watchdogReadInterval: Duration = .milliseconds(50)
+    /// The file of runs that may have left processes, in the state folder.
     package static let fileName = "processes"
 
     private let runID: String
@@ -72,7 +80,6 @@ package final class OrphanGuard: Sendable {
         channels.withLock { c in
             if !c.started { start(&c) }
             if c.watchdog >= 0 { Self.writeLine(c.watchdog, "+\(pgid)\n") }
-            if c.record >= 0 { Self.writeLine(c.record, "\(runID) \(pgid)\n") }
         }
     }
 
@@ -109,6 +116,7 @@ package final class OrphanGuard: Sendable {
         c.started = true
         if let recordPath {
             c.record = open(recordPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o644)
+            if c.record >= 0 { Self.writeLine(c.record, "\(runID)\n") }
         }
         if let watchdogExecutable, let (pid, fd) = Self.spawnWatchdog(watchdogExecutable, runID: runID) {
             c.watchdog = fd
@@ -132,6 +140,9 @@ package final class OrphanGuard: Sendable {
         guard pipe(&fds) == 0 else { return nil }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        // Room for the lines of a watchdog read interval at any spawn rate
+        // (where the system allows it; the default holds thousands).
+        _ = fcntl(fds[1], pipeSizeCommand, 1 << 20)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -156,6 +167,9 @@ package final class OrphanGuard: Sendable {
         return (pid, fds[1])
     }
 
+    /// `F_SETPIPE_SZ` (Linux; the Swift `Glibc` module does not declare it).
+    private static let pipeSizeCommand: Int32 = 1031
+
     /// Waits for `pid` on a thread of its own (the watchdog exits soon
     /// after its pipe closes).
     private static func reapLater(_ pid: pid_t) {
@@ -170,7 +184,8 @@ package final class OrphanGuard: Sendable {
     // MARK: The watchdog process
 
     /// The watchdog's main: reads `+PGID` and `-PGID` lines from standard
-    /// input until it closes, then stops every group still recorded
+    /// input (what came in each `watchdogReadInterval`) until it closes,
+    /// then stops every group still recorded
     /// (SIGTERM, and SIGKILL to those left after `grace`) and exits. When
     /// planrun died (no `bye` line), it also stops the groups of run
     /// `runID` it was not told about (planrun killed between a spawn and
@@ -197,6 +212,9 @@ package final class OrphanGuard: Sendable {
                 }
                 line.removeAll(keepingCapacity: true)
             }
+            // Lines come in bursts of two per subtask: one read per
+            // interval instead of a wake-up per line.
+            usleep(useconds_t(watchdogReadInterval.inMilliseconds * 1000))
         }
         if !orderly, let runID { groups.formUnion(ProcessGroupProbe.groups(ofRuns: [runID])) }
         stopGroups(Array(groups), grace: grace)

@@ -27,7 +27,7 @@ package enum StateFolder {
     /// Files planrun makes in the state folder (SQLite's included).
     static let files = [
         "state.db", "state.db-wal", "state.db-shm", "state.db-journal", "build.lock", "uptodate", "approval.json",
-        "processes",
+        "processes", "state.db-checked",
     ]
     /// Folders whose entries are folders planrun made (one per run) and
     /// removes by path.

@@ -105,10 +105,21 @@ package final class StateStore: Sendable {
     /// Throws `StateDamage` unless SQLite's `quick_check` finds the
     /// database sound. Every command that opens the state checks it, so
     /// all of them refuse a damaged database alike, whichever pages they
-    /// would read (DESIGN §9.10); the check reads every page once.
+    /// would read (DESIGN §9.10); the check reads every page once, so it
+    /// is skipped for a file that is exactly as planrun closed it in order
+    /// (`isUnchangedSinceCleanClose`). A database opened for writing and
+    /// found sound is recorded so when the process exits in order.
     static func verify(_ database: some DatabaseReader, path: String) throws {
-        let problems = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
-        if problems != ["ok"] { throw StateDamage(path: path, detail: problems.prefix(3).joined(separator: "; ")) }
+        try verify(database, path: path, trustingCleanClose: true)
+    }
+
+    /// As above; `trustingCleanClose: false` always runs the check.
+    static func verify(_ database: some DatabaseReader, path: String, trustingCleanClose: Bool) throws {
+        if !(trustingCleanClose && isUnchangedSinceCleanClose(path)) {
+            let problems = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+            if problems != ["ok"] { throw StateDamage(path: path, detail: problems.prefix(3).joined(separator: "; ")) }
+        }
+        if !database.configuration.readonly { recordCleanCloseAtExit(path) }
     }
 
     /// Why the database in `directory` cannot be trusted, when it is
@@ -124,7 +135,7 @@ package final class StateStore: Sendable {
             guard let database = try openReadOnly(directory: directory, requiredTable: "runs") else {
                 return "it has no `runs` table"
             }
-            try verify(database, path: path)
+            try verify(database, path: path, trustingCleanClose: false)
             return nil
         } catch let damage as StateDamage {
             return damage.detail
