@@ -98,7 +98,7 @@ package struct Scheduler {
     /// Takes the best ready subtask whose pools both have a free slot and
     /// marks it running; nil when none fits.
     package mutating func scheduleNext() -> Int? {
-        guard running < limit, let pool = bestPool(freeing: nil) else { return nil }
+        guard let pool = bestPool(freeing: nil) else { return nil }
         let node = queues[pool].removeMin().node
         inUse[pool] += 1
         running += 1
@@ -120,15 +120,17 @@ package struct Scheduler {
     package func canPassSlotBeforeRelease(of node: Int) -> Bool {
         let completes = { (d: Int) in self.selected[d] && self.waitingOn[d] == 1 }
         guard dependents[node].contains(where: completes) else { return true }
-        guard running - 1 < limit, let pool = bestPool(freeing: poolOf[node]), let next = queues[pool].min else {
-            return false
-        }
+        guard let pool = bestPool(freeing: poolOf[node]), let next = queues[pool].min else { return false }
         return !dependents[node].contains { completes($0) && Entry(weight: weight[$0], node: $0) < next }
     }
 
     /// The pool whose best ready subtask is best among the pools with a
-    /// free slot (one more in pool `freeing`, about to be freed).
+    /// free slot; nil when the plan-wide limit is reached. `freeing`: the
+    /// pool of a running subtask whose slots are about to be freed (one
+    /// more free there and in the plan-wide limit). The only place both
+    /// kinds of limit are checked.
     private func bestPool(freeing: Int?) -> Int? {
+        guard running - (freeing == nil ? 0 : 1) < limit else { return nil }
         var best: (pool: Int, entry: Entry)?
         for pool in queues.indices {
             guard let top = queues[pool].min else { continue }
