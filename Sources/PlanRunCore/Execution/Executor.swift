@@ -20,10 +20,15 @@ import Foundation
 // - The monitor's table of children is shared with the tasks that add and
 //   stop them, behind its own lock; only the monitor thread reads the
 //   children's pipes.
-// - `BuildPreparation` opens the state on a thread of its own while the
-//   plan is parsed; the loop gets the result only after it is done.
+// - `BuildPreparation` opens the lock, the state and the cache's records on
+//   a thread of its own while the plan is parsed; the build takes them
+//   (`Pending.wait`) before the loop starts, and that thread touches
+//   nothing afterwards.
 // - The state database commits on its own serial queue
 //   (`StateStore.flushInBackground`); the loop only queues rows.
+// - Work that really runs beside the loop keeps its own locks: a remote
+//   cache's prefetch and uploads (Caching), and `http` agents' requests,
+//   answered on URLSession's threads (`HTTPAgentRunner`).
 // - The CLI's signal watcher cancels the loop's task and leaves the reason
 //   in the `RunCanceller`, the one value it shares with the loop.
 
