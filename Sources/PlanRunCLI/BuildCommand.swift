@@ -8,7 +8,7 @@ import Foundation
 import PlanRunCore
 
 /// `planrun build [PLAN] [TARGET...]`: runs the targets and what they
-/// depend on (DESIGN §4). Exits 0 on success, 1 when a subtask failed,
+/// depend on. Exits 0 on success, 1 when a subtask failed,
 /// 2 for an invalid plan, 130 when cancelled.
 struct BuildCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -98,7 +98,7 @@ struct RunOptions: ParsableArguments {
                  preparation: BuildPreparation.Pending? = nil) async throws {
         let progressFD = json ? STDERR_FILENO : STDOUT_FILENO
         let config = RunConfiguration(
-            jobs: jobs.effective(for: plan), keepGoing: keepGoing, targets: targets,
+            plan: plan, jobs: jobs.jobs, keepGoing: keepGoing, targets: targets,
             environment: ProcessInfo.processInfo.environment, isTerminal: isatty(progressFD) == 1,
             stateDirectory: stateFolder.absolute,
             forced: forced, watchdogExecutable: Self.watchdogExecutable)
@@ -215,7 +215,7 @@ enum BuildRun {
     }
 }
 
-/// CI reporting for `build` and `retry` (issue 5): `--report FILE` writes a
+/// CI reporting for `build` and `retry`: `--report FILE` writes a
 /// JUnit XML report of the run; under GitHub Actions (`GITHUB_ACTIONS=true`)
 /// subtask output goes in log groups and failures become annotations.
 struct CIReportOptions: ParsableArguments {

@@ -3,8 +3,8 @@ import Foundation
 import PlanRunCore
 
 /// The plan file and target subtasks, shared by the commands that take them.
-/// `planrun build [PLAN] [TARGET...]`, like make's optional Makefile
-/// (DESIGN §10): the first argument is the plan only when it ends in
+/// `planrun build [PLAN] [TARGET...]`, like make's optional Makefile:
+/// the first argument is the plan only when it ends in
 /// `.yaml` or `.yml`; any other word is a subtask id of `plan.yaml`, even
 /// when a file of that name exists (`planrun build lua` builds `lua`).
 struct PlanArguments: ParsableArguments {
@@ -36,18 +36,14 @@ struct PlanArguments: ParsableArguments {
     }
 }
 
-/// `-j N`: how many subtasks run at once.
+/// `-j N`: how many subtasks run at once. Core resolves it against the
+/// plan (`RunConfiguration(plan:jobs:)`).
 struct JobsOption: ParsableArguments {
     @Option(name: [.customShort("j", allowingJoined: true), .customLong("jobs")], help: "Run at most N subtasks at once (default: the plan's max_parallel, else the number of CPUs).")
     var jobs: Int?
 
     func validate() throws {
         if let jobs, jobs < 1 { throw ValidationError("-j must be at least 1") }
-    }
-
-    /// `-j`, else the plan's `max_parallel`, else the number of CPUs.
-    func effective(for plan: Plan) -> Int {
-        jobs ?? plan.maxParallel ?? ProcessInfo.processInfo.activeProcessorCount
     }
 }
 

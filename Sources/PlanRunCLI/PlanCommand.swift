@@ -54,7 +54,8 @@ enum DryRun {
         let fresh = !files.fileExists(atPath: stateDirectory + "/state.db") && !files.fileExists(atPath: stateDirectory + "/cache/ac")
         let reasons = fresh ? [:] : try CacheCommands.openCache(plan: plan, state: state, readOnly: true)
             .previewReasons(graph: graph, selected: selected)
-        var preview = PlanPreview(graph: graph, selected: selected, maxParallel: jobs.effective(for: plan)) { subtask in
+        let configuration = RunConfiguration(plan: plan, jobs: jobs.jobs, targets: targets)
+        var preview = PlanPreview(graph: graph, selected: selected, maxParallel: configuration.jobs) { subtask in
             reasons[subtask.id] ?? (subtask.cache ? .neverRan : .cacheDisabled)
         }
         preview.changedOnly = options.changed

@@ -9,7 +9,7 @@ import Testing
     }
 
     static func batchIDs(_ graph: TaskGraph, maxParallel: Int, selected: [Bool]? = nil) -> [[String]] {
-        graph.batches(maxParallel: maxParallel, selected: selected).map { $0.map(graph.id) }
+        Scheduler.batches(graph: graph, selected: selected, limit: maxParallel).map { $0.map(graph.id) }
     }
 
     @Test func threeIndependentThenOneDependingOnAll() {

@@ -1,9 +1,11 @@
+import Foundation
+
 /// Everything a run needs from outside Core (ninja's `BuildConfig`): the CLI
-/// fills it from the command line, the environment and the terminal; Core
-/// never reads those itself.
+/// passes what the command line, the environment and the terminal say;
+/// Core never reads those itself.
 package struct RunConfiguration: Sendable {
-    /// At most this many subtasks at once (`-j`, else the plan's
-    /// `max_parallel`, else the number of CPUs).
+    /// The plan-wide limit: at most this many subtasks at once (at least
+    /// 1). `init(plan:jobs:...)` resolves it; the scheduler enforces it.
     package var jobs: Int
     /// `--keep-going`: after a failure, keep running what does not depend on it.
     package var keepGoing: Bool
@@ -25,6 +27,8 @@ package struct RunConfiguration: Sendable {
     /// nil: no watchdog (Core running inside another program, such as tests).
     package var watchdogExecutable: String?
 
+    /// A configuration whose plan-wide limit `jobs` is already resolved
+    /// (tests, and Core callers that fix it themselves).
     package init(
         jobs: Int, keepGoing: Bool = false, targets: [String] = [],
         environment: [String: String] = [:], isTerminal: Bool = false,
@@ -43,6 +47,26 @@ package struct RunConfiguration: Sendable {
         self.killGrace = killGrace
         self.jitter = jitter
         self.watchdogExecutable = watchdogExecutable
+    }
+
+    /// A run of `plan`: `jobs` is `-j` (nil when not given), resolved
+    /// against the plan by `limit(jobs:plan:processorCount:)`.
+    package init(
+        plan: Plan, jobs: Int?, keepGoing: Bool = false, targets: [String] = [],
+        environment: [String: String] = [:], isTerminal: Bool = false,
+        stateDirectory: String? = nil, forced: Bool = false,
+        processorCount: Int = ProcessInfo.processInfo.activeProcessorCount,
+        watchdogExecutable: String? = nil
+    ) {
+        self.init(jobs: Self.limit(jobs: jobs, plan: plan, processorCount: processorCount), keepGoing: keepGoing,
+                  targets: targets, environment: environment, isTerminal: isTerminal,
+                  stateDirectory: stateDirectory, forced: forced, watchdogExecutable: watchdogExecutable)
+    }
+
+    /// The plan-wide limit: `-j`, else the plan's `max_parallel`, else the
+    /// number of CPUs; at least 1.
+    package static func limit(jobs: Int?, plan: Plan, processorCount: Int) -> Int {
+        max(1, jobs ?? plan.maxParallel ?? processorCount)
     }
 
     /// The delay before attempt `attempt + 1` after attempt `attempt`

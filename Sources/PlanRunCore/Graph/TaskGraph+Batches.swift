@@ -56,27 +56,4 @@ extension TaskGraph {
         }
         return order
     }
-
-    /// The dry-run batches of DESIGN §3: levels by dependency depth, plan
-    /// order inside a level, each level cut into chunks of at most
-    /// `maxParallel`. Only selected nodes appear.
-    package func batches(maxParallel: Int, selected: [Bool]? = nil) -> [[Int]] {
-        let level = levels()
-        let chunk = max(1, maxParallel)
-        var byLevel: [[Int]] = []
-        for node in 0..<count where selected?[node] ?? true {
-            let l = level[node]
-            while byLevel.count <= l { byLevel.append([]) }
-            byLevel[l].append(node)
-        }
-        var result: [[Int]] = []
-        for nodes in byLevel where !nodes.isEmpty {
-            var start = 0
-            while start < nodes.count {
-                result.append(Array(nodes[start..<min(start + chunk, nodes.count)]))
-                start += chunk
-            }
-        }
-        return result
-    }
 }

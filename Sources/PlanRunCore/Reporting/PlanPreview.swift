@@ -1,8 +1,8 @@
 import Foundation
 
-/// The dry run of DESIGN §3: the batches a plan would run in, with each
-/// subtask's action (`run` or `skip`) and the reason. Computing it never
-/// runs anything and never writes state.
+/// The dry run: the batches a plan would run in (`Scheduler.batches`), with
+/// each subtask's action (`run` or `skip`) and the reason. Computing it
+/// never runs anything and never writes state.
 package struct PlanPreview: Sendable {
     /// One subtask in a batch.
     package struct Entry: Sendable, Hashable {
@@ -13,6 +13,7 @@ package struct PlanPreview: Sendable {
     }
 
     package var planName: String
+    /// The plan-wide limit (`RunConfiguration.jobs`).
     package var maxParallel: Int
     package var batches: [[Entry]]
     /// The selected subtasks' dependency edges (dependency, dependent), plan order.
@@ -45,7 +46,7 @@ package struct PlanPreview: Sendable {
     package init(graph: TaskGraph, selected: [Bool], maxParallel: Int, reason: (Subtask) -> RunReason) {
         planName = graph.plan.name
         self.maxParallel = maxParallel
-        batches = graph.batches(maxParallel: maxParallel, selected: selected).map { batch in
+        batches = Scheduler.batches(graph: graph, selected: selected, limit: maxParallel).map { batch in
             batch.map { node in
                 let subtask = graph.plan.subtasks[node]
                 return Entry(id: subtask.id, agent: subtask.agent, reason: reason(subtask))
@@ -59,7 +60,8 @@ package struct PlanPreview: Sendable {
         self.edges = edges
     }
 
-    /// The stable JSON document of DESIGN §3.
+    /// The JSON document of `plan --format json`: a stable shape that
+    /// users' scripts read.
     package var json: JSONText {
         .object([
             ("plan", .string(planName)),

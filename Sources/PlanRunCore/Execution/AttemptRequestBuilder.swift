@@ -1,0 +1,141 @@
+/// Builds the request of each attempt for the executor's loop: the
+/// subtask's environment and context, and where its context, result and
+/// log files go.
+///
+/// The environment of an attempt is the caller's, then the plan's, the
+/// agent's and the subtask's `env` (later wins), plus `PLANRUN_*`. The
+/// first three are the same for every subtask of an agent, so they are
+/// built once per agent (`SpawnEnvironment`); only the subtask's `env`
+/// and `PLANRUN_*` are added per attempt.
+struct AttemptRequestBuilder {
+    let plan: Plan
+    let graph: TaskGraph
+    let runID: String
+    let callerEnvironment: [String: String]
+    /// Where per-subtask logs go; nil = none.
+    let logDirectory: String?
+    /// The run's work folder for context and result files; nil = beside
+    /// the logs.
+    let workDirectory: String?
+    /// `workDirectory` was created empty for this run.
+    let workDirectoryIsNew: Bool
+    private var baseEnvironments: [String: SpawnEnvironment] = [:]
+    private var contextFiles: ContextFilePool?
+
+    init(executor: Executor, selected: [Bool]) {
+        plan = executor.graph.plan
+        graph = executor.graph
+        runID = executor.runID
+        callerEnvironment = executor.configuration.environment
+        logDirectory = executor.logDirectory
+        workDirectory = executor.workDirectory
+        workDirectoryIsNew = executor.workDirectoryIsNew
+        contextFiles = executor.workDirectory.map { ContextFilePool(directory: $0) }
+        for node in 0..<graph.count where selected[node] {
+            let subtask = plan.subtasks[node]
+            if baseEnvironments[subtask.agent] == nil {
+                baseEnvironments[subtask.agent] = baseEnvironment(plan.agent(for: subtask))
+            }
+        }
+    }
+
+    /// The request for attempt `attempt` of `node`; `reports` gives its
+    /// dependencies' status and result for the context.
+    mutating func request(for node: Int, attempt: Int, reports: [SubtaskReport]) -> AttemptRequest {
+        let subtask = plan.subtasks[node]
+        let agent = plan.agent(for: subtask)
+        var environment = subtask.env
+        environment.reserveCapacity(subtask.env.count + 6) // no regrowth for PLANRUN_*
+        environment["PLANRUN_PLAN"] = plan.name
+        environment["PLANRUN_SUBTASK"] = subtask.id
+        environment["PLANRUN_RUN_ID"] = runID
+        environment["PLANRUN_ATTEMPT"] = String(attempt)
+        var contextPath: String?, resultPath: String?, logPath: String?
+        if let dir = logDirectory {
+            logPath = Self.join(dir, subtask.id) + ".log"
+        }
+        if let dir = workDirectory {
+            contextPath = contextFiles?.take(for: node)
+            resultPath = Self.join(dir, subtask.id) + ".result"
+        } else if let dir = logDirectory {
+            let base = Self.join(dir, subtask.id)
+            contextPath = base + ".context.json"
+            resultPath = base + ".result"
+        }
+        if let contextPath, let resultPath {
+            environment["PLANRUN_CONTEXT"] = contextPath
+            environment["PLANRUN_RESULT"] = resultPath
+        }
+        var dependencies: [SubtaskContext.Dependency] = []
+        for dep in graph.dependencies[node] {
+            let report = reports[dep]
+            dependencies.append(SubtaskContext.Dependency(
+                id: report.id, description: plan.subtasks[dep].description, agent: report.agent,
+                status: report.status.rawValue, result: report.resultText))
+        }
+        let context = SubtaskContext(
+            subtaskID: subtask.id, plan: plan.name, planGoal: plan.goal, description: subtask.description,
+            dependencies: dependencies, metadata: subtask.with ?? .object([:]), attempt: attempt, runID: runID)
+        let base = baseEnvironments[subtask.agent] ?? baseEnvironment(agent)
+        return AttemptRequest(
+            subtask: subtask, agent: agent, attempt: attempt, runID: runID,
+            workingDirectory: plan.directory, baseEnvironment: base, environment: environment,
+            context: context, contextPath: contextPath, resultPath: resultPath, logPath: logPath,
+            timeout: plan.timeout(for: subtask),
+            // Before a first attempt no result file of it can be in a work
+            // folder made for this run, so the runner need not remove one.
+            resultFileIsAbsent: attempt == 1 && workDirectoryIsNew && workDirectory != nil)
+    }
+
+    /// The attempt of `node` is over: its context file can serve another.
+    mutating func attemptEnded(_ node: Int) {
+        contextFiles?.release(node)
+    }
+
+    /// The caller's environment with the plan's and the agent's `env` (later wins).
+    private func baseEnvironment(_ agent: AgentDefinition) -> SpawnEnvironment {
+        var environment = callerEnvironment
+        environment.merge(plan.env) { _, new in new }
+        environment.merge(agent.env) { _, new in new }
+        return SpawnEnvironment(environment)
+    }
+
+    /// `dir/name` (no Foundation path bridging on this per-subtask path).
+    static func join(_ dir: String, _ name: String) -> String {
+        dir.hasSuffix("/") ? dir + name : dir + "/" + name
+    }
+}
+
+/// The context files of a run's work folder (`context-N.json`), as many as
+/// attempts run at once: an attempt takes a free one (or a new one) and
+/// gives it back when it is over, and the next attempt writes it again.
+/// Creating and removing a file per subtask costs more than rewriting one
+/// in a build of short subtasks, even in memory (/dev/shm).
+struct ContextFilePool {
+    let directory: String
+    private var free: [String] = []
+    private var made = 0
+    private var inUse: [Int: String] = [:]
+
+    init(directory: String) {
+        self.directory = directory
+    }
+
+    /// A context file for the attempt of `node` that starts.
+    mutating func take(for node: Int) -> String {
+        let path: String
+        if let file = free.popLast() {
+            path = file
+        } else {
+            path = AttemptRequestBuilder.join(directory, "context-\(made).json")
+            made += 1
+        }
+        inUse[node] = path
+        return path
+    }
+
+    /// The attempt of `node` is over: its file is free again.
+    mutating func release(_ node: Int) {
+        if let path = inUse.removeValue(forKey: node) { free.append(path) }
+    }
+}
