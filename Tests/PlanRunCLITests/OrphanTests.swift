@@ -144,6 +144,38 @@ import Testing
         #expect(seconds < 2, "took \(seconds)s")
     }
 
+    /// The watchdog stops the groups it was told about (`+PGID`) and not
+    /// told are done (`-PGID`), found by their number alone (this one's
+    /// environment does not name the run), even when the lines came while
+    /// it was between two reads of its pipe and the pipe closed right after.
+    @Test(arguments: [false, true]) func watchdogStopsRecordedGroupsOnly(removed: Bool) async throws {
+        let input = Pipe()
+        let watchdog = Process()
+        watchdog.executableURL = PlanRunBinary.url
+        watchdog.arguments = [OrphanGuard.watchdogArgument, "500", "run-\(UUID().uuidString)"]
+        watchdog.standardInput = input
+        try watchdog.run()
+        var env = ProcessInfo.processInfo.environment
+        env["PLANRUN_RUN_ID"] = nil
+        let subtask = try ProcessSpawner.spawn(path: "/bin/sleep", arguments: ["sleep", "30"], environment: env,
+                                               workingDirectory: "/", standardInput: nil).get()
+        close(subtask.stdout)
+        close(subtask.stderr)
+        defer {
+            kill(subtask.pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(subtask.pid, &status, 0)
+        }
+        // A line it reads at once; then, while it waits between two reads,
+        // the removal (or nothing) and the end of the pipe.
+        input.fileHandleForWriting.write(Data("+\(subtask.pid)\n".utf8))
+        try await Task.sleep(for: .milliseconds(10))
+        if removed { input.fileHandleForWriting.write(Data("-\(subtask.pid)\n".utf8)) }
+        try input.fileHandleForWriting.close()
+        watchdog.waitUntilExit()
+        #expect(isAlive(subtask.pid) == removed)
+    }
+
     /// The watchdog also stops the groups of its run it was not told about
     /// (planrun killed between a spawn and its `+PGID` line), found by
     /// `PLANRUN_RUN_ID`, unless planrun said goodbye.
