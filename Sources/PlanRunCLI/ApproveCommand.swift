@@ -4,7 +4,7 @@ import PlanRunCore
 
 /// `planrun approve [PLAN]`: records the plan's current content digest as
 /// approved; `build` refuses an `approval: required` plan until then, and
-/// again after any change to the file (DESIGN §6).
+/// again after any change to the file.
 struct ApproveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "approve",

@@ -5,11 +5,11 @@ import Darwin
 #endif
 import Synchronization
 
-/// The last SIGINT or SIGTERM received (0 = none). Written by the signal
+/// The last SIGINT, SIGTERM or SIGHUP received (0 = none). Written by the signal
 /// handler (an atomic store is async-signal-safe), polled by `BuildSignals`.
 private let receivedSignal = Atomic<Int32>(0)
 
-/// Turns SIGINT, SIGTERM and SIGHUP into cancelling the build (STYLE §5): the
+/// Turns SIGINT, SIGTERM and SIGHUP into cancelling the build: the
 /// handler only records the signal; `waitForSignal` notices it and the
 /// caller cancels the build task. Subtasks run in their own process
 /// groups, so a terminal's Ctrl-C reaches planrun only, which then stops

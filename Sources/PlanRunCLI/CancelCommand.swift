@@ -8,7 +8,7 @@ import Foundation
 import PlanRunCore
 
 /// `planrun cancel [PLAN] --reason TEXT`: asks the running build of a plan
-/// to stop (DESIGN §4): records the reason in the state, sends the build
+/// to stop: records the reason in the state, sends the build
 /// SIGTERM, and waits until it has stopped every subtask.
 struct CancelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -9,9 +9,9 @@ import PlanRunCore
 /// plan's folder, nor through a link in the state folder (a link in place
 /// of `state.db`, `logs` or `cache` is removed as a link: `FileManager`
 /// never follows links when removing, so this is how a state folder that
-/// builds refuse is repaired), nor the state folder as an output (DESIGN §9
-/// rules 1 and 3). Removing outputs also
-/// removes the temporary files a killed restore left beside them (rule 8).
+/// builds refuse is repaired), nor the state folder as an output. Removing
+/// outputs also removes the temporary files a killed restore left beside
+/// them (see docs/DESIGN.md, Trust rules).
 struct CleanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clean",

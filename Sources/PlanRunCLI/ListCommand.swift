@@ -38,7 +38,7 @@ struct ListCommand: AsyncParsableCommand {
     }
 }
 
-/// The table of `planrun list`, fitted to `width` columns (DESIGN §10): a
+/// The table of `planrun list`, fitted to `width` columns: a
 /// long dependency list is shortened to the ids that fit and a count
 /// (`a,b,c +30 more`), and a description that does not fit is cut with `…`.
 /// Ids and agents are never shortened.

@@ -4,7 +4,7 @@ import PlanRunCore
 
 extension RemoteCacheMode: ExpressibleByArgument {}
 
-/// The shared remote cache for `build` and `retry` (DESIGN §5):
+/// The shared remote cache for `build` and `retry` (`RemoteCacheStore`):
 /// `--remote-cache URL` (else `PLANRUN_REMOTE_CACHE`) and
 /// `--remote-cache-mode read|readwrite`.
 struct RemoteCacheOptions: ParsableArguments {

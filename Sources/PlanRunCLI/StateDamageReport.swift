@@ -3,7 +3,8 @@ import Foundation
 import PlanRunCore
 
 /// What `build`, `plan`, `status` and the cache commands say about a
-/// damaged state database, in the same words (DESIGN §9.10): called when
+/// damaged state database, in the same words (they must agree, and say how
+/// to recover): called when
 /// the state failed them, it checks the database and, when it is damaged,
 /// says so with the way out and exits 1.
 enum StateDamageReport {

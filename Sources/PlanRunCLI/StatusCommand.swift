@@ -3,7 +3,7 @@ import Foundation
 import PlanRunCore
 
 /// `planrun status [PLAN] [SUBTASK] [--json]`: progress of the current or
-/// last run, or one subtask's status (DESIGN §6). Reads only.
+/// last run, or one subtask's status. Reads only.
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",

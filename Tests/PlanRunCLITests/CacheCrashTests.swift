@@ -5,7 +5,7 @@ import Foundation
 import Testing
 @testable import PlanRunCore
 
-/// Crash safety (DESIGN §5-§6): `planrun build` killed with SIGKILL at
+/// Crash safety of the cache and the state: `planrun build` killed with SIGKILL at
 /// random moments in a chain of steps. After each kill, a rerun skips
 /// exactly the steps whose success was recorded before the kill, runs the
 /// others, ends with correct outputs, and the state stays readable.

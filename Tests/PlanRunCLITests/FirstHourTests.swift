@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// Issue 11, "The first hour": the command-line conventions of DESIGN §10,
+/// Issue 11, "The first hour": the command-line conventions,
 /// end to end on the built binary.
 @Suite struct FirstHourTests {
     /// Two independent subtasks with inputs and outputs, and one that depends on the second.

@@ -5,8 +5,7 @@ import Foundation
 import PlanRunCore
 import Testing
 
-/// No orphans, even after SIGKILL (DESIGN §9.4, issue 10 item 1), and fast
-/// stopping (§9.5, item 6), with the real binary.
+/// No orphans, even after SIGKILL, and fast stopping, with the real binary.
 @Suite struct OrphanTests {
     /// The build's watchdog: a child of `parent` started with the hidden argument.
     static func watchdog(of parent: pid_t) -> pid_t? {
@@ -44,7 +43,7 @@ import Testing
         kill(build.pid, SIGKILL)
         _ = try? await build.wait()
         let killedAt = ContinuousClock.now
-        // DESIGN: within a second; the bound leaves room for a loaded machine.
+        // The rule: within a second; the bound leaves room for a loaded machine.
         #expect(try await eventually(.seconds(2)) { pids.allSatisfy { !isAlive($0) } },
                 "alive after the kill: \(pids.filter(isAlive))")
         for pid in pids where isAlive(pid) { kill(pid, SIGKILL) }
@@ -92,8 +91,8 @@ import Testing
     }
 
     /// issue 10 item 6: SIGTERM ends a build soon when its subtasks exit on
-    /// the first signal (DESIGN: within 0.5 s), not after the 2 s grace
-    /// period (what it waited where exited processes stay zombies). Timed
+    /// the first signal (within 0.5 s), not after the 2 s grace period, even
+    /// where exited processes stay zombies. Timed
     /// from the signal to the end of the subtask's attempt (its start,
     /// written by itself, plus its duration), which the start-up and exit
     /// of a debug binary on a loaded machine do not blur.

@@ -7,7 +7,7 @@ import Testing
 
 /// The clean-close record with the real binary: a build that ends in order
 /// leaves it, so the next command skips the full check; a killed build
-/// leaves its log, so the next one checks (DESIGN §9.10).
+/// leaves its log, so the next one checks.
 @Suite struct StateCleanCloseEndToEndTests {
     @Test func aBuildEndingInOrderRecordsItAndAKilledOneDoesNot() async throws {
         let project = try makeProject("""

@@ -4,7 +4,7 @@ import Glibc
 import Foundation
 import Testing
 
-/// Issue 10 (DESIGN §9.9, §9.10) end to end: bounded logs, state errors
+/// Bounded logs and errors never swallowed, end to end: bounded logs, state errors
 /// that fail the build, and one verdict on a damaged state database.
 @Suite struct StateLimitsTests {
     /// The log files of the newest run in `project`'s state folder.
@@ -32,7 +32,7 @@ import Testing
         let files = try Self.logs(project)
         #expect(files.map(\.lastPathComponent) == ["loud.log"])
         let file = try Data(contentsOf: try #require(files.first))
-        // The log starts with the command line (DESIGN §10), then the output.
+        // The log starts with the command line, then the output.
         let newline = try #require(file.firstIndex(of: UInt8(ascii: "\n")))
         #expect(file[..<newline].starts(with: Data("$ (printf start;".utf8)))
         let log = Data(file[(newline + 1)...])

@@ -4,10 +4,10 @@ import Glibc
 import Foundation
 import Testing
 
-/// Issue 10, the file-system rules of DESIGN §9, run as the real binary on
-/// real files: nothing followed in the state folder (rule 1), outputs
-/// stored as they are (rule 2), state is not an output (rule 3), local
-/// cache reads bounded (rule 6), no litter (rule 8).
+/// The file-system trust rules (see docs/DESIGN.md, Trust rules), run as
+/// the real binary on real files: nothing followed in the state folder,
+/// outputs stored as they are, state is not an output, local cache reads
+/// bounded, no litter.
 @Suite struct TrustBoundaryFileTests {
     final class Folder {
         let url: URL
@@ -336,7 +336,7 @@ import Testing
 }
 
 extension TrustBoundaryFileTests {
-    /// DESIGN §9 rule 8 for the CI report: a temporary report file left by
+    /// No litter, for the CI report: a temporary report file left by
     /// a killed planrun (its process gone) is removed when the report is
     /// written next; one of a live process is left alone.
     @Test func aKilledReportWriteLeavesNoLitter() throws {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import PlanRunCore
 
-/// A hostile or broken remote cache (issue 10 item 7, DESIGN §9.6), served
+/// A hostile or broken remote cache, served
 /// by a real HTTP server on a loopback port: every request ends by its
 /// deadline however slowly the body comes, oversized answers are refused,
 /// redirects leave neither host nor port, and three failed requests turn

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import PlanRunCore
 
-/// Validation of entries downloaded from a remote cache (DESIGN §5: digests
+/// Validation of entries downloaded from a remote cache (digests
 /// well formed, no restored path leaves the plan's folder) and remote URLs.
 @Suite struct CachingRemoteTests {
     static let hexA = String(repeating: "a", count: 64)

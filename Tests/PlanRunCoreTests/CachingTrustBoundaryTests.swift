@@ -2,8 +2,10 @@ import Foundation
 import Testing
 @testable import PlanRunCore
 
-/// DESIGN §9 rules 1, 6 (local), 7 and 8 at the level of the cache store,
-/// the glob and the state folder check (issue 10).
+/// The trust rules (see docs/DESIGN.md, Trust rules) at the level of the
+/// cache store, the glob and the state folder check: nothing followed in
+/// the state folder, bounded local cache reads, globs that terminate, no
+/// litter.
 @Suite struct CachingTrustBoundaryTests {
     /// Issue 10 item 9: folders d0..dK, each with `f.txt` and two links `x`,
     /// `y` to the next one. Following links made `d0/**` visit 2^K paths

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import PlanRunCore
 
-/// Issue 10 item 11 (DESIGN §9.9): an attempt's log keeps at most its limit
+/// Bounded logs (see docs/DESIGN.md, Trust rules): an attempt's log keeps at most its limit
 /// of output: the beginning and the end, with a line saying how much was
 /// dropped between them.
 @Suite struct ExecutionLogLimitTests {

@@ -5,8 +5,8 @@ import Foundation
 import Testing
 @testable import PlanRunCore
 
-/// Bounded waits and fast stopping (DESIGN §9.5, issue 10 items 5 and 6),
-/// and the leftovers of a build that died (§9.4), on real processes.
+/// Bounded waits and fast stopping, and the leftovers of a build that died
+/// (see docs/DESIGN.md, Trust rules), on real processes.
 @Suite struct ExecutionProcessHygieneTests {
     let dir: String
 
@@ -124,7 +124,7 @@ import Testing
         #expect(!processIsAlive(bg))
     }
 
-    /// Cancelling ends the attempt soon (DESIGN: within 0.5 s) when its
+    /// Cancelling ends the attempt soon (within 0.5 s) when its
     /// processes exit on SIGTERM, not after the grace period: a zombie
     /// member (a child its parent never reaps) does not keep it waiting.
     @Test func issue10CancelEndsQuicklyDespiteAZombieInTheGroup() async throws {
@@ -144,7 +144,7 @@ import Testing
     }
 }
 
-/// The next build kills what a dead build left running (DESIGN §9.4).
+/// The next build kills what a dead build left running (no orphans).
 @Suite struct OrphanGuardLeftoverTests {
     let dir: String
 

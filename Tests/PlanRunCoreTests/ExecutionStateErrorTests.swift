@@ -3,7 +3,7 @@ import GRDB
 import Testing
 @testable import PlanRunCore
 
-/// Issue 10 item 12 (DESIGN §9.10): a state write that fails is never
+/// Errors are never swallowed: a state write that fails is never
 /// ignored. The failing writes are real SQLite errors, raised by triggers
 /// the test adds to a real database.
 @Suite struct ExecutionStateErrorTests {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import PlanRunCore
 
-/// DESIGN §9 rule 11: YAML values are exact. Numbers, tags and keys reach
+/// YAML values are exact. Numbers, tags and keys reach
 /// the plan as written or are errors at their position; nesting is limited
 /// with aliases expanded; validation stays linear in the plan's size.
 let exactValueErrorCases: [PlanErrorCase] = [

@@ -5,7 +5,7 @@ import Testing
 
 /// `verify` skips `quick_check` only for a database exactly as a planrun
 /// process closed it in order (`StateStore+CleanClose`), and still refuses
-/// a damaged one (DESIGN §9.10).
+/// a damaged one.
 @Suite struct StateCleanCloseTests {
     let dir: String
     var path: String { dir + "/state.db" }

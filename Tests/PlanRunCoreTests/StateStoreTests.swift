@@ -241,7 +241,7 @@ import Testing
         #expect(try StateStore(readingDirectory: dir + "/none") == nil)
     }
 
-    /// Issue 10 item 11 (DESIGN §9.9): pruning gives the space of the
+    /// Bounded state: pruning gives the space of the
     /// deleted runs back; the file does not stay at its high point. Also
     /// for a database made without incremental auto-vacuum (converted once).
     @Test(arguments: [false, true])

@@ -9,7 +9,7 @@ package enum Severity: String, Sendable, Hashable, Comparable {
 }
 
 /// One problem found in a plan (or elsewhere), with where it is.
-/// Renders as `plan.yaml:12:5: error: MESSAGE` (DESIGN §2).
+/// Renders as `plan.yaml:12:5: error: MESSAGE`.
 package struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
     package var severity: Severity
     package var location: SourceLocation?

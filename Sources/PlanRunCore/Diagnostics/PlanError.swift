@@ -1,6 +1,6 @@
 /// Every semantic problem a plan (or its files) can have. All message text
 /// lives in `description`; a `Diagnostic` adds the location.
-/// Style: lowercase, no trailing period, names in backticks (DESIGN §2).
+/// Style: lowercase, no trailing period, names in backticks.
 package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
     // Files
     case fileNotFound(path: String)
@@ -44,7 +44,7 @@ package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
     case missingCommand(agent: String)
     case outputEscapes(path: String)
     /// An output or input inside the state folder (`.planrun`), whose files
-    /// belong to planrun (DESIGN §9 rule 3). `key`: `outputs` or `inputs`.
+    /// belong to planrun (state is not an output). `key`: `outputs` or `inputs`.
     case insideStateFolder(key: String, path: String)
     case duplicateOutput(path: String, first: String, second: String)
     case cycle(path: [String])

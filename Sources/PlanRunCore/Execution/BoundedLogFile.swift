@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// One attempt's output in its log file, kept to at most `limit` bytes
-/// (DESIGN §9.9): the first `limit / 2` bytes and the last `limit - limit / 2`,
+/// (a log never grows without bound): the first `limit / 2` bytes and the last `limit - limit / 2`,
 /// with a line between them saying how many bytes were dropped.
 ///
 /// Up to `limit` bytes, output goes straight to the log (appended after the

@@ -53,7 +53,8 @@ package struct AttemptRequest: Sendable {
     package var baseEnvironment: SpawnEnvironment?
     /// This attempt's own variables; they win over `baseEnvironment`.
     package var environmentOverrides: [String: String]
-    /// The context JSON of DESIGN §4.
+    /// The context JSON given to the subtask (`PLANRUN_CONTEXT`, and a
+    /// `command` agent's standard input).
     package var context: JSONValue {
         get {
             switch contextStorage {
@@ -149,7 +150,8 @@ package struct AttemptOutcome: Sendable {
     package var status: Status
     /// Why it did not succeed (lowercase, names in backticks).
     package var error: String?
-    /// The result (DESIGN §4), at most `AttemptOutcome.resultLimit` bytes.
+    /// The result (what the subtask wrote to `PLANRUN_RESULT`, else its
+    /// standard output), at most `AttemptOutcome.resultLimit` bytes.
     package var result: [UInt8]
     /// Captured standard output and error, interleaved, for display; may be
     /// shortened (the log file has everything).
@@ -161,7 +163,7 @@ package struct AttemptOutcome: Sendable {
     /// the executor then does not retry a failed attempt.
     package var retryable = true
 
-    /// Results are capped at 1 MiB (DESIGN §4).
+    /// A result is capped at 1 MiB.
     package static let resultLimit = 1 << 20
 
     package init(

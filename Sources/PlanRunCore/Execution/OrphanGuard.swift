@@ -7,7 +7,8 @@ import Foundation
 import Synchronization
 
 /// Makes sure no process group of a build's subtasks outlives the build,
-/// however planrun dies (DESIGN §9.4). Two records:
+/// however planrun dies, even by SIGKILL (see docs/DESIGN.md, Threads).
+/// Two records:
 ///
 /// - a watchdog process (the planrun binary started again with
 ///   `watchdogArgument`, `watchdogExecutable` in the configuration), over a

@@ -9,8 +9,9 @@ import Synchronization
 /// Runs attempts as real processes (`ProcessSpawner`: `posix_spawn`, and
 /// `ProcessMonitor`: one thread watching every child's output and exit).
 ///
-/// Each attempt starts in its own process group (`setpgid(0, 0)`), so the
-/// subtask and everything it starts can be stopped together (DESIGN §9.5).
+/// Each attempt starts in its own process group (`POSIX_SPAWN_SETPGROUP`,
+/// see `ProcessSpawner`), so the subtask and everything it starts can be
+/// stopped together.
 /// On timeout or cancellation the group gets SIGTERM, then SIGKILL after
 /// `killGrace`. An attempt ends when its main process has exited, its
 /// output is closed (waited for at most `ProcessMonitor.pipeWait` after the
@@ -29,7 +30,7 @@ package struct ProcessCommandRunner: CommandRunner {
     /// the log keeps up to `logLimit`.
     package var displayLimit: Int
 
-    /// The most output of one attempt its log keeps (DESIGN §9.9).
+    /// The most output of one attempt its log keeps (`BoundedLogFile`).
     package var logLimit: Int
 
     /// Told about every process group (nil: none, as in tests of one attempt).
@@ -170,7 +171,7 @@ package struct ProcessCommandRunner: CommandRunner {
 
         // The log (appended across attempts) is created on the first output:
         // a subtask that prints nothing costs no file. Each attempt's part
-        // starts with the command line (DESIGN §10).
+        // starts with the command line, so the log shows what ran.
         let command = "$ " + SubtaskCommandLine.text(of: request.subtask, agent: request.agent) + "\n"
         let log = LogSink(path: request.logPath, displayLimit: displayLimit,
                           header: request.attempt > 1 ? "--- attempt \(request.attempt) ---\n" + command : command,
@@ -332,8 +333,9 @@ struct EndedAttempt: RunningAttempt {
 
 /// Where an attempt's output goes: the log file, opened on the first byte
 /// (appending), and an in-memory copy of at most `displayLimit` bytes for
-/// the console. Standard output and standard error are read by two tasks,
-/// so the state is behind a mutex.
+/// the console. The `ProcessMonitor` thread appends both streams; the
+/// attempt's waiter reads `displayed` and closes the file from its own
+/// task once the child is done, so the state is behind a mutex.
 final class LogSink: Sendable {
     private struct State {
         var file: BoundedLogFile?

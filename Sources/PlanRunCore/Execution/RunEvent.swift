@@ -1,6 +1,7 @@
 import Foundation
 
-/// A subtask's status within one run (DESIGN §6).
+/// A subtask's status within one run, as recorded in the state and shown
+/// by `status`.
 package enum SubtaskStatus: String, Sendable, Hashable, CaseIterable {
     case pending, running, done, failed, blocked, cached, cancelled
 
@@ -8,7 +9,7 @@ package enum SubtaskStatus: String, Sendable, Hashable, CaseIterable {
     package var isSuccess: Bool { self == .done || self == .cached }
 }
 
-/// A run's status (DESIGN §6).
+/// A run's status, as recorded in the state and shown by `status`.
 package enum RunStatus: String, Sendable, Hashable {
     case inProgress = "in_progress"
     case completed, failed, cancelled

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The outcome of a run (DESIGN §4): per-subtask reports in plan order and
+/// The outcome of a run: per-subtask reports in plan order and
 /// the counts of the summary JSON.
 package struct RunSummary: Sendable {
     package var plan: String
@@ -31,7 +31,7 @@ package struct RunSummary: Sendable {
         total == 0 ? 1 : Double(count(.done) + count(.cached)) / Double(total)
     }
 
-    /// 0 success, 1 a subtask failed, 130 cancelled (DESIGN §4).
+    /// The exit code: 0 success, 1 a subtask failed, 130 cancelled.
     package var exitCode: Int32 {
         switch status {
         case .completed: 0
@@ -40,7 +40,8 @@ package struct RunSummary: Sendable {
         }
     }
 
-    /// The summary object of DESIGN §4, keys in the documented order.
+    /// The summary object `build --json` prints, keys in a fixed order (the
+    /// order is part of the interface).
     package var json: JSONText {
         func rounded(_ d: Double) -> JSONText { .double((d * 1000).rounded() / 1000) }
         let results: [(String, JSONText)] = reports.map { r in

@@ -95,7 +95,7 @@ package final class SpawnEnvironment: Sendable {
     }
 }
 
-/// The context JSON of DESIGN §4 for one attempt, kept as its parts so
+/// The context JSON of one attempt (`PLANRUN_CONTEXT`), kept as its parts so
 /// that a runner that writes it to a file renders the bytes directly (in
 /// the canonical form of `JSONValue.canonicalJSON`: sorted keys, no
 /// whitespace) without building a `JSONValue` tree first.

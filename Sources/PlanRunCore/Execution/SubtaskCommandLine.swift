@@ -1,7 +1,7 @@
 import Foundation
 
 /// The command line of a subtask as `-v`, its log and `status SUBTASK` show
-/// it (DESIGN §10): what runs, written so a user can run it by hand.
+/// it: what runs, written so a user can run it by hand.
 ///
 /// - a shell subtask under the default shell (`/bin/sh -c`): its `run`
 ///   text, as make prints a recipe;

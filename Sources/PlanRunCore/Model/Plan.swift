@@ -1,15 +1,16 @@
 import Foundation
 
-/// The plan format version this build of planrun reads (DESIGN §1).
+/// The plan format version (`version:`) this build of planrun reads.
 package let planFormatVersion = 1
 
-/// Whether `build` needs a recorded approval of the plan's content (DESIGN §6).
+/// Whether `build` needs a recorded approval of the plan's content
+/// (`planrun approve`, `PlanApproval`).
 package enum ApprovalMode: String, Sendable, Hashable, CaseIterable {
     case none
     case required
 }
 
-/// How an agent runs a subtask (DESIGN §4).
+/// How an agent runs a subtask.
 package enum AgentKind: String, Sendable, Hashable, CaseIterable {
     /// Runs the subtask's `run` text with the agent's `shell` command.
     case shell
@@ -152,7 +153,7 @@ package struct Subtask: Sendable, Hashable, Identifiable {
     }
 }
 
-/// A loaded, validated plan (DESIGN §1). Immutable once built.
+/// A loaded, validated plan. Immutable once built.
 package struct Plan: Sendable {
     /// The plan file's path as given by the user.
     package var file: String

@@ -10,7 +10,7 @@ struct PlanDraft {
     var defaultsAgentLocation: SourceLocation?
 }
 
-/// Turns the nodes of a plan document into the model of DESIGN §1: every
+/// Turns the nodes of a plan document into the model (`Plan`): every
 /// key known, every value of the right type. Problems are collected, never
 /// thrown, so one wrong field does not hide others; a field with a problem is
 /// left at its default. References between parts (dependencies, agents,

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Reads a plan file into a validated `Plan` (DESIGN §1–§2): file checks,
+/// Reads a plan file into a validated `Plan`: file checks,
 /// then `YAMLReader` (text -> nodes), `PlanBuilder` (nodes -> model, types
 /// and keys) and `PlanValidator` (references, outputs, cycles). Every problem
 /// found is collected and thrown together, sorted by location.

@@ -1,4 +1,4 @@
-/// The checks between parts of a plan (DESIGN §2): unique ids, known
+/// The checks between parts of a plan: unique ids, known
 /// dependencies and agents, no self-dependency or repeated dependency,
 /// a `run` for shell subtasks, outputs inside the plan's folder and declared
 /// once, no dependency cycle. Every check runs, whatever the others found;
@@ -123,9 +123,9 @@ enum PlanValidator {
     }
 
     /// Whether a normalized plan-relative path is the state folder
-    /// `.planrun` or inside it (DESIGN §9 rule 3: outputs are removed and
-    /// replaced by restores and `clean`, inputs would make the key depend
-    /// on planrun's own writes).
+    /// `.planrun` or inside it. State is never an output or an input:
+    /// outputs are removed and replaced by restores and `clean`, and inputs
+    /// would make the key depend on planrun's own writes.
     static func isInStateFolder(_ normalized: String) -> Bool {
         normalized == ".planrun" || normalized.hasPrefix(".planrun/")
     }

@@ -1,6 +1,7 @@
 /// A JSON document whose objects keep their keys in the order given, for
-/// output formats where the order is part of the interface (DESIGN §3, §4,
-/// §6 show their documents key by key). `JSONValue` sorts keys instead.
+/// output formats where the order is part of the interface (the dry run's
+/// `--format json`, `build --json` and `status --json` are documented key by
+/// key). `JSONValue` sorts keys instead.
 package indirect enum JSONText: Sendable, Hashable {
     case null
     case bool(Bool)

@@ -225,7 +225,7 @@ package struct JUnitReport: Sendable {
     /// folder (`.NAME.PID.N.tmp`), then `rename`, so a reader never sees half
     /// a report. Creates missing parent folders. Temporary files of the
     /// same report left by a killed planrun (their process is gone) are
-    /// removed first (DESIGN §9 rule 8).
+    /// removed first, so a kill leaves no litter for long.
     package func write(to path: String) throws(WriteError) {
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Human-readable progress (DESIGN §4). On a terminal: one live status line
+/// Human-readable progress. On a terminal: one live status line
 /// (`[12/40] 3 running · 5 cached · compile-foo`), rewritten in place, with
 /// each subtask's output printed whole above it when the subtask ends (as
 /// ninja's StatusPrinter). Elsewhere (CI, pipes): one line per event. Ends
