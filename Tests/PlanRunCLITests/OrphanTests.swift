@@ -121,9 +121,9 @@ import Testing
         #expect(latency < 1.0, "the attempt ended \(latency)s after SIGTERM")
     }
 
-    /// issue 10 item 6: `timeout: 1s` on two `sleep 100` ends at about 1 s
-    /// (it took 2.5 s where the exited sleeps stay zombies, as under a
-    /// first process that reaps nothing).
+    /// issue 10 item 6: `timeout: 1s` on two `sleep 100` ends at about 1 s,
+    /// also where the exited sleeps stay zombies (as under a first process
+    /// that reaps nothing).
     @Test func issue10TimeoutEndsAtTheTimeout() async throws {
         let dir = try makeProject("""
             version: 1

@@ -77,8 +77,8 @@ import Testing
     /// A damaged state database: `build`, `plan` and `status` (and `retry`,
     /// `explain`) all say so,
     /// exit 1 and say how to recover; `clean --state` does. `pages`: a few
-    /// pages in the middle are overwritten, which `status` used to read
-    /// past while `plan` and `build` went on (or the other way round).
+    /// pages in the middle are overwritten, which one command could read
+    /// past while another noticed: all must agree.
     @Test(arguments: ["garbage", "truncated", "pages"])
     func test_issue_10_aDamagedStateIsReportedAlike(damage: String) throws {
         let subtasks = (0..<200).map { "  - id: s\($0)\n    run: printf '%2000s' x\n" }.joined()

@@ -66,9 +66,9 @@ import Testing
 
     /// Issue 10 item 2: a link planted in the state folder makes every
     /// build refuse (exit 1, the link named), and nothing it points to is
-    /// deleted or written: `cache/tmp` used to have the files it pointed to
-    /// deleted as leftovers, `build.lock` to have its target overwritten
-    /// with a pid, `cas` to receive blobs. `clean` repairs it without
+    /// deleted or written: not the files a `cache/tmp` link points to (as
+    /// leftovers), not the target of a `build.lock` link (with a pid), not
+    /// a folder in place of `cas` (blobs). `clean` repairs it without
     /// touching what the link points to.
     @Test(arguments: [
         PlantedLink(entry: "cache/tmp", folder: true), PlantedLink(entry: "cache/cas", folder: true),
@@ -272,8 +272,8 @@ import Testing
     }
 
     /// Issue 10 item 8: a FIFO or a link to /dev/zero in place of an `ac`
-    /// entry used to hang `build` and `explain` (or grow memory until
-    /// abort); it is refused with a warning and the subtask runs.
+    /// entry must not hang `build` and `explain` (or grow memory until
+    /// abort): it is refused with a warning and the subtask runs.
     @Test(arguments: ["fifo", "dev-zero", "large"])
     func issue10HostileLocalCacheEntriesAreMisses(_ kind: String) async throws {
         let f = try Folder(plan: Self.onePlan)

@@ -5,10 +5,9 @@ import Synchronization
 /// its own thread while the plan is read: the build lock, the state
 /// database opened with the runs a killed build left closed and runs
 /// beyond the newest `BuildSession.keptRuns` deleted (with their logs),
-/// the recorded durations, and the cache's history and stat records read. On two cores
-/// the other one is idle while the plan's YAML is parsed, so this costs no
-/// time before the first subtask starts (about 15 ms of a 2,000-subtask
-/// rebuild's start-up otherwise).
+/// the recorded durations, and the cache's history and stat records
+/// read. On two cores the other one is idle while the plan's YAML is
+/// parsed, so this work does not delay the first subtask.
 ///
 /// It starts only when the folder already has a database: a first build
 /// has nothing to read, and creates the folder only once the plan proved

@@ -163,7 +163,8 @@ package struct Plan: Sendable {
     package var version: Int
     package var name: String
     package var goal: String?
-    /// nil = the number of CPUs (the CLI resolves it; `-j` overrides).
+    /// nil = the number of CPUs; `-j` overrides (resolved once, by
+    /// `RunConfiguration.limit(jobs:plan:processorCount:)`).
     package var maxParallel: Int?
     package var approval: ApprovalMode
     package var env: [String: String]
