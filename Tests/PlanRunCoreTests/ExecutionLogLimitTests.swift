@@ -2,9 +2,9 @@ import Foundation
 import Testing
 @testable import PlanRunCore
 
-/// Bounded logs (see docs/DESIGN.md, Trust rules): an attempt's log keeps at most its limit
-/// of output: the beginning and the end, with a line saying how much was
-/// dropped between them.
+/// Bounded logs (see docs/DESIGN.md, Trust rules): an attempt's log keeps
+/// at most its limit of output: the beginning and the end, with a line
+/// saying how much was dropped between them.
 @Suite struct ExecutionLogLimitTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var output: String

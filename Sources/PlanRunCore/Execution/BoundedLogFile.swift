@@ -4,9 +4,10 @@ import Glibc
 import Darwin
 #endif
 
-/// One attempt's output in its log file, kept to at most `limit` bytes
-/// (a log never grows without bound): the first `limit / 2` bytes and the last `limit - limit / 2`,
-/// with a line between them saying how many bytes were dropped.
+/// One attempt's output in its log file, kept to at most `limit` bytes so
+/// that a log never grows without bound: the first `limit / 2` bytes and
+/// the last `limit - limit / 2`, with a line between them saying how many
+/// bytes were dropped.
 ///
 /// Up to `limit` bytes, output goes straight to the log (appended after the
 /// earlier attempts' output), so the log is complete while the attempt
