@@ -48,6 +48,7 @@ struct BuildCommand: AsyncParsableCommand {
             return
         }
         let started = ContinuousClock.now
+        let startedAt = Date()
         let (path, targets) = planArguments.resolved
         // The up-to-date stamp (see `UpToDateStamp`): when nothing the last
         // all-cached build looked at changed, answer without loading the plan.
@@ -69,7 +70,8 @@ struct BuildCommand: AsyncParsableCommand {
         _ = try PlanLoading.select(targets, in: TaskGraph(plan: plan), color: options.output.color)
         try await options.execute(plan: plan, targets: targets, forced: force && targets.isEmpty,
                                   forcedIDs: force ? Set(targets) : [], onlyTargets: only ? Set(targets) : nil,
-                                  stamp: stampable ? invocation : nil, preparation: preparation)
+                                  stamp: stampable ? invocation : nil, preparation: preparation,
+                                  startedAt: startedAt)
     }
 }
 
@@ -95,13 +97,14 @@ struct RunOptions: ParsableArguments {
     /// `preparation`: the state folder's set-up started ahead (`build`).
     func execute(plan: Plan, targets: [String], forced: Bool = false, forcedIDs: Set<String> = [],
                  onlyTargets: Set<String>? = nil, stamp: UpToDateStamp.Invocation? = nil,
-                 preparation: BuildPreparation.Pending? = nil) async throws {
+                 preparation: BuildPreparation.Pending? = nil, startedAt: Date = Date()) async throws {
         let progressFD = json ? STDERR_FILENO : STDOUT_FILENO
-        let config = RunConfiguration(
+        var config = RunConfiguration(
             plan: plan, jobs: jobs.jobs, keepGoing: keepGoing, targets: targets,
             environment: ProcessInfo.processInfo.environment, isTerminal: isatty(progressFD) == 1,
             stateDirectory: stateFolder.absolute,
             forced: forced, watchdogExecutable: Self.watchdogExecutable)
+        config.startedAt = startedAt
         do {
             try PlanApproval.check(plan, stateDirectory: BuildSession.stateDirectory(for: plan, configuration: config))
         } catch {

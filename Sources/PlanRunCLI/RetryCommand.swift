@@ -21,6 +21,7 @@ struct RetryCommand: AsyncParsableCommand {
     @OptionGroup var options: RunOptions
 
     func run() async throws {
+        let startedAt = Date()
         let (path, named) = planArguments.resolved
         let plan = try PlanLoading.load(path, color: options.output.color)
         _ = try PlanLoading.select(named, in: TaskGraph(plan: plan), color: options.output.color)
@@ -50,6 +51,6 @@ struct RetryCommand: AsyncParsableCommand {
             printOut("nothing to retry: every subtask of the last run (\(last.runID)) succeeded\n")
             return
         }
-        try await options.execute(plan: plan, targets: targets)
+        try await options.execute(plan: plan, targets: targets, startedAt: startedAt)
     }
 }

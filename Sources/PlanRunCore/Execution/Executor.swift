@@ -118,7 +118,7 @@ struct ExecutorLoop {
     let plan: Plan
     let selected: [Bool]
     let reporter: any ProgressReporter
-    let startedAt = Date()
+    var startedAt: Date { executor.configuration.startedAt }
 
     var scheduler: Scheduler
     var recorder: RunRecorder

@@ -26,6 +26,10 @@ package struct RunConfiguration: Sendable {
     /// The planrun binary, started as the build's watchdog (`OrphanGuard`);
     /// nil: no watchdog (Core running inside another program, such as tests).
     package var watchdogExecutable: String?
+    /// When the build began (the command's start, before the plan is read
+    /// and the remote cache consulted): the summary's duration is the
+    /// whole wall time from here, not only the executor's share.
+    package var startedAt: Date = Date()
 
     /// A configuration whose plan-wide limit `jobs` is already resolved
     /// (tests, and Core callers that fix it themselves).
