@@ -40,13 +40,13 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: stateDir) }
         let runID = "20260101-000000-\(UUID().uuidString.prefix(6))"
         let candidates = BuildSession.workDirectoryCandidates(stateDirectory: stateDir, runID: runID)
-        let first = BuildSession.makeWorkDirectory(stateDirectory: stateDir, runID: runID)
+        let first = try BuildSession.makeWorkDirectory(stateDirectory: stateDir, runID: runID)
         #expect(first.isNew)
         #expect(candidates.contains(first.path))
         #expect(try FileManager.default.contentsOfDirectory(atPath: first.path).isEmpty)
         // Both places taken: the state folder's one is used, not new.
         for folder in candidates { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
-        let again = BuildSession.makeWorkDirectory(stateDirectory: stateDir, runID: runID)
+        let again = try BuildSession.makeWorkDirectory(stateDirectory: stateDir, runID: runID)
         #expect(!again.isNew)
         #expect(again.path == candidates[1])
         for folder in candidates { BuildSession.removeWorkDirectory(folder) }

@@ -6,8 +6,8 @@ import Darwin
 
 /// Reads small files with `open` and `read`: a missing file costs one
 /// failed `open` (the common case for a cache lookup that misses, and for
-/// an agent's result file), where `FileManager.contents(atPath:)` costs
-/// several microseconds of Foundation on top.
+/// an agent's result file), without the layers of Foundation that
+/// `FileManager.contents(atPath:)` adds on top.
 package enum FileBytes {
     /// At most `limit` bytes of the file at `path`; nil if it cannot be
     /// opened or read.

@@ -39,8 +39,8 @@ package struct BuildSession {
     }
 
     /// A new run id: UTC time, then random hex (sorts by start time).
-    /// Formatted with `gmtime_r`, not `DateFormatter`: loading ICU's
-    /// calendar data cost about 3 ms of every build's start-up.
+    /// Formatted with `gmtime_r`, not `DateFormatter`, so that no build
+    /// pays for loading ICU's calendar data at start-up.
     package static func makeRunID(now: Date = Date()) -> String {
         var seconds = time_t(now.timeIntervalSince1970.rounded(.down))
         var parts = tm()
@@ -60,7 +60,8 @@ package struct BuildSession {
     /// creating two files per subtask on disk costs more than running `true`;
     /// else `tmp/RUN_ID` in the state folder. `isNew`: this call created it
     /// (so it is empty), rather than finding it.
-    static func makeWorkDirectory(stateDirectory: String, runID: String) -> (path: String, isNew: Bool) {
+    /// Throws when neither place can be made.
+    static func makeWorkDirectory(stateDirectory: String, runID: String) throws -> (path: String, isNew: Bool) {
         let fm = FileManager.default
         let candidates = workDirectoryCandidates(stateDirectory: stateDirectory, runID: runID)
         var isDirectory: ObjCBool = false
@@ -68,10 +69,10 @@ package struct BuildSession {
            access("/dev/shm", W_OK) == 0 {
             if mkdir(candidates[0], 0o700) == 0 { return (candidates[0], true) }
         }
-        try? fm.createDirectory(atPath: (candidates[1] as NSString).deletingLastPathComponent,
-                                withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: (candidates[1] as NSString).deletingLastPathComponent,
+                               withIntermediateDirectories: true)
         if mkdir(candidates[1], 0o777) == 0 { return (candidates[1], true) }
-        try? fm.createDirectory(atPath: candidates[1], withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: candidates[1], withIntermediateDirectories: true)
         return (candidates[1], false)
     }
 
@@ -81,8 +82,8 @@ package struct BuildSession {
     }
 
     /// Removes the run's work folder: its files with `unlinkat` (one call
-    /// each; `FileManager` also stats every entry, which cost several
-    /// milliseconds after the last subtask of a 200-subtask build), then
+    /// each; `FileManager` also stats every entry, a cost paid after the
+    /// last subtask while the user waits), then
     /// the folder. Anything else a subtask left there (a folder) goes
     /// through `FileManager`.
     /// A link there is not followed (only the link is removed).
@@ -204,12 +205,30 @@ package struct BuildSession {
             throw .state("cannot open the cache in \(directory): \(error)")
         }
         // Fetch ahead from a remote cache; `--only` refuses here, before anything runs.
-        do { try await cache.prepare(graph: graph, selected: selected) } catch {
-            try? store.finishRun(id: runID, status: RunStatus.failed.rawValue, reason: "\(error)", at: Date())
-            try? store.flush()
-            throw .state("\(error)")
+        // A build that stops before the executor runs records its run as
+        // failed with the reason, so that `status` does not show it running.
+        func abandon(_ reason: String) -> Failure {
+            do {
+                try store.finishRun(id: runID, status: RunStatus.failed.rawValue, reason: reason, at: Date())
+                try store.flush()
+            } catch {
+                return .state("\(reason); the run could not be recorded as failed either: \(error)")
+            }
+            return .state(reason)
         }
-        let (workDirectory, workDirectoryIsNew) = makeWorkDirectory(stateDirectory: directory, runID: runID)
+        do { try await cache.prepare(graph: graph, selected: selected) } catch {
+            throw abandon("\(error)")
+        }
+        let durations: [String: Double]
+        if let prepared { durations = prepared.durations } else {
+            do { durations = try store.lastDurations() } catch {
+                throw abandon("cannot read the state in \(directory): \(error)")
+            }
+        }
+        let workDirectory: String, workDirectoryIsNew: Bool
+        do { (workDirectory, workDirectoryIsNew) = try makeWorkDirectory(stateDirectory: directory, runID: runID) } catch {
+            throw abandon("cannot create the run's work folder in \(directory): \(error)")
+        }
         defer { removeWorkDirectory(workDirectory) }
         let orphanGuard = OrphanGuard(runID: runID, stateDirectory: directory,
                                       watchdogExecutable: configuration.watchdogExecutable)
@@ -220,7 +239,7 @@ package struct BuildSession {
             runner: runner ?? ProcessCommandRunner(killGrace: configuration.killGrace, orphanGuard: orphanGuard),
             cache: cache, store: store, runID: runID, logDirectory: logDirectory,
             workDirectory: workDirectory, canceller: canceller)
-        executor.expectedDurations = prepared?.durations ?? (try? store.lastDurations()) ?? [:]
+        executor.expectedDurations = durations
         executor.workDirectoryIsNew = workDirectoryIsNew
         let summary = await executor.run(selected: selected, reporter: reporter)
         withExtendedLifetime(lock) {}
