@@ -143,28 +143,40 @@ import Testing
         #expect(seconds < 2, "took \(seconds)s")
     }
 
+    /// A watchdog of run `runID` (grace 500 ms) reading the returned pipe,
+    /// and a `sleep 30` in a group of its own whose environment names
+    /// `childRunID` as its run (nil: no run).
+    static func watchdogAndChild(runID: String, childRunID: String?) throws
+        -> (watchdog: Process, input: Pipe, child: ProcessSpawner.Spawned) {
+        let input = Pipe()
+        let watchdog = Process()
+        watchdog.executableURL = PlanRunBinary.url
+        watchdog.arguments = [OrphanGuard.watchdogArgument, "500", runID]
+        watchdog.standardInput = input
+        try watchdog.run()
+        var env = ProcessInfo.processInfo.environment
+        env["PLANRUN_RUN_ID"] = childRunID
+        let child = try ProcessSpawner.spawn(path: "/bin/sleep", arguments: ["sleep", "30"], environment: env,
+                                             workingDirectory: "/", standardInput: nil).get()
+        close(child.stdout)
+        close(child.stderr)
+        return (watchdog, input, child)
+    }
+
+    /// Kills and reaps a child the test started.
+    static func reap(_ child: ProcessSpawner.Spawned) {
+        kill(child.pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(child.pid, &status, 0)
+    }
+
     /// The watchdog stops the groups it was told about (`+PGID`) and not
     /// told are done (`-PGID`), found by their number alone (this one's
     /// environment does not name the run), even when the lines came while
     /// it was between two reads of its pipe and the pipe closed right after.
     @Test(arguments: [false, true]) func watchdogStopsRecordedGroupsOnly(removed: Bool) async throws {
-        let input = Pipe()
-        let watchdog = Process()
-        watchdog.executableURL = PlanRunBinary.url
-        watchdog.arguments = [OrphanGuard.watchdogArgument, "500", "run-\(UUID().uuidString)"]
-        watchdog.standardInput = input
-        try watchdog.run()
-        var env = ProcessInfo.processInfo.environment
-        env["PLANRUN_RUN_ID"] = nil
-        let subtask = try ProcessSpawner.spawn(path: "/bin/sleep", arguments: ["sleep", "30"], environment: env,
-                                               workingDirectory: "/", standardInput: nil).get()
-        close(subtask.stdout)
-        close(subtask.stderr)
-        defer {
-            kill(subtask.pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(subtask.pid, &status, 0)
-        }
+        let (watchdog, input, subtask) = try Self.watchdogAndChild(runID: "run-\(UUID().uuidString)", childRunID: nil)
+        defer { Self.reap(subtask) }
         // A line it reads at once; then, while it waits between two reads,
         // the removal (or nothing) and the end of the pipe.
         input.fileHandleForWriting.write(Data("+\(subtask.pid)\n".utf8))
@@ -180,23 +192,8 @@ import Testing
     /// `PLANRUN_RUN_ID`, unless planrun said goodbye.
     @Test(arguments: [false, true]) func watchdogFindsUnrecordedGroupsOfItsRun(orderly: Bool) async throws {
         let runID = "run-\(UUID().uuidString)"
-        let input = Pipe()
-        let watchdog = Process()
-        watchdog.executableURL = PlanRunBinary.url
-        watchdog.arguments = [OrphanGuard.watchdogArgument, "500", runID]
-        watchdog.standardInput = input
-        try watchdog.run()
-        var env = ProcessInfo.processInfo.environment
-        env["PLANRUN_RUN_ID"] = runID
-        let subtask = try ProcessSpawner.spawn(path: "/bin/sleep", arguments: ["sleep", "30"], environment: env,
-                                               workingDirectory: "/", standardInput: nil).get()
-        close(subtask.stdout)
-        close(subtask.stderr)
-        defer {
-            kill(subtask.pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(subtask.pid, &status, 0)
-        }
+        let (watchdog, input, subtask) = try Self.watchdogAndChild(runID: runID, childRunID: runID)
+        defer { Self.reap(subtask) }
         if orderly { input.fileHandleForWriting.write(Data("bye\n".utf8)) }
         try input.fileHandleForWriting.close()
         watchdog.waitUntilExit()
