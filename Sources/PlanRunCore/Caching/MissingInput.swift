@@ -42,21 +42,30 @@ package enum MissingInput {
     /// subtask's output, nor a folder holding one, nor a path inside an
     /// output folder. One diagnostic per such input, at its position.
     package static func diagnostics(for plan: Plan) -> [Diagnostic] {
-        var outputs = Set<String>()
-        var outputFolders = Set<String>()
-        for subtask in plan.subtasks {
-            for output in subtask.outputs {
-                guard let normalized = PlanValidator.normalizedRelativePath(output) else { continue }
-                outputs.insert(normalized)
-                var parts = normalized.split(separator: "/")
-                while parts.popLast() != nil, !parts.isEmpty { outputFolders.insert(parts.joined(separator: "/")) }
+        // The outputs and the folders holding them, collected only once an
+        // input is missing on disk: in a plan whose inputs all exist (the
+        // usual case) they are never needed.
+        var outputSets: (outputs: Set<String>, folders: Set<String>)?
+        func collectOutputs() -> (outputs: Set<String>, folders: Set<String>) {
+            var outputs = Set<String>()
+            var outputFolders = Set<String>()
+            for subtask in plan.subtasks {
+                for output in subtask.outputs {
+                    guard let normalized = PlanValidator.normalizedRelativePath(output) else { continue }
+                    outputs.insert(normalized)
+                    var parts = normalized.split(separator: "/")
+                    while parts.popLast() != nil, !parts.isEmpty { outputFolders.insert(parts.joined(separator: "/")) }
+                }
             }
+            return (outputs, outputFolders)
         }
         var found: [Diagnostic] = []
         for subtask in plan.subtasks {
             // Plain paths are relative and have no `.` or empty segment.
             for (index, entry) in subtask.inputs.enumerated() where InputGlob.isPlainPath(entry) {
                 if FileStat.of(plan.directory + "/" + entry) != nil { continue }
+                if outputSets == nil { outputSets = collectOutputs() }
+                let (outputs, outputFolders) = outputSets!
                 if let normalized = PlanValidator.normalizedRelativePath(entry) {
                     if outputs.contains(normalized) || outputFolders.contains(normalized) { continue }
                     var parts = normalized.split(separator: "/")

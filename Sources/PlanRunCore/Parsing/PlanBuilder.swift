@@ -242,7 +242,7 @@ struct PlanBuilder {
         var id: String?
         var sawID = false
         // The id first, so that messages about other keys can name it.
-        for pair in pairs where doc.keyText(pair) == "id" {
+        for pair in pairs where doc.scalarBytesEqual(pair.key, "id") {
             sawID = true
             id = text(pair.value, key: "id")
             locations.id = at(pair.value)

@@ -96,6 +96,19 @@ package struct YAMLDocument: Sendable {
         return Array(text[Int(r.start)..<Int(r.start + r.count)])
     }
 
+    /// True when `node` is a scalar whose bytes are `ascii`'s; no String is
+    /// made. For a plan's key names (ASCII letters and `_`) this is what
+    /// String equality says too: no other text is canonically equivalent
+    /// to them.
+    func scalarBytesEqual(_ node: YAMLNode, _ ascii: StaticString) -> Bool {
+        let r = records[Int(node.index)]
+        guard r.kind == .scalar, Int(r.count) == ascii.utf8CodeUnitCount else { return false }
+        return text.withUnsafeBufferPointer { buffer in
+            buffer[Int(r.start)..<Int(r.start + r.count)].elementsEqual(
+                UnsafeBufferPointer(start: ascii.utf8Start, count: ascii.utf8CodeUnitCount))
+        }
+    }
+
     /// True when the scalars at `a` and `b` have the same bytes.
     func sameText(_ a: Int32, _ b: Int32) -> Bool {
         let ra = records[Int(a)], rb = records[Int(b)]
