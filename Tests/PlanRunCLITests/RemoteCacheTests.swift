@@ -109,6 +109,20 @@ struct RemoteCacheTests {
         return try PlanRunBinary.run(arguments, in: dir, environment: ["PLANRUN_REMOTE_CACHE": ""])
     }
 
+    /// Rewrites the remote entry of `solo` without the inline copy of
+    /// `out/solo.txt` (as an older planrun wrote entries), so that a
+    /// restore must fetch the `cas` blob. Returns the blob's digest and the
+    /// entry's text as it was.
+    static func dropInlineContentsOfSolo(in server: NginxServer) throws -> (digest: String, entry: String) {
+        let digest = Digest.sha256Hex(Array("solo\n".utf8))
+        let entry = try Self.actionFile(in: server, naming: "out/solo.txt")
+        let text = try String(contentsOf: entry, encoding: .utf8)
+        let inline = "\"contents\":\"\(Data("solo\n".utf8).base64EncodedString())\","
+        #expect(text.contains(inline))
+        try text.replacingOccurrences(of: inline, with: "").write(to: entry, atomically: true, encoding: .utf8)
+        return (digest, text)
+    }
+
     /// The served `ac` entry whose outputs include `path`.
     static func actionFile(in server: NginxServer, naming path: String) throws -> URL {
         for name in server.storedFiles() where name.hasPrefix("ac/") {
@@ -264,12 +278,7 @@ struct RemoteCacheTests {
         defer { server.stop() }
         let source = try Self.makeSource()
         #expect(try Self.build(source, remote: server.url).status == 0)
-        let digest = Digest.sha256Hex(Array("solo\n".utf8))
-        let entry = try Self.actionFile(in: server, naming: "out/solo.txt")
-        let text = try String(contentsOf: entry, encoding: .utf8)
-        let inline = "\"contents\":\"\(Data("solo\n".utf8).base64EncodedString())\","
-        #expect(text.contains(inline))
-        try text.replacingOccurrences(of: inline, with: "").write(to: entry, atomically: true, encoding: .utf8)
+        let (digest, _) = try Self.dropInlineContentsOfSolo(in: server)
         let blob = server.root.appendingPathComponent("cas/" + digest)
         #expect(FileManager.default.fileExists(atPath: blob.path))
         try "evil\n".write(to: blob, atomically: true, encoding: .utf8)
@@ -355,13 +364,8 @@ struct RemoteCacheTests {
         defer { server.stop() }
         let source = try Self.makeSource()
         #expect(try Self.build(source, remote: server.url).status == 0)
-        let digest = Digest.sha256Hex(Array("solo\n".utf8))
-        let entry = try Self.actionFile(in: server, naming: "out/solo.txt")
-        let text = try String(contentsOf: entry, encoding: .utf8)
-        let inline = "\"contents\":\"\(Data("solo\n".utf8).base64EncodedString())\","
-        #expect(text.contains(inline))
+        let (digest, text) = try Self.dropInlineContentsOfSolo(in: server)
         #expect(text.contains("\"\(digest)\":5"))
-        try text.replacingOccurrences(of: inline, with: "").write(to: entry, atomically: true, encoding: .utf8)
         try String(repeating: "solo\n", count: 1000).write(to: server.root.appendingPathComponent("cas/" + digest),
                                                           atomically: true, encoding: .utf8)
 
