@@ -5,22 +5,7 @@ import PlanRunTestSupport
 
 /// `explain`, `clean`, `approve` and `retry`, run as the real binary.
 @Suite struct CacheCommandTests {
-    final class Folder {
-        let url: URL
-        init(plan: String) throws {
-            url = try PlanRunBinary.temporaryDirectory()
-            try write("plan.yaml", plan)
-        }
-        deinit { try? FileManager.default.removeItem(at: url) }
-        func write(_ rel: String, _ text: String) throws {
-            let file = url.appendingPathComponent(rel)
-            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: file)
-        }
-        func read(_ rel: String) -> String? {
-            FileManager.default.contents(atPath: url.appendingPathComponent(rel).path).map { String(decoding: $0, as: UTF8.self) }
-        }
-        func exists(_ rel: String) -> Bool { FileManager.default.fileExists(atPath: url.appendingPathComponent(rel).path) }
+    final class Folder: PlanFolder {
         @discardableResult
         func run(_ args: String...) throws -> PlanRunBinary.Result { try PlanRunBinary.run(args, in: url) }
     }

@@ -95,3 +95,24 @@ final class ReadBox: @unchecked Sendable {
     }
     var done: Bool { lock.lock(); defer { lock.unlock() }; return _done }
 }
+
+/// A temporary plan folder with `plan.yaml` written, removed when released;
+/// suites subclass it with the helpers of their own.
+class PlanFolder {
+    let url: URL
+    init(plan: String) throws {
+        url = try PlanRunBinary.temporaryDirectory()
+        try write("plan.yaml", plan)
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+    var path: String { url.path }
+    func write(_ rel: String, _ text: String) throws {
+        let file = url.appendingPathComponent(rel)
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: file)
+    }
+    func read(_ rel: String) -> String? {
+        FileManager.default.contents(atPath: url.appendingPathComponent(rel).path).map { String(decoding: $0, as: UTF8.self) }
+    }
+    func exists(_ rel: String) -> Bool { FileManager.default.fileExists(atPath: url.appendingPathComponent(rel).path) }
+}

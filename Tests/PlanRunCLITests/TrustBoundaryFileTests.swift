@@ -9,22 +9,7 @@ import Testing
 /// outputs stored as they are, state is not an output, local cache reads
 /// bounded, no litter.
 @Suite struct TrustBoundaryFileTests {
-    final class Folder {
-        let url: URL
-        init(plan: String) throws {
-            url = try PlanRunBinary.temporaryDirectory()
-            try write("plan.yaml", plan)
-        }
-        deinit { try? FileManager.default.removeItem(at: url) }
-        var path: String { url.path }
-        func write(_ rel: String, _ text: String) throws {
-            let file = url.appendingPathComponent(rel)
-            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: file)
-        }
-        func read(_ rel: String) -> String? {
-            FileManager.default.contents(atPath: path + "/" + rel).map { String(decoding: $0, as: UTF8.self) }
-        }
+    final class Folder: PlanFolder {
         func link(_ rel: String, to target: String) throws {
             try FileManager.default.createDirectory(
                 atPath: ((path + "/" + rel) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
