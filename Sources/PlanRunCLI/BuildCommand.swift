@@ -177,7 +177,8 @@ enum BuildRun {
                 let text = TextReporter(isTerminal: configuration.isTerminal && annotatePlanFile == nil,
                                         commandLines: commandLines, write: write, flush: { output.flush() })
                 let reporter: any ProgressReporter = annotatePlanFile.map {
-                    GitHubActionsReporter(wrapping: text, plan: plan, planFile: $0, write: write)
+                    GitHubActionsReporter(wrapping: text, plan: plan, planFile: $0,
+                                          includedFile: { GitHubActionsEnvironment.path($0) }, write: write)
                 } ?? text
                 let caching = BuildCacheRequest(forcedIDs: forcedIDs, remote: remote, onlyTargets: onlyTargets, stamp: stamp)
                 let (outcome, warnings) = await BuildSession.runCached(
