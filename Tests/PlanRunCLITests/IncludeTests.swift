@@ -179,6 +179,18 @@ import PlanRunTestSupport
         #expect(junit.contains("it broke"), "\(junit)")
     }
 
+    @Test func anApprovalCoversTheIncludedPlans() throws {
+        let f = try Folder(plan: "version: 1\napproval: required\nincludes: { lib: lib/plan.yaml }\nsubtasks:\n  - { id: top, run: echo top }\n")
+        try f.write("lib/plan.yaml", "version: 1\nsubtasks:\n  - { id: a, run: echo a }\n")
+        #expect(try f.run("approve").status == 0)
+        #expect(try f.run("build").status == 0)
+        try f.write("lib/plan.yaml", "version: 1\nsubtasks:\n  - { id: a, run: echo changed }\n")
+        let refused = try f.run("build")
+        #expect(refused.status != 0 && refused.stderr.contains("plan is not approved"), "\(refused.stderr)")
+        #expect(try f.run("approve").status == 0)
+        #expect(try f.run("build").status == 0)
+    }
+
     @Test func validateNamesTheIncludedFileAndTheCycle() throws {
         let f = try Folder(plan: "version: 1\nincludes:\n  web: web/plan.yaml\nsubtasks:\n  - { id: a, run: echo }\n")
         try f.write("web/plan.yaml", "version: 1\nincludes:\n  back: ../plan.yaml\nsubtasks:\n  - { id: b, run: echo }\n")
