@@ -132,7 +132,7 @@ enum PlanIncludes {
             let joined = include.path.hasPrefix("/") ? include.path : directory + "/" + include.path
             let file = URL(fileURLWithPath: joined).standardizedFileURL.path
             guard let relative = relativeToTop(file), !relative.isEmpty,
-                  Self.realPath(file).map({ relativeToTop($0, real: true) != nil }) ?? true
+                  PlanLoader.realPath(file).map({ relativeToTop($0, real: true) != nil }) ?? true
             else {
                 collector.error(.includeOutside(path: include.path), at: include.pathLocation)
                 return nil
@@ -180,7 +180,7 @@ enum PlanIncludes {
         /// folder: `""` for the folder itself, nil outside it. With `real`,
         /// against the folder with its links resolved.
         func relativeToTop(_ path: String, real: Bool = false) -> String? {
-            let top = real ? (Self.realPath(topDirectory) ?? topDirectory) : topDirectory
+            let top = real ? (PlanLoader.realPath(topDirectory) ?? topDirectory) : topDirectory
             if path == top { return "" }
             let prefix = top.hasSuffix("/") ? top : top + "/"
             guard path.hasPrefix(prefix) else { return nil }
@@ -216,13 +216,6 @@ enum PlanIncludes {
                 file: file, folder: folder, name: plan.name, env: plan.env, defaults: plan.defaults,
                 maxParallel: plan.maxParallel)
             for (name, scope) in nested.scopes { result.scopes[prefix + name] = scope }
-        }
-
-        /// `path` with every link resolved; nil when it does not exist.
-        static func realPath(_ path: String) -> String? {
-            guard let resolved = realpath(path, nil) else { return nil }
-            defer { free(resolved) }
-            return String(cString: resolved)
         }
 
         /// An input pattern of a plan in `folder`, relative to the

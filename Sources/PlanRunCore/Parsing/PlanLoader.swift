@@ -24,6 +24,13 @@ package enum PlanLoader {
         return (url.path, url.deletingLastPathComponent().standardizedFileURL.path)
     }
 
+    /// `path` with every link resolved; nil when it does not exist.
+    package static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     /// Loads and validates plan text. `file` is used in locations; `directory`
     /// is the plan's folder (absolute).
     package static func load(bytes: [UInt8], file: String, directory: String) throws(PlanDiagnostics) -> Plan {
