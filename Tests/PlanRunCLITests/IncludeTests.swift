@@ -159,12 +159,26 @@ import PlanRunTestSupport
             version: 1
             subtasks:
               - { id: hello, run: 'echo "$PLANRUN_SUBTASK in $(pwd)"' }
+              - { id: result, run: 'echo "result of $PLANRUN_SUBTASK" > "$PLANRUN_RESULT"' }
             """)
         let summary = try f.build()
-        #expect(f.ran(summary) == ["one/hello", "two/hello", "all"])
+        #expect(f.ran(summary) == ["one/hello", "one/result", "two/hello", "two/result", "all"])
         let results = summary["results"] as? [String: [String: Any]] ?? [:]
         #expect(results["one/hello"]?["result"] as? String == "one/hello in \(f.realPath)/tool\n")
         #expect(results["two/hello"]?["result"] as? String == "two/hello in \(f.realPath)/tool\n")
+        // The result file of an id with `/` is in a subfolder of the run's work folder.
+        #expect(results["two/result"]?["result"] as? String == "result of two/result\n")
+    }
+
+    @Test func exportNamesJobsOfIncludedSubtasksSafely() throws {
+        let f = try Self.project()
+        let github = try f.run("export", "plan.yaml", "--to", "github-actions")
+        #expect(github.status == 0, "\(github.stderr)")
+        #expect(github.stdout.contains("  lib_pack:\n    name: lib/pack\n    needs: [lib_compile]\n"), "\(github.stdout)")
+        #expect(github.stdout.contains("run: planrun build plan.yaml lib/pack --only\n"))
+        let argo = try f.run("export", "plan.yaml", "--to", "argo")
+        #expect(argo.status == 0 && argo.stdout.contains("- name: lib-pack\n"), "\(argo.stdout)")
+        #expect(argo.stdout.contains("dependencies: [lib-compile]"))
     }
 
     @Test func aFailedIncludedSubtaskIsReportedInItsOwnFile() throws {
