@@ -16,7 +16,7 @@ import PlanRunTestSupport
 
     static func build(_ plan: Plan, forced: Bool = false) async throws -> [String: (SubtaskStatus, RunReason?)] {
         let stateDir = plan.directory + "/.planrun"
-        let cache = try ContentCache.open(plan: plan, stateDirectory: stateDir, callerEnvironment: [:])
+        let cache = try ContentCache.open(plan: plan, stateDirectory: stateDir, callerEnvironment: [:], force: Force(all: forced))
         let summary = try await BuildSession.run(
             plan: plan, configuration: RunConfiguration(jobs: 2, forced: forced, killGrace: .milliseconds(200)),
             cache: cache, canceller: RunCanceller(), reporter: RecordingReporter())

@@ -158,7 +158,7 @@ final class SlowRecordCache: BuildCache {
     var finished: [String: ContinuousClock.Instant] { get async { await times.finished } }
     init(delay: Duration) { self.delay = delay }
 
-    func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
+    func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision {
         .run(reason: .neverRan, key: nil)
     }
 
@@ -181,7 +181,7 @@ final class SpinningCache: BuildCache {
         self.cancelAt = cancelAt
     }
 
-    func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
+    func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision {
         guard upToDate.contains(subtask.id) else { return .run(reason: .neverRan, key: nil) }
         let count = verdicts.add(1, ordering: .relaxed).newValue
         if count == cancelAt { withUnsafeCurrentTask { $0?.cancel() } }

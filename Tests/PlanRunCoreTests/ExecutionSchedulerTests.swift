@@ -227,7 +227,7 @@ final class ScriptedCache: BuildCache {
     }
     init(upToDate: Set<String>) { self.upToDate = upToDate }
 
-    func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
+    func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision {
         await recorded.saw(subtask.id, dependencyDigests)
         if upToDate.contains(subtask.id) {
             return .upToDate(CachedOutcome(key: .named("k-\(subtask.id)"), resultDigest: "d-\(subtask.id)",

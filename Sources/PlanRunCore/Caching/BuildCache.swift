@@ -6,8 +6,9 @@
 package protocol BuildCache: Sendable {
     /// Whether `subtask` must run. `dependencyDigests` maps each dependency
     /// id to its result digest (result content plus output files) from this
-    /// run, whether the dependency ran or was cached.
-    func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision
+    /// run, whether the dependency ran or was cached. The cache applies its
+    /// own `Force` (made once from the command line).
+    func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision
 
     /// Records a successful attempt: stores outputs and result under `key`
     /// and returns the subtask's result digest. `key` is the one `decide`
@@ -70,10 +71,12 @@ package struct CachedOutcome: Sendable, Hashable {
 /// A cache that never skips: every subtask runs ("never ran", or "forced" /
 /// "cache disabled"). Result digests are SHA-256 of the result bytes.
 package struct NoBuildCache: BuildCache {
-    package init() {}
+    package let force: Force
 
-    package func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
-        if forced { return .run(reason: .forced, key: nil) }
+    package init(force: Force = .none) { self.force = force }
+
+    package func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision {
+        if force.covers(subtask.id) { return .run(reason: .forced, key: nil) }
         return .run(reason: subtask.cache ? .neverRan : .cacheDisabled, key: nil)
     }
 

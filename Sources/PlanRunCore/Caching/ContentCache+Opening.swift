@@ -17,7 +17,7 @@ extension ContentCache {
             let subtask = graph.plan.subtasks[node]
             let ranDependency = graph.dependencies[node].first(where: { runs[$0] })
             do throws(CacheError) {
-                var decision = try decideNow(subtask, dependencyDigests: deps, forced: false)
+                var decision = try decideNow(subtask, dependencyDigests: deps)
                 var digest: String?
                 if case .upToDate(let outcome) = decision {
                     digest = outcome.resultDigest

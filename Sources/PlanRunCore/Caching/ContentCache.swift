@@ -24,7 +24,7 @@ package final class ContentCache: BuildCache {
     package let history: any SubtaskHistory
     package let digester: FileDigester
     package let readOnly: Bool
-    /// Subtasks to run even when up to date; `forced` on `decide` forces all.
+    /// Subtasks to run even when up to date.
     package let force: Force
     package let keys: KeyBuilder
     package let outputs: OutputReader
@@ -79,14 +79,12 @@ package final class ContentCache: BuildCache {
     }
 
     /// Whether `subtask` runs even when up to date.
-    package func isForced(_ subtask: Subtask, forced: Bool) -> Bool {
-        forced || force.covers(subtask.id)
-    }
+    package func isForced(_ subtask: Subtask) -> Bool { force.covers(subtask.id) }
 
     // MARK: BuildCache
 
-    package func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
-        let decision = try decideNow(subtask, dependencyDigests: dependencyDigests, forced: forced)
+    package func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision {
+        let decision = try decideNow(subtask, dependencyDigests: dependencyDigests)
         try flushIfDue()
         return decision
     }
@@ -98,9 +96,9 @@ package final class ContentCache: BuildCache {
 
     /// `decide` without suspension points (also used by `explain`): computes
     /// the key, then decides with it.
-    package func decideNow(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) throws(CacheError) -> CacheDecision {
-        guard subtask.cache else { return try decide(subtask, key: nil, forced: forced) }
-        return try decide(subtask, key: key(for: subtask, dependencyDigests: dependencyDigests), forced: forced)
+    package func decideNow(_ subtask: Subtask, dependencyDigests: [String: String]) throws(CacheError) -> CacheDecision {
+        guard subtask.cache else { return try decide(subtask, key: nil) }
+        return try decide(subtask, key: key(for: subtask, dependencyDigests: dependencyDigests))
     }
 
     /// The key a decision uses: its stats are noted in `statLog`.
@@ -110,8 +108,8 @@ package final class ContentCache: BuildCache {
 
     /// The decision for `subtask` with its current `key` (nil only when the
     /// subtask is not cacheable): the verdict, then the restore it calls for.
-    package func decide(_ subtask: Subtask, key: ActionKey?, forced: Bool) throws(CacheError) -> CacheDecision {
-        let isForced = isForced(subtask, forced: forced)
+    package func decide(_ subtask: Subtask, key: ActionKey?) throws(CacheError) -> CacheDecision {
+        let isForced = isForced(subtask)
         guard subtask.cache, let key else {
             return .run(reason: isForced ? .forced : .cacheDisabled, key: nil)
         }

@@ -11,7 +11,7 @@ extension LayeredBuildCache {
             let subtask = graph.plan.subtasks[node]
             let decision: CacheDecision
             do throws(CacheError) {
-                decision = try local.decideNow(subtask, dependencyDigests: deps, forced: false)
+                decision = try local.decideNow(subtask, dependencyDigests: deps)
             } catch {
                 throw OnlyFailure(dependency: subtask.id, dependent: dependent(of: node, graph: graph, selected: selected, targets: targets),
                                   detail: error.description)

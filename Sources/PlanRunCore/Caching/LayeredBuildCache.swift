@@ -91,14 +91,14 @@ package final class LayeredBuildCache: BuildCache {
     /// Computes the key once, then: a subtask the prefetch restored with
     /// that key is up to date; else the local verdict; a run the local
     /// cache cannot avoid is looked up on the remote.
-    package func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
-        guard subtask.cache else { return try local.decide(subtask, key: nil, forced: forced) }
+    package func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision {
+        guard subtask.cache else { return try local.decide(subtask, key: nil) }
         let key = try local.key(for: subtask, dependencyDigests: dependencyDigests)
-        if let ahead = restoredAhead.removeValue(forKey: subtask.id), !local.isForced(subtask, forced: forced),
+        if let ahead = restoredAhead.removeValue(forKey: subtask.id), !local.isForced(subtask),
            ahead.key.digest == key.digest {
             return .upToDate(ahead)
         }
-        let first = try local.decide(subtask, key: key, forced: forced)
+        let first = try local.decide(subtask, key: key)
         try local.flushIfDue()
         guard let remote, remote.isAvailable, case .run(let reason, _) = first, reason != .forced,
               let outcome = await restoreFromRemote(subtask, key: key)

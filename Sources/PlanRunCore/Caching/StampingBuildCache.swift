@@ -94,9 +94,9 @@ package final class StampingBuildCache: BuildCache {
         try await inner.prepare(graph: graph, selected: selected)
     }
 
-    package func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
-        let decision = try await inner.decide(subtask, dependencyDigests: dependencyDigests, forced: forced)
-        if !forced, case .upToDate(let outcome) = decision, outcome.reason == .cached {
+    package func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision {
+        let decision = try await inner.decide(subtask, dependencyDigests: dependencyDigests)
+        if case .upToDate(let outcome) = decision, outcome.reason == .cached {
             tally.cached += 1
         } else {
             ruleOut()

@@ -65,13 +65,13 @@ package struct Executor {
 
     package init(
         graph: TaskGraph, configuration: RunConfiguration, runner: any CommandRunner,
-        cache: any BuildCache = NoBuildCache(), store: StateStore? = nil, runID: String = "run",
+        cache: (any BuildCache)? = nil, store: StateStore? = nil, runID: String = "run",
         logDirectory: String? = nil, workDirectory: String? = nil, canceller: RunCanceller = RunCanceller()
     ) {
         self.graph = graph
         self.configuration = configuration
         self.runner = runner
-        self.cache = cache
+        self.cache = cache ?? NoBuildCache(force: Force(all: configuration.forced))
         self.store = store
         self.runID = runID
         self.logDirectory = logDirectory
@@ -249,8 +249,7 @@ struct ExecutorLoop {
         let dependencyDigests = KeyWalk.dependencyDigests(of: node, in: graph, missing: "") { digests[$0] } ?? [:]
         let decision: CacheDecision
         do {
-            decision = try await executor.cache.decide(subtask, dependencyDigests: dependencyDigests,
-                                                       forced: executor.configuration.forced)
+            decision = try await executor.cache.decide(subtask, dependencyDigests: dependencyDigests)
         } catch {
             return fail(node, "cannot check the cache: \(error)")
         }
