@@ -43,7 +43,7 @@ struct BuildCommand: AsyncParsableCommand {
         if dryRun {
             var preview = preview
             if options.json { preview.format = .json }
-            try DryRun.show(planArguments: planArguments, jobs: options.jobs, preview: preview,
+            try await DryRun.show(planArguments: planArguments, jobs: options.jobs, preview: preview,
                             state: options.stateFolder, color: options.output.color)
             return
         }

@@ -43,11 +43,11 @@ extension BuildSession {
                 makeCache: { directory in
                     try UpToDateStamp.remove(stateDirectory: directory)
                     let log = caching.stamp == nil ? nil : StatLog()
-                    let local = try ContentCache.open(
+                    let cache = try ContentCache.open(
                         plan: plan, stateDirectory: directory, callerEnvironment: configuration.environment,
                         force: Force(all: configuration.forced, ids: caching.forcedIDs), writeBehind: true,
-                        state: prepared?.directory == directory ? prepared?.cacheState : nil, statLog: log)
-                    let cache = LayeredBuildCache(local: local, remote: caching.remote, onlyTargets: caching.onlyTargets)
+                        state: prepared?.directory == directory ? prepared?.cacheState : nil, statLog: log,
+                        remote: caching.remote, onlyTargets: caching.onlyTargets)
                     let stamped = caching.stamp.map { invocation in
                         // Approving the plan again changes what `build` accepts;
                         // an included plan file is part of the plan.

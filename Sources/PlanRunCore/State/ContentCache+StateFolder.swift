@@ -39,7 +39,8 @@ extension ContentCache {
     package static func open(
         plan: Plan, stateDirectory: String, callerEnvironment: [String: String],
         readOnly: Bool = false, force: Force = .none, writeBehind: Bool = false,
-        state prepared: CacheState? = nil, statLog: StatLog? = nil
+        state prepared: CacheState? = nil, statLog: StatLog? = nil,
+        remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil
     ) throws(CacheError) -> ContentCache {
         let store = LocalCacheStore(root: (stateDirectory as NSString).appendingPathComponent("cache"), readOnly: readOnly)
         let history: any SubtaskHistory
@@ -71,7 +72,7 @@ extension ContentCache {
         }
         return ContentCache(
             plan: plan, callerEnvironment: callerEnvironment, store: store, history: history,
-            digests: digests, readOnly: readOnly, force: force, statLog: statLog)
+            digests: digests, readOnly: readOnly, force: force, statLog: statLog, remote: remote, onlyTargets: onlyTargets)
     }
 
     /// Opens `state.db` for reading without creating or changing any file
