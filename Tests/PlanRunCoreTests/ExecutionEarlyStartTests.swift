@@ -162,10 +162,10 @@ final class SlowRecordCache: BuildCache {
         .run(reason: .neverRan, key: nil)
     }
 
-    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
+    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> CacheRecord {
         try await Task.sleep(for: delay)
         await times.set(subtask.id)
-        return "d-\(subtask.id)"
+        return CacheRecord(resultDigest: "d-\(subtask.id)")
     }
 }
 
@@ -190,5 +190,5 @@ final class SpinningCache: BuildCache {
         return .upToDate(CachedOutcome(key: .named("k"), resultDigest: "d-\(subtask.id)", result: [], reason: .cached))
     }
 
-    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String { "d-\(subtask.id)" }
+    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> CacheRecord { CacheRecord(resultDigest: "d-\(subtask.id)") }
 }

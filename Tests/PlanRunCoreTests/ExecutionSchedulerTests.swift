@@ -236,9 +236,9 @@ final class ScriptedCache: BuildCache {
         return .run(reason: .neverRan, key: .named("k-\(subtask.id)"))
     }
 
-    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
+    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> CacheRecord {
         await recorded.add(subtask.id)
-        return "d-\(subtask.id)"
+        return CacheRecord(resultDigest: "d-\(subtask.id)")
     }
 }
 

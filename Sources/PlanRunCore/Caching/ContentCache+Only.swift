@@ -20,6 +20,11 @@ extension ContentCache {
                 throw OnlyFailure(dependency: subtask.id, dependent: dependent(of: node, graph: graph, selected: selected, targets: targets),
                                   detail: nil)
             }
+            // Written before the run's loop (and its recorder) starts; the
+            // recorder's commits take it with their own rows.
+            if let entry = outcome.history {
+                do { try history.save(entry, for: subtask.id) } catch { throw CacheError.stateWrite(reason: "\(error)") }
+            }
             return outcome.resultDigest
         }
     }

@@ -96,18 +96,13 @@ package final class ContentCache: BuildCache {
         return out
     }
 
-    /// Waits for history rows written behind and writes pending stat-cache
-    /// records; call when the build ends. Throws the first write that
-    /// failed (the build fails with it).
+    /// Writes pending stat-cache records; call when the build ends (the
+    /// history's rows are the recorder's: `RunRecorder.commitNow`). Throws
+    /// when that fails (the build fails with it).
     package func finish() throws(CacheError) {
-        var failure: CacheError?
-        do { try history.waitForWrites() } catch {
-            failure = (error as? CacheError) ?? .stateWrite(reason: "\(error)")
-        }
         // Every restore this build made renamed or removed its temporary files.
         store.forgetTemporaries()
-        do { try digester.flush() } catch { failure = failure ?? error }
-        if let failure { throw failure }
+        try digester.flush()
     }
 
     /// Whether `subtask` runs even when up to date.
@@ -134,7 +129,7 @@ package final class ContentCache: BuildCache {
         if let onlyTargets { try await checkOnly(graph: graph, selected: selected, targets: onlyTargets) }
     }
 
-    /// Waits for the uploads, then for the history and stat-cache writes (`finish`).
+    /// Waits for the uploads, then writes the stat cache (`finish`).
     package func finishBuild() async throws {
         await writeThrough?.drain()
         try finish()
@@ -185,8 +180,9 @@ package final class ContentCache: BuildCache {
         case .restore(let otherwise):
             for source in sources {
                 guard let restored = try await restore(subtask, key: key, from: source) else { continue }
-                do { try history.save(restored.entry, for: subtask.id) } catch { throw .stateWrite(reason: "\(error)") }
-                return .upToDate(restored.outcome)
+                var outcome = restored.outcome
+                outcome.history = restored.entry
+                return .upToDate(outcome)
             }
             return .run(reason: otherwise, key: key)
         case .run(let reason):
@@ -207,16 +203,16 @@ package final class ContentCache: BuildCache {
         }
     }
 
-    package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
-        let digest = try recordNow(subtask, key: key, result: result)
+    package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> CacheRecord {
+        let recorded = try recordNow(subtask, key: key, result: result)
         if let writeThrough, let key { await writeThrough.upload(key: key.digest) }
-        return digest
+        return recorded
     }
 
-    package func commitPendingWrites() { history.commitQueued() }
+    package var historyStore: (any SubtaskHistory)? { readOnly ? nil : history }
 
     /// `record` without suspension points. `key`: the one `decide` returned.
-    package func recordNow(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) throws(CacheError) -> String {
+    package func recordNow(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) throws(CacheError) -> CacheRecord {
         // Outputs as the run left them (also checks they exist).
         var outputs: [OutputEntry] = []
         for path in subtask.outputs {
@@ -224,7 +220,7 @@ package final class ContentCache: BuildCache {
             outputs.append(entry)
         }
         let resultDigest = ContentCache.resultDigest(result: result, outputs: outputs)
-        guard let key, !readOnly else { return resultDigest }
+        guard let key, !readOnly else { return CacheRecord(resultDigest: resultDigest) }
 
         // The inputs must still be as the key saw them: an input edited
         // while the subtask ran gives another key, and then nothing is
@@ -234,7 +230,7 @@ package final class ContentCache: BuildCache {
               current.digest == key.digest
         else {
             warnings.add("inputs of `\(subtask.id)` changed while it ran; it will run again next time")
-            return resultDigest
+            return CacheRecord(resultDigest: resultDigest)
         }
 
         // Store outputs and result; a failing store (disk full) costs only
@@ -249,13 +245,9 @@ package final class ContentCache: BuildCache {
         } catch {
             warnings.add("cannot store `\(subtask.id)` in the cache: \(error)")
         }
-        do {
-            try history.save(HistoryEntry(key: key.cacheKey, resultDigest: resultDigest, result: result, outputs: outputs), for: subtask.id)
-        } catch {
-            throw .stateWrite(reason: "\(error)")
-        }
         try flushIfDue()
-        return resultDigest
+        return CacheRecord(resultDigest: resultDigest,
+                           history: HistoryEntry(key: key.cacheKey, resultDigest: resultDigest, result: result, outputs: outputs))
     }
 
     /// SHA-256 over a result's content digest and its outputs (path, kind,

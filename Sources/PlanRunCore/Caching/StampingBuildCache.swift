@@ -110,12 +110,12 @@ package final class StampingBuildCache: BuildCache {
         log.stop()
     }
 
-    package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
+    package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> CacheRecord {
         ruleOut()
         return try await inner.record(subtask, key: key, result: result)
     }
 
-    package func commitPendingWrites() { inner.commitPendingWrites() }
+    package var historyStore: (any SubtaskHistory)? { inner.historyStore }
 
     package func takeWarnings() -> [String] { inner.takeWarnings() }
 
