@@ -52,6 +52,8 @@ extension ContentCache {
                 return out
             }
             guard !found.isEmpty else { continue }
+            // Saved before the run's loop (and its recorder) starts; the
+            // recorder's commits write them with their own rows.
             do {
                 try history.saveAll(found.map { (plan.subtasks[$0.0].id, $0.1.entry) })
             } catch {

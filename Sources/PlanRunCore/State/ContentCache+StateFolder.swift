@@ -32,7 +32,7 @@ extension ContentCache {
     /// and creates nothing; with no database yet, history is empty.
     ///
     /// `writeBehind`: history rows are committed in the background
-    /// (`DatabaseSubtaskHistory`); call `finish` before the process ends.
+    /// (`DatabaseSubtaskHistory`); a build's `RunRecorder` waits for them.
     /// `state`: history and stat records already read from this folder's
     /// database (a writable cache only; `writeBehind` is then the one it
     /// was loaded with).
