@@ -125,6 +125,12 @@ package struct Subtask: Sendable, Hashable, Identifiable {
     package var retries: Int?
     package var retryBackoff: Duration?
     package var timeout: Duration?
+    /// The file the subtask writes in make's rule syntax (`depfile:`).
+    package var depfile: String?
+    /// For an instance of a `foreach` group: its item.
+    package var item: String?
+    /// For an instance of a `matrix` group: its values, in the matrix's key order.
+    package var matrix: [MatrixValue]?
     package var locations: SubtaskLocations
 
     package init(
@@ -132,9 +138,10 @@ package struct Subtask: Sendable, Hashable, Identifiable {
         inputs: [String] = [], outputs: [String] = [], dependsOn: [String] = [],
         with: JSONValue? = nil, cache: Bool = true, env: [String: String] = [:],
         envInputs: [String] = [], retries: Int? = nil, retryBackoff: Duration? = nil,
-        timeout: Duration? = nil,
+        timeout: Duration? = nil, depfile: String? = nil,
         locations: SubtaskLocations = SubtaskLocations(item: SourceLocation(file: "<memory>", line: 1, column: 1))
     ) {
+        self.depfile = depfile
         self.id = id
         self.description = description
         self.agent = agent
@@ -175,13 +182,23 @@ package struct Plan: Sendable {
     package var subtasks: [Subtask]
     /// id -> position in `subtasks`.
     package var index: [String: Int]
+    /// Group id (a subtask with `foreach` or `matrix`) -> its instance ids,
+    /// in plan order. A group may have none.
+    package var groups: [String: [String]]
+    /// The `foreach` glob patterns the plan was expanded with (without a
+    /// leading `-`): what they match is part of the plan, so the up-to-date
+    /// stamp records the folders they list.
+    package var foreachGlobs: [String]
 
     package init(
         file: String, directory: String, version: Int = planFormatVersion, name: String,
         goal: String? = nil, maxParallel: Int? = nil, approval: ApprovalMode = .none,
         env: [String: String] = [:], defaults: SubtaskDefaults = SubtaskDefaults(),
-        agents: [String: AgentDefinition] = [:], subtasks: [Subtask]
+        agents: [String: AgentDefinition] = [:], subtasks: [Subtask], groups: [String: [String]] = [:],
+        foreachGlobs: [String] = []
     ) {
+        self.groups = groups
+        self.foreachGlobs = foreachGlobs
         self.file = file
         self.directory = directory
         self.version = version
@@ -203,6 +220,13 @@ package struct Plan: Sendable {
 
     package subscript(id: String) -> Subtask? {
         index[id].map { subtasks[$0] }
+    }
+
+    /// The subtask ids `name` stands for where ids are accepted: itself,
+    /// or a group's instances (possibly none); nil when it names neither.
+    package func ids(named name: String) -> [String]? {
+        if index[name] != nil { return [name] }
+        return groups[name]
     }
 
     package func agent(for subtask: Subtask) -> AgentDefinition {

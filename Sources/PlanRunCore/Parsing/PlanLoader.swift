@@ -5,15 +5,17 @@ import Foundation
 /// and keys) and `PlanValidator` (references, outputs, cycles). Every problem
 /// found is collected and thrown together, sorted by location.
 package enum PlanLoader {
-    /// Loads and validates the plan at `path`. Throws every problem found,
-    /// in source order, as `PlanDiagnostics`.
-    package static func load(path: String) throws(PlanDiagnostics) -> Plan {
+    /// Loads and validates the plan at `path` with the `--var` values in
+    /// `variables`. Throws every problem found, in source order, as
+    /// `PlanDiagnostics` (`isUsageError` when a `--var` names no declared
+    /// variable).
+    package static func load(path: String, variables: VariableOverrides = VariableOverrides()) throws(PlanDiagnostics) -> Plan {
         var bytes: [UInt8]
         switch readFile(path) {
         case .success(let b): bytes = b
         case .failure(let error): throw PlanDiagnostics([Diagnostic(error, at: nil)])
         }
-        return try load(releasing: &bytes, file: path, directory: location(of: path).directory)
+        return try load(releasing: &bytes, file: path, directory: location(of: path).directory, variables: variables)
     }
 
     /// The plan file at `path` (relative to the current folder or absolute)
@@ -26,14 +28,18 @@ package enum PlanLoader {
 
     /// Loads and validates plan text. `file` is used in locations; `directory`
     /// is the plan's folder (absolute).
-    package static func load(bytes: [UInt8], file: String, directory: String) throws(PlanDiagnostics) -> Plan {
+    package static func load(
+        bytes: [UInt8], file: String, directory: String, variables: VariableOverrides = VariableOverrides()
+    ) throws(PlanDiagnostics) -> Plan {
         var bytes = bytes
-        return try load(releasing: &bytes, file: file, directory: directory)
+        return try load(releasing: &bytes, file: file, directory: directory, variables: variables)
     }
 
     /// As `load(bytes:file:directory:)`; empties `bytes` once the document is
     /// read, so that a big file's text is not kept while the model is built.
-    static func load(releasing bytes: inout [UInt8], file: String, directory: String) throws(PlanDiagnostics) -> Plan {
+    static func load(
+        releasing bytes: inout [UInt8], file: String, directory: String, variables: VariableOverrides
+    ) throws(PlanDiagnostics) -> Plan {
         var collector = DiagnosticCollector()
         let start = SourceLocation(file: file, line: 1, column: 1)
         if let offset = firstInvalidUTF8Offset(bytes) {
@@ -65,8 +71,14 @@ package enum PlanLoader {
             throw PlanDiagnostics(collector.sorted)
         }
         let defaultName = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
-        var builder = PlanBuilder(document: document, directory: directory, defaultName: defaultName, collector: collector)
+        var builder = PlanBuilder(
+            document: document, directory: directory, defaultName: defaultName, collector: collector, overrides: variables)
         let draft = builder.build(root: root, pairs: pairs)
+        if !draft.undeclaredVariables.isEmpty {
+            var usage = PlanDiagnostics(draft.undeclaredVariables)
+            usage.isUsageError = true
+            throw usage
+        }
         collector = builder.collector
         let plan = draft.plan
         PlanValidator.validate(plan, draft: draft, collector: &collector)

@@ -60,7 +60,9 @@ enum PlanValidator {
                 } else if let j = plan.index[dep] {
                     if j >= i { mayHaveCycle = true }
                 } else {
-                    if idSuggestions == nil { idSuggestions = Suggestion.Candidates(plan.subtasks.lazy.map(\.id)) }
+                    if idSuggestions == nil {
+                        idSuggestions = Suggestion.Candidates(plan.groups.keys.sorted() + plan.subtasks.lazy.map(\.id))
+                    }
                     collector.error(
                         .unknownDependency(
                             subtask: subtask.id, dependency: dep, suggestion: idSuggestions!.closest(to: dep)),
