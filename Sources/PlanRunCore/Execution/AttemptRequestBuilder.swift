@@ -52,13 +52,13 @@ struct AttemptRequestBuilder {
         environment["PLANRUN_ATTEMPT"] = String(attempt)
         var contextPath: String?, resultPath: String?, logPath: String?
         if let dir = logDirectory {
-            logPath = Self.join(dir, subtask.id) + ".log"
+            logPath = Self.join(dir, Subtask.fileName(subtask.id)) + ".log"
         }
         if let dir = workDirectory {
             contextPath = contextFiles?.take(for: node)
-            resultPath = Self.join(dir, subtask.id) + ".result"
+            resultPath = Self.join(dir, Subtask.fileName(subtask.id)) + ".result"
         } else if let dir = logDirectory {
-            let base = Self.join(dir, subtask.id)
+            let base = Self.join(dir, Subtask.fileName(subtask.id))
             contextPath = base + ".context.json"
             resultPath = base + ".result"
         }
@@ -73,9 +73,11 @@ struct AttemptRequestBuilder {
                 id: report.id, description: plan.subtasks[dep].description, agent: report.agent,
                 status: report.status.rawValue, result: report.resultText))
         }
-        let context = SubtaskContext(
+        var context = SubtaskContext(
             subtaskID: subtask.id, plan: plan.name, planGoal: plan.goal, description: subtask.description,
             dependencies: dependencies, metadata: subtask.with ?? .object([:]), attempt: attempt, runID: runID)
+        context.item = subtask.item
+        context.matrix = subtask.matrix
         let base = baseEnvironments[subtask.agent] ?? baseEnvironment(agent)
         return AttemptRequest(
             subtask: subtask, agent: agent, attempt: attempt, runID: runID,

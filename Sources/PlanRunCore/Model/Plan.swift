@@ -160,6 +160,31 @@ package struct Subtask: Sendable, Hashable, Identifiable {
     }
 }
 
+extension Subtask {
+    /// The file name (without extension) of a subtask's files in a folder
+    /// of the run (`logs/RUN/NAME.log`, `NAME.result`): the id, with `/`,
+    /// `%` and control characters percent-encoded, so that it is one path
+    /// component and different ids give different names. An instance id
+    /// may hold any item (`render:docs/My Notes.md`); ordinary ids are
+    /// their own name.
+    package static func fileName(_ id: String) -> String {
+        func escaped(_ byte: UInt8) -> Bool {
+            byte == UInt8(ascii: "/") || byte == UInt8(ascii: "%") || byte < 0x20 || byte == 0x7F
+        }
+        guard id.utf8.contains(where: escaped) else { return id }
+        let hex = Array("0123456789ABCDEF".utf8)
+        var name: [UInt8] = []
+        for byte in id.utf8 {
+            if escaped(byte) {
+                name += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            } else {
+                name.append(byte)
+            }
+        }
+        return String(decoding: name, as: UTF8.self)
+    }
+}
+
 /// A loaded, validated plan. Immutable once built.
 package struct Plan: Sendable {
     /// The plan file's path as given by the user.
@@ -227,6 +252,14 @@ package struct Plan: Sendable {
     package func ids(named name: String) -> [String]? {
         if index[name] != nil { return [name] }
         return groups[name]
+    }
+
+    /// The subtask ids `targets` stand for, in order, each once: a group
+    /// gives its instances; other names are kept.
+    package func targetIDs(_ targets: [String]) -> [String] {
+        guard !groups.isEmpty else { return targets }
+        var seen = Set<String>()
+        return targets.flatMap { ids(named: $0) ?? [$0] }.filter { seen.insert($0).inserted }
     }
 
     package func agent(for subtask: Subtask) -> AgentDefinition {
