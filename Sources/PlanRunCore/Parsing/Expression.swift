@@ -54,7 +54,7 @@ package struct VariableOverrides: Sendable, Hashable {
 }
 
 /// A `--var` argument that is not `NAME=VALUE`.
-package struct VariableOverrideError: Error, Sendable, CustomStringConvertible {
+package struct VariableOverrideError: Error, Sendable, Equatable, CustomStringConvertible {
     package var argument: String
     package var description: String { "`--var \(argument)` must be NAME=VALUE" }
 }

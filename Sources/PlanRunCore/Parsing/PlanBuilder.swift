@@ -369,10 +369,13 @@ struct PlanBuilder {
     }
 
     /// Text fields take any scalar but null: `name: 2024` is the text "2024".
-    /// Fields that do not expand expressions reject them.
+    /// Fields that do not expand expressions reject them (nil, reported).
     mutating func text(_ node: YAMLNode, key: String) -> String? {
         guard let t = rawText(node, key: key) else { return nil }
-        rejectExpression(t, at: node)
+        if Expression.hasExpression(t) {
+            collector.error(.expressionNotAllowed, at: at(node))
+            return nil
+        }
         return t
     }
 
@@ -381,13 +384,15 @@ struct PlanBuilder {
         rawText(node, key: key).flatMap { expand($0, at: node) }
     }
 
-    /// `text` expanded in the current scope; nil (reported) on a bad expression.
+    /// `text` expanded in the current scope. A bad expression is reported
+    /// and the text kept as written, so that the field is not also
+    /// reported missing.
     mutating func expand(_ text: String, at node: YAMLNode) -> String? {
         switch scope.expand(text) {
         case .success(let t): return t
         case .failure(let error):
             collector.error(error, at: at(node))
-            return nil
+            return text
         }
     }
 
