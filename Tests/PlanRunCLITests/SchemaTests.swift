@@ -23,8 +23,8 @@ import Testing
         }
     }()
 
-    @Test func theThreeExamplesExist() {
-        #expect(Self.examples == ["agents", "c-program", "data-pipeline"])
+    @Test func theExamplesExist() {
+        #expect(Self.examples == ["agents", "c-program", "data-pipeline", "matrix"])
     }
 
     @Test(.enabled(if: TestTools.hasSchemaModules, TestTools.noSchemaModules), arguments: examples)
