@@ -89,40 +89,38 @@ struct ExpressionScope {
     /// `${{`. Text without `${{` comes back as is.
     func expand(_ text: String) -> Result<String, PlanError> {
         guard Expression.mayContain(text) else { return .success(text) }
+        return Expression.parse(text).flatMap(expand)
+    }
+
+    /// A parsed text (`Expression.parse`) with its names replaced.
+    func expand(_ parts: [ExpressionPart]) -> Result<String, PlanError> {
         var out = ""
-        var utf8 = Substring(text).utf8[...]
-        while let dollar = utf8.firstIndex(of: UInt8(ascii: "$")) {
-            out += Substring(utf8[utf8.startIndex..<dollar])
-            let rest = utf8[dollar...]
-            if rest.starts(with: "$${{".utf8) {
-                out += "${{"
-                utf8 = rest.dropFirst(4)
-            } else if rest.starts(with: "${{".utf8) {
-                let body = rest.dropFirst(3)
-                guard let close = Expression.closing(in: body) else { return .failure(.unterminatedExpression) }
-                let name = Expression.trimmed(Substring(body[body.startIndex..<close]))
+        for part in parts {
+            switch part {
+            case .text(let t): out += t
+            case .name(let name):
                 switch resolve(name) {
                 case .success(let value): out += value.joined
                 case .failure(let error): return .failure(error)
                 }
-                utf8 = body[close...].dropFirst(2)
-            } else {
-                out += "$"
-                utf8 = rest.dropFirst()
             }
         }
-        out += Substring(utf8)
         return .success(out)
     }
 
     /// A list element: exactly `${{ vars.L }}` for a list L gives L's
     /// elements (a splice); anything else gives its expansion.
-    func expandElement(_ text: String) -> Result<[String], PlanError> {
-        if let name = Expression.soleName(text), name.hasPrefix("vars."),
+    func expandElement(_ parts: [ExpressionPart]) -> Result<[String], PlanError> {
+        if parts.count == 1, case .name(let name) = parts[0], name.hasPrefix("vars."),
            case .success(.list(let list)) = resolve(name) {
             return .success(list)
         }
-        return expand(text).map { [$0] }
+        return expand(parts).map { [$0] }
+    }
+
+    func expandElement(_ text: String) -> Result<[String], PlanError> {
+        guard Expression.mayContain(text) else { return .success([text]) }
+        return Expression.parse(text).flatMap(expandElement)
     }
 
     /// The value of one name.
@@ -161,6 +159,12 @@ struct ExpressionScope {
         if !varsOnly, let matrix { names += matrix.map { "matrix." + $0.name } }
         return names
     }
+}
+
+/// A piece of a text that may hold expressions.
+enum ExpressionPart: Hashable {
+    case text(String)
+    case name(String)
 }
 
 /// The `${{ … }}` syntax, on bytes.
@@ -203,28 +207,46 @@ enum Expression {
         return false
     }
 
-    /// The index of the `}}` that closes an expression whose body starts
-    /// `body`, or nil.
-    static func closing(in body: Substring.UTF8View.SubSequence) -> Substring.UTF8View.Index? {
-        var i = body.startIndex
-        while i < body.endIndex {
-            let next = body.index(after: i)
-            if body[i] == UInt8(ascii: "}"), next < body.endIndex, body[next] == UInt8(ascii: "}") { return i }
-            i = next
+    /// `text` cut into literal text and names: `$${{` is the literal
+    /// `${{`, `${{ NAME }}` a name (spaces around it dropped).
+    static func parse(_ text: String) -> Result<[ExpressionPart], PlanError> {
+        let bytes = Array(text.utf8)
+        var parts: [ExpressionPart] = []
+        var literal: [UInt8] = []
+        var i = 0
+        func flush() {
+            if !literal.isEmpty { parts.append(.text(String(decoding: literal, as: UTF8.self))) }
+            literal = []
         }
-        return nil
-    }
-
-    static func trimmed(_ s: Substring) -> String {
-        String(s.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+        func at(_ k: Int, _ c: Character) -> Bool { k < bytes.count && bytes[k] == c.asciiValue! }
+        while i < bytes.count {
+            if at(i, "$"), at(i + 1, "$"), at(i + 2, "{"), at(i + 3, "{") {
+                literal += Array("${{".utf8)
+                i += 4
+            } else if at(i, "$"), at(i + 1, "{"), at(i + 2, "{") {
+                var end = i + 3
+                while end < bytes.count, !(at(end, "}") && at(end + 1, "}")) { end += 1 }
+                guard end < bytes.count else { return .failure(.unterminatedExpression) }
+                var a = i + 3, b = end
+                while a < b, bytes[a] == UInt8(ascii: " ") { a += 1 }
+                while b > a, bytes[b - 1] == UInt8(ascii: " ") { b -= 1 }
+                flush()
+                parts.append(.name(String(decoding: bytes[a..<b], as: UTF8.self)))
+                i = end + 2
+            } else {
+                literal.append(bytes[i])
+                i += 1
+            }
+        }
+        flush()
+        return .success(parts)
     }
 
     /// The name when `text` is exactly one expression (`${{ vars.L }}`).
     static func soleName(_ text: String) -> String? {
-        guard text.hasPrefix("${{"), text.hasSuffix("}}"), text.utf8.count >= 5 else { return nil }
-        let body = text.dropFirst(3).dropLast(2)
-        guard !body.contains("}"), !body.contains("{") else { return nil }
-        return trimmed(body)
+        guard mayContain(text), case .success(let parts) = parse(text), parts.count == 1,
+              case .name(let name) = parts[0] else { return nil }
+        return name
     }
 
     /// `[A-Za-z0-9_-]+`: the names of variables and matrix keys.

@@ -33,6 +33,8 @@ struct PlanBuilder {
     /// Group id -> where its id is written.
     var groupLocations: [String: SourceLocation] = [:]
     var foreachGlobs: [String] = []
+    /// Texts with expressions, parsed (`template`).
+    var templates: [String: Result<[ExpressionPart], PlanError>] = [:]
 
     static let planKeys = [
         "version", "name", "goal", "max_parallel", "approval", "vars", "env", "defaults", "agents", "subtasks",
@@ -388,12 +390,20 @@ struct PlanBuilder {
     /// and the text kept as written, so that the field is not also
     /// reported missing.
     mutating func expand(_ text: String, at node: YAMLNode) -> String? {
-        switch scope.expand(text) {
+        switch template(text).flatMap(scope.expand) {
         case .success(let t): return t
         case .failure(let error):
             collector.error(error, at: at(node))
             return text
         }
+    }
+
+    /// `text` parsed once: a group's instances expand the same texts.
+    mutating func template(_ text: String) -> Result<[ExpressionPart], PlanError> {
+        if let parsed = templates[text] { return parsed }
+        let parsed = Expression.parse(text)
+        templates[text] = parsed
+        return parsed
     }
 
     mutating func rejectExpression(_ text: String, at node: YAMLNode) {
@@ -475,7 +485,7 @@ struct PlanBuilder {
                     values.append(s.text)
                     locations.append(at(item))
                 } else if Expression.mayContain(s.text) {
-                    switch scope.expandElement(s.text) {
+                    switch template(s.text).flatMap(scope.expandElement) {
                     case .success(let elements):
                         values += elements
                         locations += repeatElement(at(item), count: elements.count)
