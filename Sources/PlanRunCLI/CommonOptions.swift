@@ -156,9 +156,12 @@ enum PlanLoading {
     /// one of its instances, of which one is named as an example.
     static func refuseGroup(_ id: String, in plan: Plan, command: String) throws {
         guard plan.index[id] == nil, let instances = plan.groups[id] else { return }
-        let example = instances.first.map { ", such as `\($0)`" } ?? "; it has none"
-        printError("error: `\(id)` is a group of \(instances.count) instance\(instances.count == 1 ? "" : "s"); "
-            + "\(command) takes one instance\(example)\n")
+        if let example = instances.first {
+            printError("error: `\(id)` is a group of \(instances.count) instance\(instances.count == 1 ? "" : "s"); "
+                + "\(command) takes one instance, such as `\(example)`\n")
+        } else {
+            printError("error: `\(id)` is a group without instances; \(command) takes one subtask\n")
+        }
         throw ExitCode(2)
     }
 

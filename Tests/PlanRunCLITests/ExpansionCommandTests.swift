@@ -92,6 +92,9 @@ import Testing
             #expect(r.status == 2)
             #expect(r.stderr == "error: `render` is a group of 2 instances; \(command) takes one instance, such as `render:docs/My Notes.md`\n")
         }
+        let empty = try PlanRunBinary.run(["status", "optional"], in: dir)
+        #expect(empty.status == 2)
+        #expect(empty.stderr == "error: `optional` is a group without instances; status takes one subtask\n")
         let explain = try PlanRunBinary.run(["explain", "render:docs/intro.md"], in: dir)
         #expect(explain.status == 0, "\(explain.stderr)")
         #expect(explain.stdout.hasPrefix("`render:docs/intro.md` would be skipped"))
