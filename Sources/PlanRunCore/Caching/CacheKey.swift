@@ -15,7 +15,8 @@
 //                then "=" and the caller's value, or "unset"
 //   definition   the canonical JSON of `with` (or "-"), "inputs", each input
 //                pattern in plan order, "outputs", each output pattern in plan
-//                order, "cache", "true"/"false"
+//                order, "cache", "true"/"false", then only when the
+//                subtask has a `depfile`: "depfile", its path
 //   input:PATH   one per input file, PATH relative to the plan folder: the
 //                file's content SHA-256
 //   dep:ID       one per dependency: its result digest (result content plus
@@ -99,6 +100,10 @@ package struct CacheKey: Sendable, Hashable, Codable {
         for pattern in subtask.outputs { framer.add(pattern) }
         framer.add("cache")
         framer.add(subtask.cache ? "true" : "false")
+        if let depfile = subtask.depfile {
+            framer.add("depfile")
+            framer.add(depfile)
+        }
         sorted.append(("definition", framer.takeDigest()))
 
         let depStart = sorted.count
