@@ -307,10 +307,80 @@ import Testing
             "plan.yaml:6:11: missing required key `plan` in include `noplan`",
             "plan.yaml:7:33: unknown key `var` in include `extra`; did you mean `vars`?",
             "plan.yaml:8:10: invalid value `` for `includes.empty`; expected the path of a plan file",
-            // No plan declares variables yet (`vars:` is not read), so every one given is undeclared.
+            // web/plan.yaml declares no variables.
             "plan.yaml:9:44: variable `mode` is not declared by `\(files.path)/web/plan.yaml`",
             "plan.yaml:9:59: variable `list` is not declared by `\(files.path)/web/plan.yaml`",
         ])
+    }
+
+    static let render = """
+        version: 1
+        vars:
+          mode: release
+          files: [z]
+          label: ${{ vars.mode }}-build
+        subtasks:
+          - id: render
+            foreach: "${{ vars.files }}"
+            run: echo ${{ vars.label }} ${{ item }}
+            outputs: ["out/${{ item }}.txt"]
+        """
+
+    /// An include's `vars` (which may use the includer's) and `--var
+    /// NS/NAME` set the included plan's variables, before its own are
+    /// evaluated; the command line wins. The included group is `NS/GROUP`
+    /// wherever ids are accepted.
+    @Test func includeVariablesAndCommandLineVariablesReachTheIncludedPlan() throws {
+        let files = try Files([
+            "plan.yaml": """
+                version: 1
+                vars: { mode: debug }
+                includes:
+                  web: { plan: web/plan.yaml, vars: { mode: "${{ vars.mode }}-x", files: [a, b] } }
+                  docs: web/plan.yaml
+                subtasks:
+                  - { id: all, depends_on: [web/render, docs/render], run: echo }
+                """,
+            "web/plan.yaml": Self.render,
+        ])
+        let plan = try files.load()
+        #expect(plan.subtasks.map(\.id) == ["all", "web/render:a", "web/render:b", "docs/render:z"])
+        #expect(plan["web/render:a"]?.run == "echo debug-x-build a")
+        #expect(plan["docs/render:z"]?.run == "echo release-build z")
+        #expect(plan["all"]?.dependsOn == ["web/render:a", "web/render:b", "docs/render:z"])
+        #expect(plan.groups["web/render"] == ["web/render:a", "web/render:b"])
+        #expect(plan["web/render:b"]?.outputs == ["web/out/b.txt"])
+
+        let path = files.root.appendingPathComponent("plan.yaml").path
+        let overridden = try PlanLoader.load(
+            path: path, variables: VariableOverrides([("web/mode", "cli"), ("docs/files", "p q"), ("mode", "top")]))
+        #expect(overridden["web/render:a"]?.run == "echo cli-build a")
+        #expect(overridden.groups["docs/render"] == ["docs/render:p", "docs/render:q"])
+    }
+
+    @Test func aCommandLineVariableForAnUnknownNamespaceOrAnUndeclaredNameIsAUsageError() throws {
+        let files = try Files([
+            "plan.yaml": "version: 1\nincludes: { web: web/plan.yaml }\nsubtasks:\n  - { id: a, run: echo }\n",
+            "web/plan.yaml": Self.render,
+        ])
+        let path = files.root.appendingPathComponent("plan.yaml").path
+        for (name, message) in [
+            ("wbe/mode", "--var wbe/mode: the plan includes no plan as `wbe`; did you mean `web`?"),
+            ("web/mdoe", "--var web/mdoe: the plan declares no variable `web/mdoe`; did you mean `web/mode`?"),
+        ] {
+            #expect {
+                _ = try PlanLoader.load(path: path, variables: VariableOverrides([(name, "x")]))
+            } throws: { error in
+                guard let error = error as? PlanDiagnostics else { return false }
+                return error.isUsageError && error.diagnostics.map(\.message) == [message]
+            }
+        }
+        // Without includes, any NS/NAME is unknown.
+        let single = try Files(["plan.yaml": "version: 1\nsubtasks:\n  - { id: a, run: echo }\n"])
+        #expect {
+            _ = try PlanLoader.load(
+                path: single.root.appendingPathComponent("plan.yaml").path, variables: VariableOverrides([("web/x", "1")]))
+        } throws: { ($0 as? PlanDiagnostics)?.isUsageError == true }
     }
 
     @Test func aPlanWithoutIncludesIsUnchanged() throws {
