@@ -115,6 +115,10 @@ package final class ContentCache: BuildCache {
         guard subtask.cache, let key else {
             return .run(reason: isForced ? .forced : .cacheDisabled, key: nil)
         }
+        // A declared key: the discovered inputs give the full key first.
+        if subtask.depfile != nil, !key.cacheKey.isFull {
+            return try decideDiscovered(subtask, declared: key, forced: forced)
+        }
         let last: HistoryEntry?
         var previous: CacheKey?
         var intact: Bool?
@@ -141,52 +145,66 @@ package final class ContentCache: BuildCache {
     }
 
     package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
-        try recordNow(subtask, key: key, result: result)
+        try recordNow(subtask, key: key, result: result).resultDigest
     }
 
     package func commitPendingWrites() { history.commitQueued() }
 
     /// `record` without suspension points. `key`: the one `decide` returned.
-    package func recordNow(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) throws(CacheError) -> String {
+    /// Returns the result digest and the key the result was stored under
+    /// (the full key of a subtask with a depfile; nil when nothing was
+    /// stored).
+    package func recordNow(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) throws(CacheError)
+        -> (resultDigest: String, stored: CacheKey?)
+    {
         // Outputs as the run left them (also checks they exist).
         var outputs: [OutputEntry] = []
         for path in subtask.outputs {
             guard let entry = try self.outputs.snapshot(path) else { throw .outputMissing(subtask: subtask.id, path: path) }
             outputs.append(entry)
         }
+        // The depfile is read after every successful attempt, cached or not.
+        let discovered = try discoveredInputs(of: subtask)
         let resultDigest = ContentCache.resultDigest(result: result, outputs: outputs)
-        guard let key, !readOnly else { return resultDigest }
+        guard let key, !readOnly else { return (resultDigest, nil) }
 
         // The inputs must still be as the key saw them: an input edited
         // while the subtask ran gives another key, and then nothing is
         // recorded, so the next build runs it again. Inputs are in the stat
         // cache, so this costs a stat per input.
+        let declared = key.cacheKey.declared
         guard let current = try? keys.key(for: subtask, dependencyDigests: key.dependencyDigests, log: nil),
-              current.digest == key.digest
+              current.digest == declared.key
         else {
             warnings.add("inputs of `\(subtask.id)` changed while it ran; it will run again next time")
-            return resultDigest
+            return (resultDigest, nil)
         }
+        let stored = discovered.map { CacheKey.full(declared: declared, discovered: $0) } ?? key.cacheKey
 
         // Store outputs and result; a failing store (disk full) costs only
         // the ability to restore, so it is a warning, not a failure.
         do {
-            var stored: [OutputEntry] = []
-            for entry in outputs { stored.append(try storeOutput(entry)) }
-            outputs = stored
+            var storedOutputs: [OutputEntry] = []
+            for entry in outputs { storedOutputs.append(try storeOutput(entry)) }
+            outputs = storedOutputs
             let resultBlob = try store.putBlob(result)
-            try store.putAction(key.digest, ActionResult(
-                resultDigest: resultDigest, resultBlob: resultBlob, outputs: outputs, components: key.cacheKey.components))
+            try store.putAction(stored.key, ActionResult(
+                resultDigest: resultDigest, resultBlob: resultBlob, outputs: outputs, components: stored.components))
+            // The manifest after the entry it leads to.
+            if let discovered {
+                let manifest = store.manifest(declared.key) ?? DiscoveredManifest()
+                try store.putManifest(declared.key, manifest.adding(.init(key: stored.key, files: discovered)))
+            }
         } catch {
             warnings.add("cannot store `\(subtask.id)` in the cache: \(error)")
         }
         do {
-            try history.save(HistoryEntry(key: key.cacheKey, resultDigest: resultDigest, result: result, outputs: outputs), for: subtask.id)
+            try history.save(HistoryEntry(key: stored, resultDigest: resultDigest, result: result, outputs: outputs), for: subtask.id)
         } catch {
             throw .stateWrite(reason: "\(error)")
         }
         try flushIfDue()
-        return resultDigest
+        return (resultDigest, stored)
     }
 
     /// SHA-256 over a result's content digest and its outputs (path, kind,

@@ -17,10 +17,12 @@ extension LayeredBuildCache {
         return out
     }
 
-    func upload(key: String, action: ActionResult, blobs: [String], to remote: RemoteCacheStore) async {
+    /// Uploads the entry's blobs, then the entry; false when one was not stored.
+    @discardableResult
+    func upload(key: String, action: ActionResult, blobs: [String], to remote: RemoteCacheStore) async -> Bool {
         for digest in blobs where uploadedBlobs.withLock({ $0.insert(digest).inserted }) {
-            guard let bytes = local.store.blob(digest) else { return }
-            guard await remote.putBlob(digest, bytes) else { return }
+            guard let bytes = local.store.blob(digest) else { return false }
+            guard await remote.putBlob(digest, bytes) else { return false }
         }
         var entry = withInlineBlobs(action)
         var sizes: [String: Int] = [:]
@@ -28,7 +30,7 @@ extension LayeredBuildCache {
             if let size = FileStat.of(local.store.blobPath(digest))?.size { sizes[digest] = Int(size) }
         }
         entry.sizes = sizes
-        _ = await remote.putAction(key, entry.jsonBytes)
+        return await remote.putAction(key, entry.jsonBytes)
     }
 
     /// `action` with its small blobs inline (the result and file outputs

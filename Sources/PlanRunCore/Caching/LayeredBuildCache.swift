@@ -37,7 +37,7 @@ package final class LayeredBuildCache: BuildCache {
     package let onlyTargets: Set<String>?
     private let warnings = CacheWarnings()
     /// Keys already looked up on the remote in this build (hit or miss).
-    private let lookedUp = Mutex<Set<String>>([])
+    let lookedUp = Mutex<Set<String>>([])
     /// Blobs uploaded (or being uploaded) in this build.
     let uploadedBlobs = Mutex<Set<String>>([])
     let uploads: UploadQueue?
@@ -84,7 +84,7 @@ package final class LayeredBuildCache: BuildCache {
     /// Writes the local cache's pending stat records.
     package func finish() throws(CacheError) { try local.finish() }
 
-    private func warn(_ message: String) { warnings.add(message) }
+    func warn(_ message: String) { warnings.add(message) }
 
     // MARK: BuildCache
 
@@ -95,22 +95,26 @@ package final class LayeredBuildCache: BuildCache {
         guard subtask.cache else { return try local.decide(subtask, key: nil, forced: forced) }
         let key = try local.key(for: subtask, dependencyDigests: dependencyDigests)
         if let ahead = restoredAhead.removeValue(forKey: subtask.id), !local.isForced(subtask, forced: forced),
-           ahead.key.digest == key.digest {
+           ahead.key.cacheKey.declared.key == key.digest, local.discoveredStillMatch(ahead.key) {
             return .upToDate(ahead)
         }
         let first = try local.decide(subtask, key: key, forced: forced)
         try local.flushIfDue()
-        guard let remote, remote.isAvailable, case .run(let reason, _) = first, reason != .forced,
-              let outcome = await restoreFromRemote(subtask, key: key)
+        guard let remote, remote.isAvailable, case .run(let reason, let decided) = first, reason != .forced,
+              let outcome = await restoreFromRemote(subtask, key: decided ?? key)
         else { return first }
         return .upToDate(outcome)
     }
 
     package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
-        let digest = try await local.record(subtask, key: key, result: result)
-        if let uploads, let remote, let key = key?.digest, remote.isAvailable, let action = local.store.action(key) {
+        let (digest, stored) = try local.recordNow(subtask, key: key, result: result)
+        if let uploads, let remote, let stored, remote.isAvailable, let action = local.store.action(stored.key) {
             let blobs = neededBlobs(action)
-            await uploads.add { await self.upload(key: key, action: action, blobs: blobs, to: remote) }
+            let manifest = stored.isFull ? local.store.manifest(stored.declared.key) : nil
+            await uploads.add {
+                guard await self.upload(key: stored.key, action: action, blobs: blobs, to: remote), let manifest else { return }
+                await self.upload(manifest, declaredKey: stored.declared.key, to: remote)
+            }
         }
         return digest
     }
@@ -137,15 +141,16 @@ package final class LayeredBuildCache: BuildCache {
     /// against their digests in memory, the outputs are written in place
     /// and the history records the key. Nothing goes to the local store (a
     /// later build whose outputs are gone asks the remote again; one
-    /// without the remote runs the subtask). nil on a miss, an unavailable
-    /// remote or a refused entry (with a warning).
+    /// without the remote runs the subtask) but a manifest of discovered
+    /// inputs (`writeFromRemote(_:decided:)`). nil on a miss, an
+    /// unavailable remote or a refused entry (with a warning).
     private func restoreFromRemote(_ subtask: Subtask, key: ActionKey) async -> CachedOutcome? {
-        guard let restored = await writeFromRemote(subtask, key: key) else { return nil }
+        guard let restored = await writeFromRemote(subtask, decided: key) else { return nil }
         return record(restored, for: subtask)
     }
 
     /// A subtask whose outputs `writeFromRemote` put back, to be recorded.
-    private struct Restored: Sendable {
+    struct Restored: Sendable {
         var entry: HistoryEntry
         var outcome: CachedOutcome
     }
@@ -162,7 +167,7 @@ package final class LayeredBuildCache: BuildCache {
     }
 
     /// The first half of `restoreFromRemote`: everything but the history.
-    private func writeFromRemote(_ subtask: Subtask, key: ActionKey) async -> Restored? {
+    func writeFromRemote(_ subtask: Subtask, key: ActionKey) async -> Restored? {
         guard let remote, !local.readOnly, lookedUp.withLock({ $0.insert(key.digest).inserted }) else { return nil }
         let action: ActionResult
         switch await remote.action(for: key.digest, subtask: subtask) {
@@ -371,8 +376,9 @@ package final class LayeredBuildCache: BuildCache {
                 let subtask = graph.plan.subtasks[node]
                 guard subtask.cache, !local.force.covers(subtask.id) else { continue }
                 guard let deps = KeyWalk.dependencyDigests(of: node, in: graph, { digests[$0] }),
-                      let key = try? local.keys.key(for: subtask, dependencyDigests: deps, log: nil)
+                      let declared = try? local.keys.key(for: subtask, dependencyDigests: deps, log: nil)
                 else { continue }
+                let key = localFullKey(subtask, declared: declared)
                 if let last = try? local.history.entry(for: subtask.id), last.key == key.digest {
                     digests[node] = last.resultDigest  // `decide` checks its outputs
                 } else if let action = local.store.action(key.digest) {
@@ -392,7 +398,7 @@ package final class LayeredBuildCache: BuildCache {
                 func start(_ group: inout TaskGroup<(Int, Restored?)>) {
                     let item = wanted[next]
                     next += 1
-                    group.addTask { (item.node, await self.writeFromRemote(plan.subtasks[item.node], key: item.key)) }
+                    group.addTask { (item.node, await self.writeFromRemote(plan.subtasks[item.node], decided: item.key)) }
                 }
                 while next < wanted.count && next < limit { start(&group) }
                 while let (node, restored) = await group.next() {

@@ -15,7 +15,11 @@ extension ExecutorLoop {
                 resultDigest = try await executor.cache.record(subtask, key: cacheKeys[node], result: outcome.result)
             } catch let recordError {
                 status = .failed
-                error = "cannot record the result: \(recordError)"
+                if case CacheError.depfile = recordError {
+                    error = "\(recordError)"
+                } else {
+                    error = "cannot record the result: \(recordError)"
+                }
             }
         }
         recorder.attemptFinished(subtask.id, attempt: attempt, status: status, outcome: outcome, error: error,

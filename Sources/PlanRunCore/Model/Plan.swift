@@ -98,6 +98,8 @@ package struct SubtaskLocations: Sendable, Hashable {
     package var outputs: [SourceLocation] = []
     /// One per `inputs` entry, in order.
     package var inputs: [SourceLocation] = []
+    /// The `depfile` value.
+    package var depfile: SourceLocation?
 
     package init(item: SourceLocation) { self.item = item }
 }
@@ -125,6 +127,9 @@ package struct Subtask: Sendable, Hashable, Identifiable {
     package var retries: Int?
     package var retryBackoff: Duration?
     package var timeout: Duration?
+    /// The file (plan relative) the subtask writes in make's rule syntax
+    /// listing the files it read: its discovered inputs (`Depfile`).
+    package var depfile: String?
     package var locations: SubtaskLocations
 
     package init(
@@ -132,9 +137,10 @@ package struct Subtask: Sendable, Hashable, Identifiable {
         inputs: [String] = [], outputs: [String] = [], dependsOn: [String] = [],
         with: JSONValue? = nil, cache: Bool = true, env: [String: String] = [:],
         envInputs: [String] = [], retries: Int? = nil, retryBackoff: Duration? = nil,
-        timeout: Duration? = nil,
+        timeout: Duration? = nil, depfile: String? = nil,
         locations: SubtaskLocations = SubtaskLocations(item: SourceLocation(file: "<memory>", line: 1, column: 1))
     ) {
+        self.depfile = depfile
         self.id = id
         self.description = description
         self.agent = agent

@@ -29,7 +29,7 @@ struct PlanBuilder {
     ]
     static let subtaskKeys = [
         "id", "description", "agent", "run", "depends_on", "inputs", "outputs", "with", "cache", "env",
-        "env_inputs", "retries", "retry_backoff", "timeout",
+        "env_inputs", "retries", "retry_backoff", "timeout", "depfile",
     ]
 
     init(document: YAMLDocument, directory: String, defaultName: String, collector: DiagnosticCollector) {
@@ -293,6 +293,9 @@ struct PlanBuilder {
             case "retries": subtask.retries = integer(value, key: key, minimum: 0)
             case "retry_backoff": subtask.retryBackoff = duration(value, key: key)
             case "timeout": subtask.timeout = duration(value, key: key)
+            case "depfile":
+                subtask.depfile = text(value, key: key)
+                subtask.locations.depfile = at(value)
             default: unknown(pair, key: key, context: context, known: Self.subtaskKeys)
             }
         }
