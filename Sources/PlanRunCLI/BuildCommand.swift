@@ -43,7 +43,7 @@ struct BuildCommand: AsyncParsableCommand {
         if dryRun {
             var preview = preview
             if options.json { preview.format = .json }
-            try DryRun.show(planArguments: planArguments, jobs: options.jobs, preview: preview,
+            try await DryRun.show(planArguments: planArguments, jobs: options.jobs, preview: preview,
                             state: options.stateFolder, color: options.output.color)
             return
         }
@@ -177,7 +177,8 @@ enum BuildRun {
                 let text = TextReporter(isTerminal: configuration.isTerminal && annotatePlanFile == nil,
                                         commandLines: commandLines, write: write, flush: { output.flush() })
                 let reporter: any ProgressReporter = annotatePlanFile.map {
-                    GitHubActionsReporter(wrapping: text, plan: plan, planFile: $0, write: write)
+                    GitHubActionsReporter(wrapping: text, plan: plan, planFile: $0,
+                                          includedFile: { GitHubActionsEnvironment.path($0) }, write: write)
                 } ?? text
                 let caching = BuildCacheRequest(forcedIDs: forcedIDs, remote: remote, onlyTargets: onlyTargets, stamp: stamp)
                 let (outcome, warnings) = await BuildSession.runCached(

@@ -22,7 +22,7 @@ struct ExplainCommand: AsyncParsableCommand {
         let graph = TaskGraph(plan: plan)
         _ = try PlanLoading.select(rest, in: graph, color: output.color)
         let cache = try CacheCommands.openCache(plan: plan, state: stateFolder, readOnly: true)
-        let explanation = try cache.explain(graph: graph, id: id)
+        let explanation = try await cache.explain(graph: graph, id: id)
         printOut(explanation.text)
         if case .failure = explanation.decision { throw ExitCode(1) }
     }

@@ -22,7 +22,7 @@ struct PlanCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try DryRun.show(planArguments: planArguments, jobs: jobs, preview: preview, state: stateFolder, color: output.color)
+        try await DryRun.show(planArguments: planArguments, jobs: jobs, preview: preview, state: stateFolder, color: output.color)
     }
 }
 
@@ -41,7 +41,7 @@ struct PreviewOptions: ParsableArguments {
 /// Reads the state and cache read-only: nothing on disk changes.
 enum DryRun {
     static func show(planArguments: PlanArguments, jobs: JobsOption, preview options: PreviewOptions, state: StateDirOption,
-                     color: ColorChoice) throws {
+                     color: ColorChoice) async throws {
         let (path, targets) = planArguments.resolved
         let plan = try PlanLoading.load(path, color: color)
         let graph = TaskGraph(plan: plan)
@@ -52,7 +52,7 @@ enum DryRun {
         let stateDirectory = state.directory(for: plan)
         let files = FileManager.default
         let fresh = !files.fileExists(atPath: stateDirectory + "/state.db") && !files.fileExists(atPath: stateDirectory + "/cache/ac")
-        let reasons = fresh ? [:] : try CacheCommands.openCache(plan: plan, state: state, readOnly: true)
+        let reasons = fresh ? [:] : try await CacheCommands.openCache(plan: plan, state: state, readOnly: true)
             .previewReasons(graph: graph, selected: selected)
         let configuration = RunConfiguration(plan: plan, jobs: jobs.jobs, targets: targets)
         var preview = PlanPreview(graph: graph, selected: selected, maxParallel: configuration.jobs) { subtask in

@@ -23,8 +23,27 @@ import Testing
         }
     }()
 
-    @Test func theThreeExamplesExist() {
-        #expect(Self.examples == ["agents", "c-program", "data-pipeline"])
+    @Test func theExamplesExist() {
+        #expect(Self.examples == ["agents", "c-program", "data-pipeline", "monorepo"])
+    }
+
+    /// Plan files the examples include (`includes:`), which the schema
+    /// describes as well: every other `plan.yaml` below an example folder.
+    static let includedPlans = ["monorepo/app/plan.yaml", "monorepo/lib/plan.yaml"]
+
+    @Test func everyIncludedExamplePlanIsListed() {
+        let folder = Self.root.appendingPathComponent("examples").path
+        let found = (FileManager.default.enumerator(atPath: folder)?.allObjects as? [String] ?? [])
+            .filter { $0.hasSuffix("/plan.yaml") && $0.split(separator: "/").count > 2 && !$0.contains("/.") }
+        #expect(found.sorted() == Self.includedPlans)
+    }
+
+    @Test(.enabled(if: TestTools.hasSchemaModules, TestTools.noSchemaModules), arguments: includedPlans)
+    func includedExamplePlanMatchesSchema(_ path: String) throws {
+        let plan = "examples/\(path)"
+        let result = try Self.runProcess("/usr/bin/env", ["python3", Self.checker.path, plan], in: Self.root)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output == "ok \(plan)\n")
     }
 
     @Test(.enabled(if: TestTools.hasSchemaModules, TestTools.noSchemaModules), arguments: examples)
@@ -111,6 +130,10 @@ extension SchemaTests {
     }
 
     static let invalidCases: [InvalidFixture] = [
+        InvalidFixture(file: "include-bad-namespace.yaml", schemaError: "/includes: 'web/api' does not match",
+                       diagnostic: "include-bad-namespace.yaml:3:3: error: invalid value `web/api` for `includes`; expected a namespace of letters, digits, `_`, `.` and `-`"),
+        InvalidFixture(file: "include-without-plan.yaml", schemaError: "/includes/web: {'vars': {'mode': 'fast'}} is not valid under any of the given schemas",
+                       diagnostic: "include-without-plan.yaml:3:8: error: missing required key `plan` in include `web`"),
         InvalidFixture(file: "agent-extra-key.yaml", schemaError: "/agents/coder: Additional properties are not allowed ('comand_args' was unexpected)",
                        diagnostic: "agent-extra-key.yaml:6:5: error: unknown key `comand_args` in agent `coder`"),
         InvalidFixture(file: "bad-agent-kind.yaml", schemaError: "/agents/helper/kind: 'python' is not one of ['shell', 'command', 'http']",

@@ -16,7 +16,7 @@ import PlanRunTestSupport
 
     static func build(_ plan: Plan, forced: Bool = false) async throws -> [String: (SubtaskStatus, RunReason?)] {
         let stateDir = plan.directory + "/.planrun"
-        let cache = try ContentCache.open(plan: plan, stateDirectory: stateDir, callerEnvironment: [:])
+        let cache = try ContentCache.open(plan: plan, stateDirectory: stateDir, callerEnvironment: [:], force: Force(all: forced))
         let summary = try await BuildSession.run(
             plan: plan, configuration: RunConfiguration(jobs: 2, forced: forced, killGrace: .milliseconds(200)),
             cache: cache, canceller: RunCanceller(), reporter: RecordingReporter())
@@ -86,12 +86,12 @@ import PlanRunTestSupport
         let before = try snapshotFolder(dir.path)
         let cache = try ContentCache.open(plan: plan, stateDirectory: dir.url(".planrun"), callerEnvironment: [:], readOnly: true)
         let graph = TaskGraph(plan: plan)
-        let preview = cache.preview(graph: graph, selected: [true, true, true])
+        let preview = await cache.preview(graph: graph, selected: [true, true, true])
         guard case .success(.run(let reason, _)) = preview["copy"] else { Issue.record("copy should run"); return }
         #expect(reason == .inputChanged(path: "in.txt"))
         guard case .success(.run(let r2, _)) = preview["upper"] else { Issue.record("upper should run"); return }
         #expect(r2 == .dependencyChanged(id: "copy"))
-        let explanation = try cache.explain(graph: graph, id: "copy")
+        let explanation = try await cache.explain(graph: graph, id: "copy")
         #expect(explanation.text.hasPrefix("`copy` would run: input in.txt changed\n"))
         #expect(explanation.lastKey != nil && explanation.key != explanation.lastKey)
         try cache.finish()
@@ -101,18 +101,18 @@ import PlanRunTestSupport
         for k in before.keys where after[k] == nil { Issue.record("removed: \(k)") }
     }
 
-    @Test func previewReasonsReportUncheckableSubtasks() throws {
+    @Test func previewReasonsReportUncheckableSubtasks() async throws {
         let dir = CachingTempDir()
         let plan = Self.chainPlan(dir) // in.txt does not exist
         let cache = try ContentCache.open(plan: plan, stateDirectory: dir.url(".planrun"), callerEnvironment: [:], readOnly: true)
-        let reasons = cache.previewReasons(graph: TaskGraph(plan: plan), selected: [true, true, true])
+        let reasons = await cache.previewReasons(graph: TaskGraph(plan: plan), selected: [true, true, true])
         #expect(reasons["copy"] == .cannotCheck(
             "input `in.txt` of subtask `copy` matches no file; mark it optional with a leading `-` (`-in.txt`) if it may be absent"))
         #expect(reasons["upper"] == .neverRan)
         #expect(!dir.exists(".planrun"))
     }
 
-    @Test func previewDoesNotBlameInputsADependencyWillCreate() throws {
+    @Test func previewDoesNotBlameInputsADependencyWillCreate() async throws {
         let dir = CachingTempDir()
         dir.write("src.txt", "x")
         let plan = Plan(file: dir.url("plan.yaml"), directory: dir.path, name: "p", subtasks: [
@@ -120,7 +120,7 @@ import PlanRunTestSupport
             Subtask(id: "use", run: "cp gen.txt use.txt", inputs: ["gen.txt"], outputs: ["use.txt"], dependsOn: ["gen"]),
         ])
         let cache = try ContentCache.open(plan: plan, stateDirectory: dir.url(".planrun"), callerEnvironment: [:], readOnly: true)
-        let reasons = cache.previewReasons(graph: TaskGraph(plan: plan), selected: [true, true])
+        let reasons = await cache.previewReasons(graph: TaskGraph(plan: plan), selected: [true, true])
         #expect(reasons == ["gen": .neverRan, "use": .neverRan])
     }
 }

@@ -29,13 +29,16 @@ import PlanRunTestSupport
         @discardableResult
         func build(_ id: String, deps: [String: String] = [:], cache c: ContentCache? = nil, outputs: [String: String] = [:], result: String = "ok") async throws -> (RunReason, String) {
             let c = c ?? cache()
-            switch try await c.decide(self[id], dependencyDigests: deps, forced: false) {
+            switch try await c.decide(self[id], dependencyDigests: deps) {
             case .upToDate(let outcome):
+                // The build's recorder writes what a restore returns.
+                if let entry = outcome.history { try history.save(entry, for: id) }
                 return (outcome.reason, outcome.resultDigest)
             case .run(let reason, let key):
                 for (path, text) in outputs { dir.write(path, text) }
-                let digest = try await c.record(self[id], key: key, result: Array(result.utf8))
-                return (reason, digest)
+                let recorded = try await c.record(self[id], key: key, result: Array(result.utf8))
+                if let entry = recorded.history { try history.save(entry, for: id) }
+                return (reason, recorded.resultDigest)
             }
         }
     }
@@ -60,7 +63,7 @@ import PlanRunTestSupport
         let (_, digest) = try await f.build("copy", outputs: ["out.txt": "v1"], result: "the result")
         f.dir.remove("out.txt")
         let c = f.cache()
-        guard case .upToDate(let outcome) = try await c.decide(f["copy"], dependencyDigests: [:], forced: false) else {
+        guard case .upToDate(let outcome) = try await c.decide(f["copy"], dependencyDigests: [:]) else {
             Issue.record("expected a restore"); return
         }
         #expect(outcome.reason == .restored)
@@ -120,11 +123,11 @@ import PlanRunTestSupport
         try await f.build("copy", outputs: ["out.txt": "v1"])
         #expect(try await f.build("copy", cache: f.cache(forced: ["copy"])).0 == .forced)
         let c = f.cache()
-        guard case .run(.forced, let key?) = try await c.decide(f["copy"], dependencyDigests: [:], forced: true) else {
+        guard case .run(.forced, let key?) = try await f.cache(forced: ["copy"]).decide(f["copy"], dependencyDigests: [:]) else {
             Issue.record("expected forced with a key"); return
         }
         #expect(key.digest.count == 64)
-        guard case .run(.cacheDisabled, nil) = try await c.decide(f["phony"], dependencyDigests: [:], forced: false) else {
+        guard case .run(.cacheDisabled, nil) = try await c.decide(f["phony"], dependencyDigests: [:]) else {
             Issue.record("expected cache disabled"); return
         }
         #expect(try await f.build("phony").0 == .cacheDisabled)
@@ -163,7 +166,7 @@ import PlanRunTestSupport
     @Test func cacheEntryNamingPathsOutsideThePlanIsRefused() async throws {
         let f = Fixture([Subtask(id: "t", run: "x", outputs: ["../escape.txt"])])
         let c = f.cache()
-        guard case .run(_, let key?) = try await c.decide(f["t"], dependencyDigests: [:], forced: false) else {
+        guard case .run(_, let key?) = try await c.decide(f["t"], dependencyDigests: [:]) else {
             Issue.record("expected a run"); return
         }
         // A hand-made (malicious) entry for this key naming `../escape.txt`.
@@ -174,7 +177,7 @@ import PlanRunTestSupport
         try store.putAction(key.digest, ActionResult(
             resultDigest: ContentCache.resultDigest(result: [], outputs: outputs), resultBlob: resultBlob,
             outputs: outputs, components: [:]))
-        guard case .run = try await f.cache().decide(f["t"], dependencyDigests: [:], forced: false) else {
+        guard case .run = try await f.cache().decide(f["t"], dependencyDigests: [:]) else {
             Issue.record("restored a path outside the plan"); return
         }
         #expect(!FileManager.default.fileExists(atPath: f.dir.path + "/../escape.txt"))
@@ -204,7 +207,7 @@ import PlanRunTestSupport
         try await f.build("copy", outputs: ["out.txt": "v1"])
         f.dir.remove("out.txt")
         f.dir.write("out.txt/user-file", "keep me")
-        guard case .run(.outputsMissing, _) = try await f.cache().decide(f["copy"], dependencyDigests: [:], forced: false) else {
+        guard case .run(.outputsMissing, _) = try await f.cache().decide(f["copy"], dependencyDigests: [:]) else {
             Issue.record("expected a run"); return
         }
         #expect(f.dir.read("out.txt/user-file") == "keep me")
@@ -230,7 +233,7 @@ import PlanRunTestSupport
         let before = try snapshotFolder(f.dir.path)
         let digestsBefore = try f.digests.loadAll()
         let ro = f.cache(readOnly: true)
-        guard case .upToDate(let outcome) = try await ro.decide(f["copy"], dependencyDigests: [:], forced: false) else {
+        guard case .upToDate(let outcome) = try await ro.decide(f["copy"], dependencyDigests: [:]) else {
             Issue.record("expected would-restore"); return
         }
         #expect(outcome.reason == .restored)
@@ -243,13 +246,12 @@ import PlanRunTestSupport
         let f = Fixture([Self.copyTask()])
         f.dir.write("in.txt", "v1")
         let c = f.cache()
-        guard case .run(_, let key) = try await c.decide(f["copy"], dependencyDigests: [:], forced: false) else {
+        guard case .run(_, let key) = try await c.decide(f["copy"], dependencyDigests: [:]) else {
             Issue.record("expected run"); return
         }
         f.dir.write("in.txt", "v2 edited during the run")
         f.dir.write("out.txt", "v1")
-        _ = try await c.record(f["copy"], key: key, result: [])
-        #expect(try f.history.entry(for: "copy") == nil)
+        #expect(try await c.record(f["copy"], key: key, result: []).history == nil)
         #expect(c.takeWarnings() == ["inputs of `copy` changed while it ran; it will run again next time"])
     }
 }

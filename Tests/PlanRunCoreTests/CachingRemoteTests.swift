@@ -98,20 +98,20 @@ import Testing
             + #"{"path":"out/a.txt","kind":"file","digest":"\#(Digest.sha256Hex(file))","executable":false,"#
             + #""contents":"\#(Data(file).base64EncodedString())"},"# + Self.output("site", kind: "folder") + #"],"components":{}}"#
         let action = try RemoteCacheStore.validateAction(Array(json.utf8), for: Self.subtask).get()
-        let blobs = try LayeredBuildCache.inlineBlobs(of: action).get()
+        let blobs = try RemoteRestorer.inlineBlobs(of: action).get()
         #expect(blobs == [Digest.sha256Hex(result): result, Digest.sha256Hex(file): file])
         #expect(action.withoutContents.resultContents == nil)
         #expect(action.withoutContents.outputs.allSatisfy { $0.contents == nil })
 
         var wrong = action
         wrong.outputs[0].contents = Data("b\n".utf8).base64EncodedString()
-        #expect(LayeredBuildCache.inlineBlobs(of: wrong) == .failure(.blobMismatch(digest: Digest.sha256Hex(file))))
+        #expect(RemoteRestorer.inlineBlobs(of: wrong) == .failure(.blobMismatch(digest: Digest.sha256Hex(file))))
         var garbled = action
         garbled.resultContents = "%%%"
-        #expect(LayeredBuildCache.inlineBlobs(of: garbled) == .failure(.malformed))
+        #expect(RemoteRestorer.inlineBlobs(of: garbled) == .failure(.malformed))
         var onFolder = action
         onFolder.outputs[1].contents = Data(file).base64EncodedString()
-        #expect(LayeredBuildCache.inlineBlobs(of: onFolder) == .failure(.malformed))
+        #expect(RemoteRestorer.inlineBlobs(of: onFolder) == .failure(.malformed))
     }
 
     @Test func theLocalStoreWritesNoInlineContents() throws {

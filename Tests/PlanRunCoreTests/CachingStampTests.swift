@@ -82,12 +82,12 @@ import Testing
 
     /// Whether the per-subtask path (a read-only preview) finds every
     /// subtask `cached`.
-    static func fullCheckSaysCached(_ dir: CachingTempDir, environment: [String: String]) throws -> Bool {
+    static func fullCheckSaysCached(_ dir: CachingTempDir, environment: [String: String]) async throws -> Bool {
         let plan = try PlanLoader.load(path: dir.url("plan.yaml"))
         let cache = try ContentCache.open(plan: plan, stateDirectory: dir.url(".planrun"),
                                           callerEnvironment: environment, readOnly: true)
         let graph = TaskGraph(plan: plan)
-        let decisions = cache.preview(graph: graph, selected: [Bool](repeating: true, count: graph.count))
+        let decisions = await cache.preview(graph: graph, selected: [Bool](repeating: true, count: graph.count))
         return decisions.count == graph.count && decisions.values.allSatisfy {
             if case .success(.upToDate(let outcome)) = $0 { return outcome.reason == .cached }
             return false
@@ -144,7 +144,7 @@ import Testing
         change.apply(dir, &environment)
         let now = UpToDateStamp.Invocation(planFile: invocation.planFile, targets: [], environment: environment)
         let stampSays = UpToDateStamp.check(now, stateDirectory: dir.url(".planrun")) != nil
-        let fullSays = try Self.fullCheckSaysCached(dir, environment: environment)
+        let fullSays = try await Self.fullCheckSaysCached(dir, environment: environment)
         // The safety property: the stamp never claims more than the full check.
         if stampSays { #expect(fullSays, "the stamp held although a build would do work") }
         switch change.matters {

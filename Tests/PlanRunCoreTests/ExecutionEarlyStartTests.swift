@@ -158,14 +158,14 @@ final class SlowRecordCache: BuildCache {
     var finished: [String: ContinuousClock.Instant] { get async { await times.finished } }
     init(delay: Duration) { self.delay = delay }
 
-    func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
+    func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision {
         .run(reason: .neverRan, key: nil)
     }
 
-    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
+    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> CacheRecord {
         try await Task.sleep(for: delay)
         await times.set(subtask.id)
-        return "d-\(subtask.id)"
+        return CacheRecord(resultDigest: "d-\(subtask.id)")
     }
 }
 
@@ -181,7 +181,7 @@ final class SpinningCache: BuildCache {
         self.cancelAt = cancelAt
     }
 
-    func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
+    func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision {
         guard upToDate.contains(subtask.id) else { return .run(reason: .neverRan, key: nil) }
         let count = verdicts.add(1, ordering: .relaxed).newValue
         if count == cancelAt { withUnsafeCurrentTask { $0?.cancel() } }
@@ -190,5 +190,5 @@ final class SpinningCache: BuildCache {
         return .upToDate(CachedOutcome(key: .named("k"), resultDigest: "d-\(subtask.id)", result: [], reason: .cached))
     }
 
-    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String { "d-\(subtask.id)" }
+    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> CacheRecord { CacheRecord(resultDigest: "d-\(subtask.id)") }
 }

@@ -227,7 +227,7 @@ final class ScriptedCache: BuildCache {
     }
     init(upToDate: Set<String>) { self.upToDate = upToDate }
 
-    func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
+    func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision {
         await recorded.saw(subtask.id, dependencyDigests)
         if upToDate.contains(subtask.id) {
             return .upToDate(CachedOutcome(key: .named("k-\(subtask.id)"), resultDigest: "d-\(subtask.id)",
@@ -236,9 +236,9 @@ final class ScriptedCache: BuildCache {
         return .run(reason: .neverRan, key: .named("k-\(subtask.id)"))
     }
 
-    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
+    func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> CacheRecord {
         await recorded.add(subtask.id)
-        return "d-\(subtask.id)"
+        return CacheRecord(resultDigest: "d-\(subtask.id)")
     }
 }
 

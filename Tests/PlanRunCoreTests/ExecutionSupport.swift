@@ -100,7 +100,7 @@ func task(_ id: String, _ deps: [String] = [], agent: String = "shell", run: Str
 }
 
 func runPlan(_ plan: Plan, runner: some CommandRunner, jobs: Int = 4, keepGoing: Bool = false,
-             targets: [String] = [], cache: any BuildCache = NoBuildCache()) async -> (RunSummary, RecordingReporter) {
+             targets: [String] = [], cache: (any BuildCache)? = nil) async -> (RunSummary, RecordingReporter) {
     let graph = TaskGraph(plan: plan)
     let config = RunConfiguration(jobs: jobs, keepGoing: keepGoing, targets: targets, jitter: { 0 })
     let executor = Executor(graph: graph, configuration: config, runner: runner, cache: cache)

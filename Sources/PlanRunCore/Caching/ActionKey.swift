@@ -97,12 +97,12 @@ package enum KeyWalk {
     /// had none) and returns its own result digest, if known.
     package static func walk(
         _ graph: TaskGraph, selected: [Bool], missing: String,
-        _ visit: (_ node: Int, _ dependencyDigests: [String: String]) throws -> String?
-    ) rethrows {
+        _ visit: (_ node: Int, _ dependencyDigests: [String: String]) async throws -> String?
+    ) async rethrows {
         var digests = [String?](repeating: nil, count: graph.count)
         for node in order(graph, selected: selected) {
             let deps = dependencyDigests(of: node, in: graph, missing: missing) { digests[$0] } ?? [:]
-            digests[node] = try visit(node, deps)
+            digests[node] = try await visit(node, deps)
         }
     }
 }

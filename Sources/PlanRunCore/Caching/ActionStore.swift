@@ -1,9 +1,8 @@
 /// Where action results are found: `ac/KEY` entries, each checked for the
 /// subtask it is for before anything uses it. Two implementations: the
 /// local store in the state folder (`LocalCacheStore`) and a remote speaking
-/// Bazel's HTTP cache protocol (`RemoteCacheStore`). A build asks the local
-/// store first and the remote only when the local one has no usable entry
-/// (`LayeredBuildCache.decide`).
+/// Bazel's HTTP cache protocol (`RemoteCacheStore`). A build reads them
+/// through `RestoreSource`s, the local one first (`ContentCache.restore`).
 package protocol ActionStore: Sendable {
     /// The entry for `key`, checked for `subtask`: well formed, and naming
     /// exactly the subtask's declared outputs at paths inside its folder.
@@ -18,6 +17,24 @@ package enum ActionStoreAnswer: Sendable, Equatable {
     /// An entry that must not be used; the subtask runs and `warning` is
     /// reported once the build is over.
     case refused(warning: String)
+}
+
+/// An `ActionStore` a decision can restore from: `ContentCache` asks its
+/// sources in order (the local store's `Restorer`, then the remote's
+/// `RemoteRestorer`) and restores from the first whose entry is usable.
+package protocol RestoreSource: ActionStore {
+    /// Puts back the outputs of `action` (this store's entry for `key`)
+    /// that are not as it records them, and returns what to record; nil
+    /// when it cannot (the subtask runs; a warning says why where it is
+    /// worth knowing). Writes no history: the caller records the restore.
+    func restore(_ action: ActionResult, of subtask: Subtask, key: ActionKey) async throws(CacheError) -> RestoredAction?
+}
+
+/// A subtask a `RestoreSource` put back: the history entry to record and
+/// the outcome the decision returns.
+package struct RestoredAction: Sendable {
+    package var entry: HistoryEntry
+    package var outcome: CachedOutcome
 }
 
 extension LocalCacheStore: ActionStore {

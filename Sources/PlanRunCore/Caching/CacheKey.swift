@@ -185,9 +185,10 @@ package struct CacheKey: Sendable, Hashable, Codable {
         if dependencyDigests.count > 1 { sorted[depStart...].sort { byteOrder($0.key, $1.key) } }
 
         let agentEnv = plan.agents[subtask.agent]?.env ?? [:]
+        let planEnv = plan.planEnvironment(for: subtask)
         if agentEnv.isEmpty && subtask.env.isEmpty {
-            addEnvironment(plan.env, to: &framer)
-        } else if agentEnv.isEmpty && plan.env.isEmpty {
+            addEnvironment(planEnv, to: &framer)
+        } else if agentEnv.isEmpty && planEnv.isEmpty {
             addEnvironment(subtask.env, to: &framer)
         } else {
             addEnvironment(plan.environment(for: subtask), to: &framer)

@@ -22,13 +22,43 @@ extension ContentCache {
         case unmatched(RunReason)
     }
 
-    /// The decision for a subtask with a depfile given its declared key.
-    func decideDiscovered(_ subtask: Subtask, declared: ActionKey, forced: Bool) throws(CacheError) -> CacheDecision {
-        if isForced(subtask, forced: forced) { return .run(reason: .forced, key: declared) }
-        switch try discovery(for: subtask, declared: declared, log: statLog) {
-        case .matched(let full): return try decide(subtask, key: full, forced: forced)
-        case .unmatched(let reason): return .run(reason: reason, key: declared)
+    /// The decision for a subtask with a depfile given its declared key:
+    /// the local sets first; when none matches and the remote is among
+    /// `sources`, its manifest's sets (hashed here: the digests that decide
+    /// are computed locally, so the remote cannot cause a stale hit).
+    func decideDiscovered(_ subtask: Subtask, declared: ActionKey, from sources: [any RestoreSource]) async throws(CacheError)
+        -> CacheDecision
+    {
+        if isForced(subtask) { return .run(reason: .forced, key: declared) }
+        let local = try discovery(for: subtask, declared: declared, log: statLog)
+        if case .matched(let full) = local { return try await decide(subtask, key: full, from: sources) }
+        if let remote = sources.lazy.compactMap({ $0 as? RemoteRestorer }).first,
+           let full = await remoteFullKey(subtask, declared: declared, from: remote) {
+            return try await decide(subtask, key: full, from: sources)
         }
+        guard case .unmatched(let reason) = local else { return .run(reason: .neverRan, key: declared) }
+        return .run(reason: reason, key: declared)
+    }
+
+    /// The full key a set of the remote's manifest gives with the files as
+    /// they are here; the manifest is merged into the local one first, so
+    /// that the next upload of it keeps the remote's sets.
+    func remoteFullKey(_ subtask: Subtask, declared: ActionKey, from remote: RemoteRestorer) async -> ActionKey? {
+        guard let manifest = await remote.manifest(for: declared.digest, subtask: subtask) else { return nil }
+        try? store.putManifest(declared.digest, (store.manifest(declared.digest) ?? DiscoveredManifest()).merging(manifest))
+        guard case .matched(let full)? = try? discovery(for: subtask, declared: declared, also: manifest, log: nil) else {
+            return nil
+        }
+        return full
+    }
+
+    /// The full key when the subtask has a depfile and one of its local
+    /// sets matches; else `declared` itself (the prefetch's first look).
+    func localFullKey(_ subtask: Subtask, declared: ActionKey) -> ActionKey {
+        guard subtask.depfile != nil,
+              case .matched(let full)? = try? discovery(for: subtask, declared: declared, log: nil)
+        else { return declared }
+        return full
     }
 
     /// Hashes the recorded sets of `subtask`'s discovered inputs, newest
@@ -117,7 +147,7 @@ extension ContentCache {
         var out: [String: String] = [:]
         out.reserveCapacity(prerequisites.count)
         for raw in prerequisites {
-            let path = discoveredPath(raw)
+            let path = discoveredPath(raw, folder: subtask.folder)
             guard !path.isEmpty, !outputs.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) else { continue }
             do {
                 out[path] = try digester.digest(ofFile: discoveredAbsolutePath(path), log: nil)
@@ -128,12 +158,15 @@ extension ContentCache {
         return out
     }
 
-    /// A depfile's prerequisite as recorded: plan relative and normal when
-    /// inside the plan's folder, else as written.
-    func discoveredPath(_ raw: String) -> String {
+    /// A depfile's prerequisite as recorded: relative to the top-level
+    /// plan's folder and normal when inside it, else as written (absolute,
+    /// or relative and leaving it). A relative one is relative to `folder`,
+    /// the folder the subtask ran in (`Subtask.folder`).
+    func discoveredPath(_ raw: String, folder: String) -> String {
         let root = plan.directory.hasSuffix("/") ? plan.directory : plan.directory + "/"
-        let path = raw.hasPrefix(root) ? String(raw.dropFirst(root.count)) : raw
-        if path.hasPrefix("/") { return path }
+        if raw.hasPrefix(root) { return PlanValidator.normalizedRelativePath(String(raw.dropFirst(root.count))) ?? raw }
+        if raw.hasPrefix("/") { return raw }
+        let path = folder.isEmpty ? raw : folder + "/" + raw
         return PlanValidator.normalizedRelativePath(path) ?? path
     }
 }

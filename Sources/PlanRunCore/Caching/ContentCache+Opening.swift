@@ -10,14 +10,14 @@ extension ContentCache {
     /// A subtask whose key cannot be computed (an input matching nothing)
     /// gets its error instead, unless a dependency would run first (it may
     /// create the input): then `never ran` or `dependency ID changed`.
-    package func preview(graph: TaskGraph, selected: [Bool]) -> [String: Result<CacheDecision, CacheError>] {
+    package func preview(graph: TaskGraph, selected: [Bool]) async -> [String: Result<CacheDecision, CacheError>] {
         var out: [String: Result<CacheDecision, CacheError>] = [:]
         var runs = [Bool](repeating: false, count: graph.count)
-        KeyWalk.walk(graph, selected: selected, missing: "unknown") { node, deps in
+        await KeyWalk.walk(graph, selected: selected, missing: "unknown") { node, deps in
             let subtask = graph.plan.subtasks[node]
             let ranDependency = graph.dependencies[node].first(where: { runs[$0] })
             do throws(CacheError) {
-                var decision = try decideNow(subtask, dependencyDigests: deps, forced: false)
+                var decision = try await decideLocally(subtask, dependencyDigests: deps)
                 var digest: String?
                 if case .upToDate(let outcome) = decision {
                     digest = outcome.resultDigest
@@ -46,8 +46,8 @@ extension ContentCache {
     /// Each selected subtask's reason for the dry run (`PlanPreview`):
     /// `cached` / `restored from cache` for skips, the run reason otherwise,
     /// `cannotCheck` with the message when its key cannot be computed.
-    package func previewReasons(graph: TaskGraph, selected: [Bool]) -> [String: RunReason] {
-        preview(graph: graph, selected: selected).mapValues { result in
+    package func previewReasons(graph: TaskGraph, selected: [Bool]) async -> [String: RunReason] {
+        await preview(graph: graph, selected: selected).mapValues { result in
             switch result {
             case .success(.upToDate(let outcome)): outcome.reason
             case .success(.run(let reason, _)): reason
@@ -84,9 +84,9 @@ extension ContentCache {
     }
 
     /// Explains `id` in the context of its dependencies (read-only cache).
-    package func explain(graph: TaskGraph, id: String) throws(PlanDiagnostics) -> Explanation {
+    package func explain(graph: TaskGraph, id: String) async throws(PlanDiagnostics) -> Explanation {
         let selected = try graph.selection(targets: [id])
-        let decisions = preview(graph: graph, selected: selected)
+        let decisions = await preview(graph: graph, selected: selected)
         let decision = decisions[id] ?? .failure(.stateRead(reason: "no decision"))
         var key: String?
         switch decision {

@@ -1,34 +1,52 @@
 import Foundation
 
-/// The content-hash `BuildCache`.
+/// The content-hash `BuildCache`, the one a build uses.
 ///
 /// `decide`: a subtask whose key equals its last successful key, with its
 /// outputs as that run left them, is skipped (`cached`); when the key is in
-/// the store (`ac/KEY`) but outputs are missing or changed, outputs and
-/// result are restored (`restored`); otherwise it runs, with the first
-/// differing key component as the reason (`Verdict`). `record` (success
-/// only) stores outputs and result in the CAS, writes `ac/KEY` and the
-/// history.
+/// one of the stores (`sources`: the local `ac/KEY`, then the remote's) but
+/// outputs are missing or changed, outputs and result are restored from
+/// the first store with a usable entry (`restored`); otherwise it runs, with
+/// the first differing key component as the reason (`Verdict`). `record`
+/// (success only) stores outputs and result in the CAS, writes `ac/KEY` and
+/// the history, and with a `readwrite` remote uploads the entry
+/// (`WriteThrough`). `prepare` fetches from the remote ahead
+/// (`ContentCache+Prefetch.swift`) and checks `--only`
+/// (`ContentCache+Only.swift`).
 ///
 /// A read-only cache (`explain`, `plan`, `status`) computes the same
 /// decisions but writes nothing: no history, no store, no stat cache; a
 /// would-be restore is reported as `restored` without touching files.
 ///
-/// Threads: `decide` and `record` are called by the build's loop only, one
-/// at a time; the remote prefetch (`LayeredBuildCache`) reads the history,
-/// the store and the stat cache from its own tasks while the loop waits
-/// for it, so those parts are locked, not this type.
+/// Threads: `prepare`, `decide`, `record` and `finishBuild` are called by
+/// the build's loop only, one at a time; the remote prefetch's tasks use
+/// the remote's `RemoteRestorer`, the store and the stat cache while the
+/// loop waits for them, and the uploads run in `WriteThrough`'s tasks, so
+/// those parts are locked, not this type.
 package final class ContentCache: BuildCache {
     package let plan: Plan
     package let store: LocalCacheStore
     package let history: any SubtaskHistory
     package let digester: FileDigester
     package let readOnly: Bool
-    /// Subtasks to run even when up to date; `forced` on `decide` forces all.
+    /// Subtasks to run even when up to date.
     package let force: Force
     package let keys: KeyBuilder
     package let outputs: OutputReader
     package let restorer: Restorer
+    /// The remote as a store to restore from (nil: none, or read-only).
+    package let remote: RemoteRestorer?
+    /// Where decisions restore from, in order: the local store, then the remote.
+    package let sources: [any RestoreSource]
+    /// Uploads of what `record` stores (a `readwrite` remote only).
+    let writeThrough: WriteThrough?
+    /// The subtasks `--only` builds; nil without `--only`.
+    package let onlyTargets: Set<String>?
+    /// Subtasks `prepare` restored from the remote, by id, until `decide`
+    /// takes them (it checks the key first). Only the build's loop touches
+    /// it (`prepare` fills it after its tasks are done, `decide` empties it),
+    /// hence `nonisolated(unsafe)` rather than a lock.
+    nonisolated(unsafe) var restoredAhead: [String: CachedOutcome] = [:]
     package let warnings = CacheWarnings()
     /// Where the stats a build's decisions take are noted for the
     /// up-to-date stamp (`StampingBuildCache`); nil when no stamp is wanted.
@@ -40,7 +58,8 @@ package final class ContentCache: BuildCache {
     package init(
         plan: Plan, callerEnvironment: [String: String], store: LocalCacheStore,
         history: any SubtaskHistory, digests: any DigestStore, readOnly: Bool = false,
-        force: Force = .none, racyWindowNs: Int64 = FileDigester.defaultRacyWindowNs, statLog: StatLog? = nil
+        force: Force = .none, racyWindowNs: Int64 = FileDigester.defaultRacyWindowNs, statLog: StatLog? = nil,
+        remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil
     ) {
         self.statLog = statLog
         self.plan = plan
@@ -52,7 +71,16 @@ package final class ContentCache: BuildCache {
         self.force = force
         keys = KeyBuilder(plan: plan, callerEnvironment: callerEnvironment, digester: digester)
         outputs = OutputReader(root: plan.directory, digester: digester)
-        restorer = Restorer(store: store, history: history, outputs: outputs, readOnly: readOnly, warnings: warnings)
+        let restorer = Restorer(store: store, outputs: outputs, readOnly: readOnly, warnings: warnings)
+        self.restorer = restorer
+        // A read-only cache (explain, the dry run) never asks the remote.
+        let remoteRestorer = readOnly ? nil : remote.map { RemoteRestorer(remote: $0, restorer: restorer) }
+        self.remote = remoteRestorer
+        sources = [restorer] + (remoteRestorer.map { [$0] } ?? [])
+        writeThrough = remote.flatMap { remote in
+            remote.mode == .readWrite && !readOnly ? WriteThrough(remote: remote, store: store) : nil
+        }
+        self.onlyTargets = onlyTargets
     }
 
     deinit {
@@ -60,35 +88,52 @@ package final class ContentCache: BuildCache {
         try? digester.flush()
     }
 
-    /// Warnings met along the way that did not stop the build; each is
-    /// reported once.
-    package func takeWarnings() -> [String] { warnings.take() }
+    /// Warnings met along the way that did not stop the build, then one
+    /// line when the remote became unavailable; each is reported once.
+    package func takeWarnings() -> [String] {
+        var out = warnings.take()
+        if let line = remote?.unavailability() { out.append(line) }
+        return out
+    }
 
-    /// Waits for history rows written behind and writes pending stat-cache
-    /// records; call when the build ends. Throws the first write that
-    /// failed (the build fails with it).
+    /// Writes pending stat-cache records; call when the build ends (the
+    /// history's rows are the recorder's: `RunRecorder.commitNow`). Throws
+    /// when that fails (the build fails with it).
     package func finish() throws(CacheError) {
-        var failure: CacheError?
-        do { try history.waitForWrites() } catch {
-            failure = (error as? CacheError) ?? .stateWrite(reason: "\(error)")
-        }
         // Every restore this build made renamed or removed its temporary files.
         store.forgetTemporaries()
-        do { try digester.flush() } catch { failure = failure ?? error }
-        if let failure { throw failure }
+        try digester.flush()
     }
 
     /// Whether `subtask` runs even when up to date.
-    package func isForced(_ subtask: Subtask, forced: Bool) -> Bool {
-        forced || force.covers(subtask.id)
-    }
+    package func isForced(_ subtask: Subtask) -> Bool { force.covers(subtask.id) }
 
     // MARK: BuildCache
 
-    package func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
-        let decision = try decideNow(subtask, dependencyDigests: dependencyDigests, forced: forced)
+    /// Computes the key once, then: a subtask the prefetch restored with
+    /// that key is up to date; else the verdict, restoring from `sources`.
+    package func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision {
+        guard subtask.cache else { return try await decide(subtask, key: nil, from: sources) }
+        let key = try key(for: subtask, dependencyDigests: dependencyDigests)
+        if let ahead = restoredAhead.removeValue(forKey: subtask.id), !isForced(subtask),
+           ahead.key.cacheKey.declared.key == key.digest, discoveredStillMatch(ahead.key) {
+            return .upToDate(ahead)
+        }
+        let decision = try await decide(subtask, key: key, from: sources)
         try flushIfDue()
         return decision
+    }
+
+    package func prepare(graph: TaskGraph, selected: [Bool]) async throws {
+        // `build --force` without targets runs everything: nothing to fetch ahead.
+        if let remote, remote.remote.isAvailable, !force.all { await prefetch(graph: graph, selected: selected, from: remote) }
+        if let onlyTargets { try await checkOnly(graph: graph, selected: selected, targets: onlyTargets) }
+    }
+
+    /// Waits for the uploads, then writes the stat cache (`finish`).
+    package func finishBuild() async throws {
+        await writeThrough?.drain()
+        try finish()
     }
 
     /// Writes the stat cache's pending records once there are many.
@@ -96,11 +141,11 @@ package final class ContentCache: BuildCache {
         if digester.pendingCount >= ContentCache.flushThreshold { try digester.flush() }
     }
 
-    /// `decide` without suspension points (also used by `explain`): computes
-    /// the key, then decides with it.
-    package func decideNow(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) throws(CacheError) -> CacheDecision {
-        guard subtask.cache else { return try decide(subtask, key: nil, forced: forced) }
-        return try decide(subtask, key: key(for: subtask, dependencyDigests: dependencyDigests), forced: forced)
+    /// The decision from the local store alone (`explain`, the dry run,
+    /// `--only`): computes the key, then decides with it.
+    package func decideLocally(_ subtask: Subtask, dependencyDigests: [String: String]) async throws(CacheError) -> CacheDecision {
+        guard subtask.cache else { return try await decide(subtask, key: nil, from: [restorer]) }
+        return try await decide(subtask, key: key(for: subtask, dependencyDigests: dependencyDigests), from: [restorer])
     }
 
     /// The key a decision uses: its stats are noted in `statLog`.
@@ -109,15 +154,16 @@ package final class ContentCache: BuildCache {
     }
 
     /// The decision for `subtask` with its current `key` (nil only when the
-    /// subtask is not cacheable): the verdict, then the restore it calls for.
-    package func decide(_ subtask: Subtask, key: ActionKey?, forced: Bool) throws(CacheError) -> CacheDecision {
-        let isForced = isForced(subtask, forced: forced)
+    /// subtask is not cacheable): the verdict, then the restore it calls for
+    /// from the first of `sources` that has a usable entry.
+    package func decide(_ subtask: Subtask, key: ActionKey?, from sources: [any RestoreSource]) async throws(CacheError) -> CacheDecision {
+        let isForced = isForced(subtask)
         guard subtask.cache, let key else {
             return .run(reason: isForced ? .forced : .cacheDisabled, key: nil)
         }
         // A declared key: the discovered inputs give the full key first.
         if subtask.depfile != nil, !key.cacheKey.isFull {
-            return try decideDiscovered(subtask, declared: key, forced: forced)
+            return try await decideDiscovered(subtask, declared: key, from: sources)
         }
         let last: HistoryEntry?
         var previous: CacheKey?
@@ -137,26 +183,43 @@ package final class ContentCache: BuildCache {
         case .skip:
             return .upToDate(CachedOutcome(key: key, resultDigest: last!.resultDigest, result: last!.result, reason: .cached))
         case .restore(let otherwise):
-            if let outcome = try restorer.restore(subtask, key: key) { return .upToDate(outcome) }
+            for source in sources {
+                guard let restored = try await restore(subtask, key: key, from: source) else { continue }
+                var outcome = restored.outcome
+                outcome.history = restored.entry
+                return .upToDate(outcome)
+            }
             return .run(reason: otherwise, key: key)
         case .run(let reason):
             return .run(reason: reason, key: key)
         }
     }
 
-    package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
-        try recordNow(subtask, key: key, result: result).resultDigest
+    /// The one place a key is looked up in a store: restores `subtask` from
+    /// `source`'s entry for `key`; nil when it has none, refuses it (a
+    /// warning) or cannot restore it.
+    func restore(_ subtask: Subtask, key: ActionKey, from source: any RestoreSource) async throws(CacheError) -> RestoredAction? {
+        switch await source.action(for: key.digest, subtask: subtask) {
+        case .found(let action): return try await source.restore(action, of: subtask, key: key)
+        case .absent: return nil
+        case .refused(let warning):
+            warnings.add(warning)
+            return nil
+        }
     }
 
-    package func commitPendingWrites() { history.commitQueued() }
+    package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> CacheRecord {
+        let recorded = try recordNow(subtask, key: key, result: result)
+        if let writeThrough, let stored = recorded.history?.components.map(CacheKey.init(components:)) {
+            await writeThrough.upload(key: stored.key, manifest: stored.isFull ? stored.declared.key : nil)
+        }
+        return recorded
+    }
+
+    package var historyStore: (any SubtaskHistory)? { readOnly ? nil : history }
 
     /// `record` without suspension points. `key`: the one `decide` returned.
-    /// Returns the result digest and the key the result was stored under
-    /// (the full key of a subtask with a depfile; nil when nothing was
-    /// stored).
-    package func recordNow(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) throws(CacheError)
-        -> (resultDigest: String, stored: CacheKey?)
-    {
+    package func recordNow(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) throws(CacheError) -> CacheRecord {
         // Outputs as the run left them (also checks they exist).
         var outputs: [OutputEntry] = []
         for path in subtask.outputs {
@@ -166,7 +229,7 @@ package final class ContentCache: BuildCache {
         // The depfile is read after every successful attempt, cached or not.
         let discovered = try discoveredInputs(of: subtask)
         let resultDigest = ContentCache.resultDigest(result: result, outputs: outputs)
-        guard let key, !readOnly else { return (resultDigest, nil) }
+        guard let key, !readOnly else { return CacheRecord(resultDigest: resultDigest) }
 
         // The inputs must still be as the key saw them: an input edited
         // while the subtask ran gives another key, and then nothing is
@@ -177,8 +240,9 @@ package final class ContentCache: BuildCache {
               current.digest == declared.key
         else {
             warnings.add("inputs of `\(subtask.id)` changed while it ran; it will run again next time")
-            return (resultDigest, nil)
+            return CacheRecord(resultDigest: resultDigest)
         }
+        // With a depfile, the result is stored under the full key of what it lists.
         let stored = discovered.map { CacheKey.full(declared: declared, discovered: $0) } ?? key.cacheKey
 
         // Store outputs and result; a failing store (disk full) costs only
@@ -198,13 +262,9 @@ package final class ContentCache: BuildCache {
         } catch {
             warnings.add("cannot store `\(subtask.id)` in the cache: \(error)")
         }
-        do {
-            try history.save(HistoryEntry(key: stored, resultDigest: resultDigest, result: result, outputs: outputs), for: subtask.id)
-        } catch {
-            throw .stateWrite(reason: "\(error)")
-        }
         try flushIfDue()
-        return (resultDigest, stored)
+        return CacheRecord(resultDigest: resultDigest,
+                           history: HistoryEntry(key: stored, resultDigest: resultDigest, result: result, outputs: outputs))
     }
 
     /// SHA-256 over a result's content digest and its outputs (path, kind,

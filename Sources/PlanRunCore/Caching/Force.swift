@@ -1,7 +1,7 @@
 /// Which subtasks run even when up to date: `build --force` without
 /// targets forces all, `build --force ID...` forces those. The one shape of
-/// "force" the cache knows; `BuildCache.decide`'s `forced` argument (the
-/// run configuration's) is the same as `all`.
+/// "force": a cache is made with it (`RunConfiguration.forced` gives `all`)
+/// and applies it in every decision.
 package struct Force: Sendable, Hashable {
     package var all: Bool
     package var ids: Set<String>

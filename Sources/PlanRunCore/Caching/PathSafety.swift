@@ -64,8 +64,6 @@ package enum PathSafety {
     }
 
     package static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
+        PlanLoader.realPath(path)
     }
 }

@@ -6,46 +6,41 @@ import Darwin
 #endif
 
 /// Puts a subtask's outputs and result back from the local store under its
-/// key, and records the restore in the history: the doing half of a
-/// `.restore` verdict. Every path it writes is inside the plan's folder
+/// key: the local `RestoreSource`, the doing half of a `.restore` verdict. Every path it writes is inside the plan's folder
 /// (`PathSafety`), every blob is checked against its digest, and files are
 /// written through a temporary file renamed into place. Read-only (the dry
 /// run, `explain`): reports what would be restored and changes nothing.
-package struct Restorer: Sendable {
+package struct Restorer: RestoreSource {
     package let store: LocalCacheStore
-    package let history: any SubtaskHistory
     package let outputs: OutputReader
     package let readOnly: Bool
     package let warnings: CacheWarnings
 
-    package init(store: LocalCacheStore, history: any SubtaskHistory, outputs: OutputReader, readOnly: Bool,
-                 warnings: CacheWarnings) {
+    package init(store: LocalCacheStore, outputs: OutputReader, readOnly: Bool, warnings: CacheWarnings) {
         self.store = store
-        self.history = history
         self.outputs = outputs
         self.readOnly = readOnly
         self.warnings = warnings
     }
 
-    /// Restores `subtask`'s outputs and result from `ac/KEY`; nil when the
-    /// entry is absent, refers to missing or bad blobs, or names paths the
-    /// subtask does not declare or that leave the plan folder. Read-only:
-    /// reports what would be restored and changes nothing.
-    package func restore(_ subtask: Subtask, key: ActionKey) throws(CacheError) -> CachedOutcome? {
-        let action: ActionResult
-        switch store.checkedAction(for: key.digest, subtask: subtask) {
-        case .found(let found): action = found
-        case .absent: return nil
-        case .refused(let warning):
-            warnings.add(warning)
-            return nil
-        }
+    /// The local store's checked entry for `key`.
+    package func action(for key: String, subtask: Subtask) async -> ActionStoreAnswer {
+        store.checkedAction(for: key, subtask: subtask)
+    }
+
+    /// Restores the outputs and result `action` (the local `ac/KEY`) names;
+    /// nil when it refers to missing or bad blobs or an output cannot be
+    /// put back. Read-only: reports what would be restored and changes
+    /// nothing.
+    package func restore(_ action: ActionResult, of subtask: Subtask, key: ActionKey) throws(CacheError) -> RestoredAction? {
         guard let result = store.blob(action.resultBlob),
               ContentCache.resultDigest(result: result, outputs: action.outputs) == action.resultDigest
         else { return nil }
+        let restored = RestoredAction(
+            entry: HistoryEntry(key: key.cacheKey, resultDigest: action.resultDigest, result: result, outputs: action.outputs),
+            outcome: CachedOutcome(key: key, resultDigest: action.resultDigest, result: result, reason: .restored))
         if readOnly {
-            return action.outputs.allSatisfy({ store.hasBlob($0.digest) })
-                ? CachedOutcome(key: key, resultDigest: action.resultDigest, result: result, reason: .restored) : nil
+            return action.outputs.allSatisfy({ store.hasBlob($0.digest) }) ? restored : nil
         }
         for entry in action.outputs {
             if let now = try? outputs.snapshot(entry.path), entry.matches(now) { continue }
@@ -54,12 +49,7 @@ package struct Restorer: Sendable {
                 return nil
             }
         }
-        do {
-            try history.save(HistoryEntry(key: key.cacheKey, resultDigest: action.resultDigest, result: result, outputs: action.outputs), for: subtask.id)
-        } catch {
-            throw .stateWrite(reason: "\(error)")
-        }
-        return CachedOutcome(key: key, resultDigest: action.resultDigest, result: result, reason: .restored)
+        return restored
     }
 
     /// Puts one output back from the local store; false when a blob is

@@ -94,9 +94,9 @@ package final class StampingBuildCache: BuildCache {
         try await inner.prepare(graph: graph, selected: selected)
     }
 
-    package func decide(_ subtask: Subtask, dependencyDigests: [String: String], forced: Bool) async throws -> CacheDecision {
-        let decision = try await inner.decide(subtask, dependencyDigests: dependencyDigests, forced: forced)
-        if !forced, case .upToDate(let outcome) = decision, outcome.reason == .cached {
+    package func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision {
+        let decision = try await inner.decide(subtask, dependencyDigests: dependencyDigests)
+        if case .upToDate(let outcome) = decision, outcome.reason == .cached {
             tally.cached += 1
         } else {
             ruleOut()
@@ -110,12 +110,12 @@ package final class StampingBuildCache: BuildCache {
         log.stop()
     }
 
-    package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> String {
+    package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> CacheRecord {
         ruleOut()
         return try await inner.record(subtask, key: key, result: result)
     }
 
-    package func commitPendingWrites() { inner.commitPendingWrites() }
+    package var historyStore: (any SubtaskHistory)? { inner.historyStore }
 
     package func takeWarnings() -> [String] { inner.takeWarnings() }
 

@@ -50,6 +50,13 @@ package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
     case cycle(path: [String])
     case unknownTarget(name: String, suggestion: String?)
     case inputNotFound(subtask: String, path: String, suggestion: String?)
+    // Includes
+    case includeNotFound(path: String)
+    case includeOutside(path: String)
+    /// The plan files from the top-level one to the one included again,
+    /// relative to the top-level plan's folder.
+    case includeCycle(chain: [String])
+    case undeclaredVariable(name: String, plan: String, suggestion: String?)
 
     package var description: String {
         switch self {
@@ -110,6 +117,12 @@ package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
         case .cycle(let path): "cycle: " + path.joined(separator: " -> ")
         case .unknownTarget(let name, let suggestion):
             "no subtask named `\(name)`" + Self.didYouMean(suggestion)
+        case .includeNotFound(let path): "included plan `\(path)` does not exist"
+        case .includeOutside(let path):
+            "included plan `\(path)` is outside the top-level plan's folder; include paths must stay inside it"
+        case .includeCycle(let chain): "include cycle: " + chain.joined(separator: " -> ")
+        case .undeclaredVariable(let name, let plan, let suggestion):
+            "variable `\(name)` is not declared by `\(plan)`" + Self.didYouMean(suggestion)
         case .inputNotFound(let subtask, let path, let suggestion):
             "input `\(path)` of subtask `\(subtask)` does not exist and is no subtask's output"
                 + (suggestion.map { "; did you mean `\($0)`?" }

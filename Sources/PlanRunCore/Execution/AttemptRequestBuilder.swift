@@ -1,3 +1,5 @@
+import Foundation
+
 /// Builds the request of each attempt for the executor's loop: the
 /// subtask's environment and context, and where its context, result and
 /// log files go.
@@ -34,7 +36,7 @@ struct AttemptRequestBuilder {
         for node in 0..<graph.count where selected[node] {
             let subtask = plan.subtasks[node]
             if baseEnvironments[subtask.agent] == nil {
-                baseEnvironments[subtask.agent] = baseEnvironment(plan.agent(for: subtask))
+                baseEnvironments[subtask.agent] = baseEnvironment(subtask)
             }
         }
     }
@@ -52,13 +54,13 @@ struct AttemptRequestBuilder {
         environment["PLANRUN_ATTEMPT"] = String(attempt)
         var contextPath: String?, resultPath: String?, logPath: String?
         if let dir = logDirectory {
-            logPath = Self.join(dir, subtask.id) + ".log"
+            logPath = SubtaskFiles.path(in: dir, id: subtask.id) + ".log"
         }
         if let dir = workDirectory {
             contextPath = contextFiles?.take(for: node)
-            resultPath = Self.join(dir, subtask.id) + ".result"
+            resultPath = SubtaskFiles.path(in: dir, id: subtask.id) + ".result"
         } else if let dir = logDirectory {
-            let base = Self.join(dir, subtask.id)
+            let base = SubtaskFiles.path(in: dir, id: subtask.id)
             contextPath = base + ".context.json"
             resultPath = base + ".result"
         }
@@ -76,10 +78,10 @@ struct AttemptRequestBuilder {
         let context = SubtaskContext(
             subtaskID: subtask.id, plan: plan.name, planGoal: plan.goal, description: subtask.description,
             dependencies: dependencies, metadata: subtask.with ?? .object([:]), attempt: attempt, runID: runID)
-        let base = baseEnvironments[subtask.agent] ?? baseEnvironment(agent)
+        let base = baseEnvironments[subtask.agent] ?? baseEnvironment(subtask)
         return AttemptRequest(
             subtask: subtask, agent: agent, attempt: attempt, runID: runID,
-            workingDirectory: plan.directory, baseEnvironment: base, environment: environment,
+            workingDirectory: plan.directory(for: subtask), baseEnvironment: base, environment: environment,
             context: context, contextPath: contextPath, resultPath: resultPath, logPath: logPath,
             timeout: plan.timeout(for: subtask),
             // Before a first attempt no result file of it can be in a work
@@ -92,11 +94,13 @@ struct AttemptRequestBuilder {
         contextFiles?.release(node)
     }
 
-    /// The caller's environment with the plan's and the agent's `env` (later wins).
-    private func baseEnvironment(_ agent: AgentDefinition) -> SpawnEnvironment {
+    /// The caller's environment with the plan's and the agent's `env` (later
+    /// wins). The same for every subtask of an agent: an agent belongs to
+    /// one plan file (included agents are namespaced), whose `env` applies.
+    private func baseEnvironment(_ subtask: Subtask) -> SpawnEnvironment {
         var environment = callerEnvironment
-        environment.merge(plan.env) { _, new in new }
-        environment.merge(agent.env) { _, new in new }
+        environment.merge(plan.planEnvironment(for: subtask)) { _, new in new }
+        environment.merge(plan.agent(for: subtask).env) { _, new in new }
         return SpawnEnvironment(environment)
     }
 
@@ -137,5 +141,36 @@ struct ContextFilePool {
     /// The attempt of `node` is over: its file is free again.
     mutating func release(_ node: Int) {
         if let path = inUse.removeValue(forKey: node) { free.append(path) }
+    }
+}
+
+/// Where a subtask's per-run files (log, result) go in a run's folder:
+/// `DIR/ID` plus a suffix. An id with `/` (an included subtask, `web/build`)
+/// names a file in subfolders (`DIR/web/build.log`), made on first use; a
+/// component that could leave the folder or name it (`..`, `.`, empty) is
+/// written as `%2E%2E`, `%2E` or `%`, so every id stays inside `DIR`.
+package enum SubtaskFiles {
+    /// `DIR/ID` with the id's folders made; without them, the attempt's
+    /// files cannot be opened and the attempt reports that.
+    package static func path(in directory: String, id: String) -> String {
+        guard id.utf8.contains(UInt8(ascii: "/")) || id == "." || id == ".." else {
+            return AttemptRequestBuilder.join(directory, id)
+        }
+        let path = AttemptRequestBuilder.join(directory, relative(id))
+        let parent = (path as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// The id as a path below the run's folder, without making anything.
+    package static func relative(_ id: String) -> String {
+        id.split(separator: "/", omittingEmptySubsequences: false).map { part in
+            switch part {
+            case "": "%"
+            case ".": "%2E"
+            case "..": "%2E%2E"
+            default: String(part)
+            }
+        }.joined(separator: "/")
     }
 }

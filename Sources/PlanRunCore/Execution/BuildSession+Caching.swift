@@ -43,16 +43,18 @@ extension BuildSession {
                 makeCache: { directory in
                     try UpToDateStamp.remove(stateDirectory: directory)
                     let log = caching.stamp == nil ? nil : StatLog()
-                    let local = try ContentCache.open(
+                    let cache = try ContentCache.open(
                         plan: plan, stateDirectory: directory, callerEnvironment: configuration.environment,
                         force: Force(all: configuration.forced, ids: caching.forcedIDs), writeBehind: true,
-                        state: prepared?.directory == directory ? prepared?.cacheState : nil, statLog: log)
-                    let cache = LayeredBuildCache(local: local, remote: caching.remote, onlyTargets: caching.onlyTargets)
+                        state: prepared?.directory == directory ? prepared?.cacheState : nil, statLog: log,
+                        remote: caching.remote, onlyTargets: caching.onlyTargets)
                     let stamped = caching.stamp.map { invocation in
-                        // Approving the plan again changes what `build` accepts.
+                        // Approving the plan again changes what `build` accepts;
+                        // an included plan file is part of the plan.
                         StampingBuildCache(wrapping: cache, log: log!, plan: plan, stateDirectory: directory,
                                            invocation: invocation,
-                                           alsoRecording: plan.approval == .required ? [PlanApproval.recordPath(directory)] : [])
+                                           alsoRecording: (plan.approval == .required ? [PlanApproval.recordPath(directory)] : [])
+                                               + plan.includedFiles)
                     }
                     opened = stamped ?? cache
                     return stamped ?? cache

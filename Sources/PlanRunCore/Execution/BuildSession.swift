@@ -111,10 +111,10 @@ package struct BuildSession {
     }
 
     package static func run(
-        plan: Plan, configuration: RunConfiguration, cache: any BuildCache = NoBuildCache(),
+        plan: Plan, configuration: RunConfiguration, cache: (any BuildCache)? = nil,
         runner: (any CommandRunner)? = nil, canceller: RunCanceller, reporter: some ProgressReporter
     ) async throws(Failure) -> RunSummary {
-        try await run(plan: plan, configuration: configuration, makeCache: { _ in cache }, runner: runner,
+        try await run(plan: plan, configuration: configuration, makeCache: { _ in cache ?? NoBuildCache(force: Force(all: configuration.forced)) }, runner: runner,
                       canceller: canceller, reporter: reporter)
     }
 

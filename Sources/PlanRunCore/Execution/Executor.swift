@@ -65,13 +65,13 @@ package struct Executor {
 
     package init(
         graph: TaskGraph, configuration: RunConfiguration, runner: any CommandRunner,
-        cache: any BuildCache = NoBuildCache(), store: StateStore? = nil, runID: String = "run",
+        cache: (any BuildCache)? = nil, store: StateStore? = nil, runID: String = "run",
         logDirectory: String? = nil, workDirectory: String? = nil, canceller: RunCanceller = RunCanceller()
     ) {
         self.graph = graph
         self.configuration = configuration
         self.runner = runner
-        self.cache = cache
+        self.cache = cache ?? NoBuildCache(force: Force(all: configuration.forced))
         self.store = store
         self.runID = runID
         self.logDirectory = logDirectory
@@ -147,7 +147,7 @@ struct ExecutorLoop {
         self.reporter = reporter
         scheduler = Scheduler(graph: graph, selected: selected, limit: executor.configuration.jobs,
                               durations: executor.expectedDurations)
-        recorder = RunRecorder(store: executor.store, runID: executor.runID)
+        recorder = RunRecorder(store: executor.store, history: executor.cache.historyStore, runID: executor.runID)
         requests = AttemptRequestBuilder(executor: executor, selected: selected)
         reports = plan.subtasks.map { SubtaskReport(id: $0.id, agent: $0.agent) }
         digests = [String?](repeating: nil, count: graph.count)
@@ -176,7 +176,7 @@ struct ExecutorLoop {
                 checkCancellation()
                 if !stopping { announce(launchReady(into: &group)) }
                 switch recorder.commitIfDue(idle: runningIDs.isEmpty) {
-                case .started: executor.cache.commitPendingWrites()
+                case .started: break
                 case .due(let delay) where !commitTimerSet:
                     commitTimerSet = true
                     group.addTask {
@@ -249,8 +249,7 @@ struct ExecutorLoop {
         let dependencyDigests = KeyWalk.dependencyDigests(of: node, in: graph, missing: "") { digests[$0] } ?? [:]
         let decision: CacheDecision
         do {
-            decision = try await executor.cache.decide(subtask, dependencyDigests: dependencyDigests,
-                                                       forced: executor.configuration.forced)
+            decision = try await executor.cache.decide(subtask, dependencyDigests: dependencyDigests)
         } catch {
             return fail(node, "cannot check the cache: \(error)")
         }
@@ -266,6 +265,7 @@ struct ExecutorLoop {
             cacheKeys[node] = cached.key
             finished += 1
             cachedCount += 1
+            if let entry = cached.history { recorder.historySaved(entry, for: subtask.id) }
             recorder.subtaskFinished(reports[node], resultDigest: cached.resultDigest, cacheKey: cached.key.digest,
                                      reason: cached.reason.description)
             reporter.report(.skipped(reports[node]), progress: progress)

@@ -12,7 +12,9 @@ extension ExecutorLoop {
         var resultDigest: String?
         if status == .succeeded {
             do {
-                resultDigest = try await executor.cache.record(subtask, key: cacheKeys[node], result: outcome.result)
+                let recorded = try await executor.cache.record(subtask, key: cacheKeys[node], result: outcome.result)
+                resultDigest = recorded.resultDigest
+                if let entry = recorded.history { recorder.historySaved(entry, for: subtask.id) }
             } catch let recordError {
                 status = .failed
                 if case CacheError.depfile = recordError {
@@ -124,8 +126,8 @@ extension ExecutorLoop {
             reporter.report(.skipped(reports[node]), progress: progress)
         }
         recorder.subtasksEnded(leftovers.map { reports[$0] }, at: now)
-        // Uploads finish and the cache's own records are written before the
-        // run's end is: a cache write that fails fails the run.
+        // Uploads finish and the stat cache is written before the run's end
+        // is: a cache write that fails fails the run.
         do { try await executor.cache.finishBuild() } catch {
             recorder.noteFailure(error is CacheError ? "\(error)" : "cannot write the cache: \(error)")
         }

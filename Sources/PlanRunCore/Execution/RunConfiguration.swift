@@ -17,7 +17,8 @@ package struct RunConfiguration: Sendable {
     package var isTerminal: Bool
     /// Where state, logs and the lock live; nil = `.planrun` beside the plan.
     package var stateDirectory: String?
-    /// Passed to `BuildCache.decide` (run even when up to date).
+    /// Run every subtask even when up to date: the `Force.all` the build's
+    /// cache is made with (`BuildSession.runCached`, `Executor`'s default).
     package var forced: Bool
     /// Time between SIGTERM and SIGKILL when a subtask is stopped.
     package var killGrace: Duration

@@ -1,26 +1,32 @@
 import Foundation
 
 /// Every state write of one run's loop goes through here, in the order the
-/// events happen. None is ignored: the first write that fails is kept
-/// (`failure`); the loop then starts nothing new and the run ends `failed`
-/// with it. Without a store (tests) nothing is written.
+/// events happen: the run's rows and the cache's history entries (the ones
+/// `BuildCache.decide` and `record` return). None is ignored: the first
+/// write that fails is kept (`failure`); the loop then starts nothing new
+/// and the run ends `failed` with it. Without a store or history (tests)
+/// nothing is written there.
 ///
-/// Rows are queued in the store (`StateStore.deferWrites`) and committed
-/// in one transaction at most every `commitInterval` while subtasks run,
-/// at once when nothing runs, and at the end of the run; the commits run
-/// on the database's queue, so the loop never waits for one.
+/// Rows are queued (`StateStore.deferWrites`; a write-behind history
+/// queues its own) and committed at most every `commitInterval` while
+/// subtasks run, at once when nothing runs, and at the end of the run: run
+/// rows in one transaction, history rows in one more. The commits run on
+/// the database's queue, so the loop never waits for one.
 struct RunRecorder {
     /// At most one state transaction per this interval while subtasks run.
     static let commitInterval: Duration = .milliseconds(100)
 
     let store: StateStore?
+    /// The cache's history (`BuildCache.historyStore`).
+    let history: (any SubtaskHistory)?
     let runID: String
     /// The first write that failed, as the run's reason.
     private(set) var failure: String?
     private var lastCommit = ContinuousClock.now
 
-    init(store: StateStore?, runID: String) {
+    init(store: StateStore?, history: (any SubtaskHistory)?, runID: String) {
         self.store = store
+        self.history = history
         self.runID = runID
         store?.deferWrites()
     }
@@ -44,6 +50,7 @@ struct RunRecorder {
             return .due(after: lastCommit + Self.commitInterval - now)
         }
         store.flushInBackground()
+        history?.commitQueued()
         lastCommit = now
         if let background = store.backgroundWriteFailure { noteFailure("cannot write the state database: \(background)") }
         return .started
@@ -57,6 +64,12 @@ struct RunRecorder {
     private mutating func write(_ body: (StateStore) throws -> Void) {
         guard let store else { return }
         do { try body(store) } catch { noteFailure("cannot write the state database: \(error)") }
+    }
+
+    /// `id`'s new last successful state (a run recorded, a restore).
+    mutating func historySaved(_ entry: HistoryEntry, for id: String) {
+        guard let history else { return }
+        do { try history.save(entry, for: id) } catch { noteFailure("\(CacheError.stateWrite(reason: "\(error)"))") }
     }
 
     mutating func attemptStarted(_ id: String, attempt: Int, at time: Date, reason: String?) {
@@ -102,6 +115,11 @@ struct RunRecorder {
     /// commit that failed is known (`failure`) before the run's end is
     /// written.
     mutating func commitNow() {
+        if let history {
+            do { try history.waitForWrites() } catch {
+                noteFailure("\((error as? CacheError) ?? .stateWrite(reason: "\(error)"))")
+            }
+        }
         write { try $0.flush() }
     }
 

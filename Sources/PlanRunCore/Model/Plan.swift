@@ -131,6 +131,15 @@ package struct Subtask: Sendable, Hashable, Identifiable {
     /// listing the files it read: its discovered inputs (`Depfile`).
     package var depfile: String?
     package var locations: SubtaskLocations
+    /// The namespace of the included plan this subtask comes from
+    /// (`web`, `a/b`); empty for the top-level plan's own subtasks. Its id,
+    /// dependencies and agent carry this prefix.
+    package var namespace: String = ""
+    /// The folder of the plan file that declares it, relative to the
+    /// top-level plan's folder; empty for the top-level plan. The subtask
+    /// runs there. Its `inputs` and `outputs` are already relative to the
+    /// top-level plan's folder (the loader rebases them).
+    package var folder: String = ""
 
     package init(
         id: String, description: String? = nil, agent: String = "shell", run: String? = nil,
@@ -159,6 +168,31 @@ package struct Subtask: Sendable, Hashable, Identifiable {
     }
 }
 
+/// A plan included under a namespace (`includes:`), as far as its
+/// subtasks need it after loading: the settings that apply to them in place
+/// of the top-level plan's.
+package struct IncludedPlan: Sendable, Hashable {
+    /// The included plan file, absolute and standardized.
+    package var file: String
+    /// Its folder relative to the top-level plan's folder (`Subtask.folder`).
+    package var folder: String
+    package var name: String
+    package var env: [String: String]
+    package var defaults: SubtaskDefaults
+    /// Its own `max_parallel`, which the build ignores (the top-level plan's
+    /// governs); kept so that `plan` can say so.
+    package var maxParallel: Int?
+
+    package init(file: String, folder: String, name: String, env: [String: String], defaults: SubtaskDefaults, maxParallel: Int?) {
+        self.file = file
+        self.folder = folder
+        self.name = name
+        self.env = env
+        self.defaults = defaults
+        self.maxParallel = maxParallel
+    }
+}
+
 /// A loaded, validated plan. Immutable once built.
 package struct Plan: Sendable {
     /// The plan file's path as given by the user.
@@ -181,6 +215,10 @@ package struct Plan: Sendable {
     package var subtasks: [Subtask]
     /// id -> position in `subtasks`.
     package var index: [String: Int]
+    /// The included plans by namespace (`Subtask.namespace`): their own
+    /// `env` and `defaults`, which apply to their subtasks instead of this
+    /// plan's. Empty for a plan without `includes`.
+    package var scopes: [String: IncludedPlan] = [:]
 
     package init(
         file: String, directory: String, version: Int = planFormatVersion, name: String,
@@ -215,25 +253,48 @@ package struct Plan: Sendable {
         agents[subtask.agent] ?? .builtinShell
     }
 
+    /// The `defaults` of the plan file that declares `subtask`.
+    package func defaults(for subtask: Subtask) -> SubtaskDefaults {
+        subtask.namespace.isEmpty ? defaults : scopes[subtask.namespace]?.defaults ?? SubtaskDefaults()
+    }
+
+    /// The plan-wide `env` of the plan file that declares `subtask`.
+    package func planEnvironment(for subtask: Subtask) -> [String: String] {
+        subtask.namespace.isEmpty ? env : scopes[subtask.namespace]?.env ?? [:]
+    }
+
+    /// The folder `subtask` runs in (absolute): the folder of the plan file
+    /// that declares it.
+    package func directory(for subtask: Subtask) -> String {
+        subtask.folder.isEmpty ? directory : directory + "/" + subtask.folder
+    }
+
+    /// The included plan files (absolute, sorted, each once): with `file`,
+    /// everything the plan was read from.
+    package var includedFiles: [String] {
+        Set(scopes.values.map(\.file)).sorted()
+    }
+
     /// Extra attempts after the first: subtask, else agent, else defaults, else 0.
     package func retries(for subtask: Subtask) -> Int {
-        subtask.retries ?? agent(for: subtask).retries ?? defaults.retries ?? 0
+        subtask.retries ?? agent(for: subtask).retries ?? defaults(for: subtask).retries ?? 0
     }
 
     /// First delay between attempts (doubles each time): default 1s.
     package func retryBackoff(for subtask: Subtask) -> Duration {
-        subtask.retryBackoff ?? agent(for: subtask).retryBackoff ?? defaults.retryBackoff ?? .seconds(1)
+        subtask.retryBackoff ?? agent(for: subtask).retryBackoff ?? defaults(for: subtask).retryBackoff ?? .seconds(1)
     }
 
     /// Per-attempt time limit; nil = none.
     package func timeout(for subtask: Subtask) -> Duration? {
-        subtask.timeout ?? agent(for: subtask).timeout ?? defaults.timeout
+        subtask.timeout ?? agent(for: subtask).timeout ?? defaults(for: subtask).timeout
     }
 
-    /// The environment planrun adds for a subtask: plan, then agent, then
-    /// subtask `env` (later wins). The caller's environment is not included.
+    /// The environment planrun adds for a subtask: plan (the plan file that
+    /// declares it), then agent, then subtask `env` (later wins). The
+    /// caller's environment is not included.
     package func environment(for subtask: Subtask) -> [String: String] {
-        var env = self.env
+        var env = planEnvironment(for: subtask)
         env.merge(agent(for: subtask).env) { _, new in new }
         env.merge(subtask.env) { _, new in new }
         return env

@@ -8,6 +8,8 @@ struct PlanDraft {
     var agentOrder: [String]
     /// Where `defaults.agent` is written, if it is.
     var defaultsAgentLocation: SourceLocation?
+    /// `includes:` in declaration order (`PlanIncludes` resolves them).
+    var includes: [IncludeDeclaration] = []
 }
 
 /// Turns the nodes of a plan document into the model (`Plan`): every
@@ -22,7 +24,7 @@ struct PlanBuilder {
     let defaultName: String
     var collector: DiagnosticCollector
 
-    static let planKeys = ["version", "name", "goal", "max_parallel", "approval", "env", "defaults", "agents", "subtasks"]
+    static let planKeys = ["version", "name", "goal", "max_parallel", "approval", "env", "defaults", "agents", "includes", "subtasks"]
     static let defaultsKeys = ["agent", "retries", "retry_backoff", "timeout"]
     static let agentKeys = [
         "kind", "shell", "command", "url", "headers", "max_parallel", "retries", "retry_backoff", "timeout", "env",
@@ -58,6 +60,7 @@ struct PlanBuilder {
         var agentOrder: [String] = []
         var subtasks: [Subtask] = []
         var sawSubtasks = false
+        var includes: [IncludeDeclaration] = []
 
         for pair in pairs {
             guard let key = keyText(pair) else { continue }
@@ -88,6 +91,8 @@ struct PlanBuilder {
                 (defaults, defaultsAgentLocation) = buildDefaults(value)
             case "agents":
                 (agents, agentOrder) = buildAgents(value)
+            case "includes":
+                includes = buildIncludes(value)
             case "subtasks":
                 sawSubtasks = true
                 subtasks = buildSubtaskList(value)
@@ -106,7 +111,63 @@ struct PlanBuilder {
             file: file, directory: directory, version: version ?? planFormatVersion,
             name: name ?? defaultName, goal: goal, maxParallel: maxParallel, approval: approval,
             env: env, defaults: defaults, agents: agents, subtasks: subtasks)
-        return PlanDraft(plan: plan, agentOrder: agentOrder, defaultsAgentLocation: defaultsAgentLocation)
+        return PlanDraft(
+            plan: plan, agentOrder: agentOrder, defaultsAgentLocation: defaultsAgentLocation, includes: includes)
+    }
+
+    // MARK: Includes
+
+    static let includeKeys = ["plan", "vars"]
+
+    /// `includes:`: namespace -> path, or namespace -> `{plan: path, vars: {...}}`.
+    mutating func buildIncludes(_ node: YAMLNode) -> [IncludeDeclaration] {
+        guard let pairs = mapping(node, key: "includes") else { return [] }
+        var includes: [IncludeDeclaration] = []
+        for pair in pairs {
+            guard let namespace = keyText(pair) else { continue }
+            if !PlanValidator.isValidID(namespace) || namespace == "." || namespace == ".." {
+                collector.error(
+                    .invalidValue(key: "includes", value: namespace, expected: "a namespace of letters, digits, `_`, `.` and `-`"),
+                    at: at(pair.key))
+                continue
+            }
+            var path: (String, SourceLocation)?
+            var vars: [IncludeDeclaration.Variable] = []
+            if doc.scalar(pair.value) != nil {
+                if let t = text(pair.value, key: "includes.\(namespace)") { path = (t, at(pair.value)) }
+            } else if let fields = mapping(pair.value, key: "includes.\(namespace)") {
+                var sawPlan = false
+                for field in fields {
+                    guard let key = keyText(field) else { continue }
+                    switch key {
+                    case "plan":
+                        sawPlan = true
+                        if let t = text(field.value, key: "plan") { path = (t, at(field.value)) }
+                    case "vars":
+                        guard let entries = mapping(field.value, key: "vars") else { continue }
+                        for entry in entries {
+                            guard let name = keyText(entry) else { continue }
+                            if let s = doc.scalar(entry.value), !s.isNull {
+                                vars.append(.init(name: name, value: .text(s.text), location: at(entry.key)))
+                            } else if let list = stringList(entry.value, key: "vars.\(name)") {
+                                vars.append(.init(name: name, value: .list(list.values), location: at(entry.key)))
+                            }
+                        }
+                    default:
+                        unknown(field, key: key, context: "include `\(namespace)`", known: Self.includeKeys)
+                    }
+                }
+                if !sawPlan { collector.error(.missingKey(key: "plan", context: "include `\(namespace)`"), at: at(pair.value)) }
+            }
+            guard let (text, location) = path else { continue }
+            if text.isEmpty {
+                collector.error(.invalidValue(key: "includes.\(namespace)", value: "", expected: "the path of a plan file"), at: location)
+                continue
+            }
+            includes.append(IncludeDeclaration(
+                namespace: namespace, namespaceLocation: at(pair.key), path: text, pathLocation: location, vars: vars))
+        }
+        return includes
     }
 
     // MARK: Defaults and agents

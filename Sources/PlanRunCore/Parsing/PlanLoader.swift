@@ -24,6 +24,13 @@ package enum PlanLoader {
         return (url.path, url.deletingLastPathComponent().standardizedFileURL.path)
     }
 
+    /// `path` with every link resolved; nil when it does not exist.
+    package static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     /// Loads and validates plan text. `file` is used in locations; `directory`
     /// is the plan's folder (absolute).
     package static func load(bytes: [UInt8], file: String, directory: String) throws(PlanDiagnostics) -> Plan {
@@ -35,10 +42,29 @@ package enum PlanLoader {
     /// read, so that a big file's text is not kept while the model is built.
     static func load(releasing bytes: inout [UInt8], file: String, directory: String) throws(PlanDiagnostics) -> Plan {
         var collector = DiagnosticCollector()
+        let draft = try draft(releasing: &bytes, file: file, directory: directory, collector: &collector)
+        if !draft.includes.isEmpty {
+            let plan = PlanIncludes.combine(top: draft, collector: &collector)
+            try collector.throwIfErrors()
+            return plan
+        }
+        PlanValidator.validate(draft.plan, draft: draft, collector: &collector)
+        try collector.throwIfErrors()
+        return draft.plan
+    }
+
+    /// One plan file's model, not yet validated and with its `includes`
+    /// unresolved. Problems go to `collector`; those after which there is
+    /// no model (not UTF-8, not YAML, not a mapping) are thrown, with the
+    /// problems collected so far.
+    static func draft(
+        releasing bytes: inout [UInt8], file: String, directory: String, collector: inout DiagnosticCollector
+    ) throws(PlanDiagnostics) -> PlanDraft {
         let start = SourceLocation(file: file, line: 1, column: 1)
         if let offset = firstInvalidUTF8Offset(bytes) {
             let (line, column) = position(ofOffset: offset, in: bytes)
-            throw PlanDiagnostics([Diagnostic(.notUTF8, at: SourceLocation(file: file, line: line, column: column))])
+            collector.error(.notUTF8, at: SourceLocation(file: file, line: line, column: column))
+            throw PlanDiagnostics(collector.sorted)
         }
         let outcome = bytes.withUnsafeBufferPointer { buffer in
             YAMLReader.read(buffer, file: file, diagnostics: &collector)
@@ -47,15 +73,18 @@ package enum PlanLoader {
         let document: YAMLDocument
         switch outcome {
         case .failed:
-            try collector.throwIfErrors()
-            throw PlanDiagnostics([Diagnostic(.yamlSyntax("cannot read the document"), at: start)])
+            if !collector.hasErrors { collector.error(.yamlSyntax("cannot read the document"), at: start) }
+            throw PlanDiagnostics(collector.sorted)
         case .empty:
             collector.error(.emptyFile, at: start)
             throw PlanDiagnostics(collector.sorted)
         case .document(let d):
             document = d
         }
-        guard let root = document.root else { throw PlanDiagnostics([Diagnostic(.emptyFile, at: start)]) }
+        guard let root = document.root else {
+            collector.error(.emptyFile, at: start)
+            throw PlanDiagnostics(collector.sorted)
+        }
         if let scalar = document.scalar(root), scalar.isNull {
             collector.error(.emptyFile, at: start)
             throw PlanDiagnostics(collector.sorted)
@@ -68,15 +97,12 @@ package enum PlanLoader {
         var builder = PlanBuilder(document: document, directory: directory, defaultName: defaultName, collector: collector)
         let draft = builder.build(root: root, pairs: pairs)
         collector = builder.collector
-        let plan = draft.plan
-        PlanValidator.validate(plan, draft: draft, collector: &collector)
-        try collector.throwIfErrors()
-        return plan
+        return draft
     }
 
     // MARK: Files
 
-    private static func readFile(_ path: String) -> Result<[UInt8], PlanError> {
+    static func readFile(_ path: String) -> Result<[UInt8], PlanError> {
         var info = stat()
         if stat(path, &info) != 0 {
             let code = errno

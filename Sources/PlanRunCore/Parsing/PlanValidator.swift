@@ -4,8 +4,16 @@
 /// once, no dependency cycle. Every check runs, whatever the others found;
 /// each problem is located at the entry that causes it. Linear in the size of
 /// the plan (dictionaries, no pairwise comparisons).
+///
+/// A plan with `includes` is validated one file at a time (`PlanIncludes`):
+/// `external` holds the ids of the subtasks its includes bring in
+/// (`web/build`), which its dependencies may name; `includedAs` is set for
+/// an included plan, whose dependencies name only its own subtasks.
 enum PlanValidator {
-    static func validate(_ plan: Plan, draft: PlanDraft, collector: inout DiagnosticCollector) {
+    static func validate(
+        _ plan: Plan, draft: PlanDraft, collector: inout DiagnosticCollector,
+        external: Set<String> = [], includedAs namespace: String? = nil
+    ) {
         let agentNames = draft.agentOrder + (draft.agentOrder.contains("shell") ? [] : ["shell"])
         // Did-you-mean candidates, made on the first miss; each set's
         // searches share one bounded budget (a plan of many misses stays
@@ -59,12 +67,19 @@ enum PlanValidator {
                     collector.error(.duplicateDependency(subtask: subtask.id, dependency: dep), at: location)
                 } else if let j = plan.index[dep] {
                     if j >= i { mayHaveCycle = true }
-                } else {
-                    if idSuggestions == nil { idSuggestions = Suggestion.Candidates(plan.subtasks.lazy.map(\.id)) }
-                    collector.error(
+                } else if !external.contains(dep) {
+                    if idSuggestions == nil {
+                        idSuggestions = Suggestion.Candidates(Array(plan.subtasks.lazy.map(\.id)) + external.sorted())
+                    }
+                    var diagnostic = Diagnostic(
                         .unknownDependency(
                             subtask: subtask.id, dependency: dep, suggestion: idSuggestions!.closest(to: dep)),
                         at: location)
+                    if let namespace {
+                        diagnostic.notes.append(
+                            "this plan is included as `\(namespace)`: its subtasks may depend only on its own subtasks, not on those of the plan that includes it")
+                    }
+                    collector.append(diagnostic)
                 }
             }
 

@@ -14,17 +14,25 @@ package final class GitHubActionsReporter<Inner: ProgressReporter>: ProgressRepo
     private let inner: Inner
     private let plan: Plan
     private let planFile: String
+    /// An included plan file's path (as its locations name it) as GitHub
+    /// knows it.
+    private let includedFile: (String) -> String
     private let write: (String) -> Void
     /// At most this many of the last lines of a failed subtask's output go
     /// into its annotation.
     package var annotationLines = 20
 
     /// `planFile` is the plan's path as GitHub knows it (see
-    /// `GitHubActions.workspacePath`).
-    package init(wrapping inner: Inner, plan: Plan, planFile: String, write: @escaping (String) -> Void) {
+    /// `GitHubActions.workspacePath`); `includedFile` does the same for the
+    /// files of included subtasks.
+    package init(
+        wrapping inner: Inner, plan: Plan, planFile: String, includedFile: @escaping (String) -> String = { $0 },
+        write: @escaping (String) -> Void
+    ) {
         self.inner = inner
         self.plan = plan
         self.planFile = planFile
+        self.includedFile = includedFile
         self.write = write
     }
 
@@ -53,8 +61,11 @@ package final class GitHubActionsReporter<Inner: ProgressReporter>: ProgressRepo
     /// The error annotation of a failed subtask: its error, then the end of
     /// its output.
     package func annotation(for report: SubtaskReport, output: [UInt8]) -> String {
-        var properties = [("title", "planrun: \(report.id) failed"), ("file", planFile)]
-        if let line = plan[report.id]?.locations.item.line { properties.append(("line", String(line))) }
+        // An included subtask is annotated in the file that declares it.
+        let location = plan[report.id]?.locations.item
+        let file = location.map { $0.file == plan.file ? planFile : includedFile($0.file) } ?? planFile
+        var properties = [("title", "planrun: \(report.id) failed"), ("file", file)]
+        if let line = location?.line { properties.append(("line", String(line))) }
         var message = "subtask `\(report.id)` failed: \(report.error ?? "failed")"
         let text = JUnitReport.sanitized(output)
         // `\r\n` is one Character, so split on newlines of every kind.

@@ -96,7 +96,7 @@ package struct JUnitReport: Sendable {
     /// The failed subtask's log (its end, when long), else its captured output.
     private func failureOutput(_ r: SubtaskReport) -> String {
         if let logDirectory {
-            let path = (logDirectory as NSString).appendingPathComponent(r.id) + ".log"
+            let path = (logDirectory as NSString).appendingPathComponent(SubtaskFiles.relative(r.id)) + ".log"
             if let (bytes, omitted) = Self.tail(of: path, max: maxOutputBytes), !bytes.isEmpty {
                 let note = omitted > 0 ? "[... \(omitted) bytes omitted; full log: \(path)]\n" : ""
                 return note + Self.sanitized(bytes)

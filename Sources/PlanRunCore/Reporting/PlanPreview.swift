@@ -24,6 +24,9 @@ package struct PlanPreview: Sendable {
     /// left empty (`total` still counts every selected subtask); dot and
     /// mermaid drop skipped nodes and their edges.
     package var changedOnly = false
+    /// The included plans whose own `max_parallel` the build ignores
+    /// (namespace, value), for the text form.
+    package var ignoredLimits: [(namespace: String, maxParallel: Int)] = []
 
     package var total: Int { batches.reduce(0) { $0 + $1.count } }
 
@@ -46,6 +49,9 @@ package struct PlanPreview: Sendable {
     package init(graph: TaskGraph, selected: [Bool], maxParallel: Int, reason: (Subtask) -> RunReason) {
         planName = graph.plan.name
         self.maxParallel = maxParallel
+        ignoredLimits = graph.plan.scopes.compactMap { namespace, scope in
+            scope.maxParallel.map { (namespace, $0) }
+        }.sorted { $0.namespace < $1.namespace }
         batches = Scheduler.batches(graph: graph, selected: selected, limit: maxParallel).map { batch in
             batch.map { node in
                 let subtask = graph.plan.subtasks[node]
@@ -84,6 +90,9 @@ package struct PlanPreview: Sendable {
     package var text: String {
         let runCount = batches.joined().filter { !$0.reason.skips }.count
         var out = "plan `\(planName)`: \(total) subtask\(total == 1 ? "" : "s") in \(batches.count) batch\(batches.count == 1 ? "" : "es") (max_parallel \(maxParallel)); \(runCount) to run, \(total - runCount) to skip\n"
+        for (namespace, limit) in ignoredLimits {
+            out += "note: max_parallel \(limit) of the plan included as `\(namespace)` is ignored; the top-level plan's governs\n"
+        }
         let idWidth = min(40, batches.joined().map(\.id.count).max() ?? 0)
         let agentWidth = min(20, batches.joined().map(\.agent.count).max() ?? 0)
         for (i, batch) in shownBatches.enumerated() where !batch.isEmpty || !changedOnly {

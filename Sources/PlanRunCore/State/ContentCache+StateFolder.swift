@@ -32,14 +32,15 @@ extension ContentCache {
     /// and creates nothing; with no database yet, history is empty.
     ///
     /// `writeBehind`: history rows are committed in the background
-    /// (`DatabaseSubtaskHistory`); call `finish` before the process ends.
+    /// (`DatabaseSubtaskHistory`); a build's `RunRecorder` waits for them.
     /// `state`: history and stat records already read from this folder's
     /// database (a writable cache only; `writeBehind` is then the one it
     /// was loaded with).
     package static func open(
         plan: Plan, stateDirectory: String, callerEnvironment: [String: String],
         readOnly: Bool = false, force: Force = .none, writeBehind: Bool = false,
-        state prepared: CacheState? = nil, statLog: StatLog? = nil
+        state prepared: CacheState? = nil, statLog: StatLog? = nil,
+        remote: RemoteCacheStore? = nil, onlyTargets: Set<String>? = nil
     ) throws(CacheError) -> ContentCache {
         let store = LocalCacheStore(root: (stateDirectory as NSString).appendingPathComponent("cache"), readOnly: readOnly)
         let history: any SubtaskHistory
@@ -71,7 +72,7 @@ extension ContentCache {
         }
         return ContentCache(
             plan: plan, callerEnvironment: callerEnvironment, store: store, history: history,
-            digests: digests, readOnly: readOnly, force: force, statLog: statLog)
+            digests: digests, readOnly: readOnly, force: force, statLog: statLog, remote: remote, onlyTargets: onlyTargets)
     }
 
     /// Opens `state.db` for reading without creating or changing any file

@@ -36,9 +36,18 @@ package enum PlanApproval {
         (stateDirectory as NSString).appendingPathComponent("approval.json")
     }
 
-    /// SHA-256 of the plan file's bytes.
+    /// SHA-256 of the plan file's bytes; for a plan with includes, SHA-256
+    /// over that digest and each included file's path and digest, so that
+    /// a change to an included plan needs a new approval too.
     package static func contentDigest(of plan: Plan) throws(Failure) -> String {
-        do { return try FileDigester.sha256(ofFile: plan.file) } catch { throw .io("\(error)") }
+        do {
+            let own = try FileDigester.sha256(ofFile: plan.file)
+            let included = plan.includedFiles
+            if included.isEmpty { return own }
+            var text = own + "\n"
+            for file in included { text += file + "\0" + (try FileDigester.sha256(ofFile: file)) + "\n" }
+            return Digest.sha256Hex(Array(text.utf8))
+        } catch { throw .io("\(error)") }
     }
 
     /// The approved digest, if any (an unreadable record counts as none).

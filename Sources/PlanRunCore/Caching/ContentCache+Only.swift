@@ -1,17 +1,17 @@
-extension LayeredBuildCache {
+extension ContentCache {
     // MARK: --only
 
     /// Restores every selected dependency of the targets from the cache, in
     /// dependency order; throws `OnlyFailure` naming the first that is not
     /// in the cache, before anything runs.
-    func checkOnly(graph: TaskGraph, selected: [Bool], targets: Set<String>) throws {
+    func checkOnly(graph: TaskGraph, selected: [Bool], targets: Set<String>) async throws {
         var dependencies = selected
         for node in selected.indices where targets.contains(graph.id(node)) { dependencies[node] = false }
-        try KeyWalk.walk(graph, selected: dependencies, missing: "") { node, deps in
+        try await KeyWalk.walk(graph, selected: dependencies, missing: "") { node, deps in
             let subtask = graph.plan.subtasks[node]
             let decision: CacheDecision
             do throws(CacheError) {
-                decision = try local.decideNow(subtask, dependencyDigests: deps, forced: false)
+                decision = try await decideLocally(subtask, dependencyDigests: deps)
             } catch {
                 throw OnlyFailure(dependency: subtask.id, dependent: dependent(of: node, graph: graph, selected: selected, targets: targets),
                                   detail: error.description)
@@ -19,6 +19,11 @@ extension LayeredBuildCache {
             guard case .upToDate(let outcome) = decision else {
                 throw OnlyFailure(dependency: subtask.id, dependent: dependent(of: node, graph: graph, selected: selected, targets: targets),
                                   detail: nil)
+            }
+            // Written before the run's loop (and its recorder) starts; the
+            // recorder's commits take it with their own rows.
+            if let entry = outcome.history {
+                do { try history.save(entry, for: subtask.id) } catch { throw CacheError.stateWrite(reason: "\(error)") }
             }
             return outcome.resultDigest
         }
