@@ -245,6 +245,35 @@ struct DepfileTests {
         #expect(try outside() == expected)
     }
 
+    @Test func anIncludedSubtasksDepfileAndWhatItListsAreInItsOwnFolder() throws {
+        let dir = try makeProject("""
+            version: 1
+            includes:
+              lib: lib/plan.yaml
+            subtasks:
+              - id: top
+                depends_on: [lib/obj]
+                run: "true"
+            """)
+        try Self.write("""
+            version: 1
+            subtasks:
+              - id: obj
+                run: echo obj >> ../ran.log && mkdir -p build && cc -MD -MF build/obj.d -c src/obj.c -o build/obj.o
+                inputs: [src/obj.c]
+                outputs: [build/obj.o]
+                depfile: build/obj.d
+            """, to: "lib/plan.yaml", in: dir)
+        try Self.write("#include \"obj.h\"\nint obj(void) { return V; }\n", to: "lib/src/obj.c", in: dir)
+        try Self.write("#define V 1\n", to: "lib/src/obj.h", in: dir)
+        #expect(try Self.built(dir) == ["obj"])
+        #expect(try Self.built(dir) == [])
+        try Self.write("#define V 2\n", to: "lib/src/obj.h", in: dir)
+        let preview = try PlanRunBinary.run(["plan", "plan.yaml"], in: dir)
+        #expect(preview.stdout.contains("discovered input lib/src/obj.h changed"), "\(preview.stdout)")
+        #expect(try Self.built(dir) == ["obj"])
+    }
+
     @Test func aDepfileOutsideThePlanFolderOrInTheStateFolderIsAnError() throws {
         let dir = try makeProject("""
             version: 1
