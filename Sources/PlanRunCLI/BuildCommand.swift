@@ -44,7 +44,7 @@ struct BuildCommand: AsyncParsableCommand {
             var preview = preview
             if options.json { preview.format = .json }
             try await DryRun.show(planArguments: planArguments, jobs: options.jobs, preview: preview,
-                            state: options.stateFolder, color: options.output.color)
+                                  state: options.stateFolder, color: options.output.color, variables: options.variables)
             return
         }
         let started = ContinuousClock.now
@@ -55,7 +55,8 @@ struct BuildCommand: AsyncParsableCommand {
         let stampable = !force && !only
         let location = PlanLoader.location(of: path)
         let invocation = UpToDateStamp.Invocation(
-            planFile: location.file, targets: targets, environment: ProcessInfo.processInfo.environment)
+            planFile: location.file, targets: targets, environment: ProcessInfo.processInfo.environment,
+            variables: options.variables.vars)
         let stateDirectory = options.stateFolder.directory(planDirectory: location.directory)
         if stampable, !options.json, options.ci.report == nil {
             if let count = UpToDateStamp.check(invocation, stateDirectory: stateDirectory) {
@@ -66,10 +67,11 @@ struct BuildCommand: AsyncParsableCommand {
         // Lock, state and cache records are read on another thread while
         // the plan is parsed (`BuildPreparation`).
         let preparation = BuildPreparation.start(directory: stateDirectory, writeBehind: true)
-        let plan = try PlanLoading.load(path, color: options.output.color)
+        let plan = try PlanLoading.load(path, color: options.output.color, variables: options.variables.overrides)
         _ = try PlanLoading.select(targets, in: TaskGraph(plan: plan), color: options.output.color)
-        try await options.execute(plan: plan, targets: targets, forced: force && targets.isEmpty,
-                                  forcedIDs: force ? Set(targets) : [], onlyTargets: only ? Set(targets) : nil,
+        guard let ids = PlanLoading.targetIDs(targets, in: plan) else { return }
+        try await options.execute(plan: plan, targets: ids, forced: force && targets.isEmpty,
+                                  forcedIDs: force ? Set(ids) : [], onlyTargets: only ? Set(ids) : nil,
                                   stamp: stampable ? invocation : nil, preparation: preparation,
                                   startedAt: startedAt)
     }
@@ -88,6 +90,7 @@ struct RunOptions: ParsableArguments {
     @OptionGroup var output: OutputOptions
     @OptionGroup var ci: CIReportOptions
     @OptionGroup var remote: RemoteCacheOptions
+    @OptionGroup var variables: VariableOptions
 
     /// Runs `targets` (and what they depend on) after the approval check,
     /// prints the summary, writes the CI report, and exits with the run's

@@ -36,6 +36,22 @@ struct PlanArguments: ParsableArguments {
     }
 }
 
+/// `--var NAME=VALUE` (repeatable): overrides a variable the plan declares.
+struct VariableOptions: ParsableArguments {
+    @Option(name: .customLong("var"), help: ArgumentHelp(
+        "Override the plan variable NAME with VALUE (repeatable; a list variable's VALUE is split on whitespace).",
+        valueName: "name=value"))
+    var vars: [String] = []
+
+    var overrides: VariableOverrides {
+        (try? VariableOverrides.parse(vars).get()) ?? VariableOverrides()
+    }
+
+    func validate() throws {
+        if case .failure(let error) = VariableOverrides.parse(vars) { throw ValidationError(error.description) }
+    }
+}
+
 /// `-j N`: how many subtasks run at once. Core resolves it against the
 /// plan (`RunConfiguration(plan:jobs:)`).
 struct JobsOption: ParsableArguments {
@@ -94,13 +110,23 @@ func printOut(_ text: String) {
 /// Loading a plan for a command: diagnostics go to standard error and the
 /// command exits 2 (invalid plan).
 enum PlanLoading {
-    static func load(_ path: String, color: ColorChoice = .auto) throws -> Plan {
+    static func load(_ path: String, color: ColorChoice = .auto, variables: VariableOverrides = VariableOverrides()) throws -> Plan {
         do {
-            return try PlanLoader.load(path: path)
+            return try PlanLoader.load(path: path, variables: variables)
         } catch {
-            report(error.diagnostics, color: color)
-            throw ExitCode(2)
+            throw failure(error, color: color)
         }
+    }
+
+    /// Reports a plan's problems; the exit code is 2, or 64 for a `--var`
+    /// the plan does not declare (a command-line error).
+    static func failure(_ error: PlanDiagnostics, color: ColorChoice) -> ExitCode {
+        if error.isUsageError {
+            for diagnostic in error.diagnostics { printError("error: \(diagnostic.message)\n") }
+            return ExitCode.validationFailure
+        }
+        report(error.diagnostics, color: color)
+        return ExitCode(2)
     }
 
     static func report(_ diagnostics: [Diagnostic], color: ColorChoice) {
@@ -111,6 +137,32 @@ enum PlanLoading {
         if GitHubActionsEnvironment.isEnabled {
             printError(GitHubActions.annotations(for: diagnostics, path: GitHubActionsEnvironment.path))
         }
+    }
+
+    /// The subtask ids `targets` stand for (a group: its instances), after
+    /// `select` accepted them. nil when targets were named and all of them
+    /// are empty groups: then there is nothing to build, which is said.
+    static func targetIDs(_ targets: [String], in plan: Plan) -> [String]? {
+        let ids = plan.targetIDs(targets)
+        if !targets.isEmpty, ids.isEmpty {
+            let names = targets.map { "`\($0)`" }.joined(separator: ", ")
+            printOut("nothing to build: \(names) \(targets.count == 1 ? "is a group" : "are groups") without instances\n")
+            return nil
+        }
+        return ids
+    }
+
+    /// Exits 2 when `id` names a group: commands about one subtask take
+    /// one of its instances, of which one is named as an example.
+    static func refuseGroup(_ id: String, in plan: Plan, command: String) throws {
+        guard plan.index[id] == nil, let instances = plan.groups[id] else { return }
+        if let example = instances.first {
+            printError("error: `\(id)` is a group of \(instances.count) instance\(instances.count == 1 ? "" : "s"); "
+                + "\(command) takes one instance, such as `\(example)`\n")
+        } else {
+            printError("error: `\(id)` is a group without instances; \(command) takes one subtask\n")
+        }
+        throw ExitCode(2)
     }
 
     /// The targets' selection, or exit 2 with "no subtask named ...".

@@ -14,13 +14,15 @@ struct ExplainCommand: AsyncParsableCommand {
     @OptionGroup var planArguments: PlanArguments
     @OptionGroup var stateFolder: StateDirOption
     @OptionGroup var output: OutputOptions
+    @OptionGroup var variables: VariableOptions
 
     func run() async throws {
         let (path, rest) = planArguments.resolved
         guard rest.count == 1, let id = rest.first else { throw ValidationError("explain takes one subtask id") }
-        let plan = try PlanLoading.load(path, color: output.color)
+        let plan = try PlanLoading.load(path, color: output.color, variables: variables.overrides)
         let graph = TaskGraph(plan: plan)
         _ = try PlanLoading.select(rest, in: graph, color: output.color)
+        try PlanLoading.refuseGroup(id, in: plan, command: "explain")
         let cache = try CacheCommands.openCache(plan: plan, state: stateFolder, readOnly: true)
         let explanation = try await cache.explain(graph: graph, id: id)
         printOut(explanation.text)

@@ -26,6 +26,7 @@ struct ExportCommand: AsyncParsableCommand {
     @Option(name: [.customShort("o"), .customLong("output")], help: "Write the workflow to FILE (default: standard output).")
     var output: String?
     @OptionGroup var outputOptions: OutputOptions
+    @OptionGroup var variables: VariableOptions
 
     func validate() throws {
         if !planArguments.targets.isEmpty {
@@ -35,8 +36,8 @@ struct ExportCommand: AsyncParsableCommand {
 
     func run() async throws {
         let path = planArguments.planPath
-        let plan = try PlanLoading.load(path, color: outputOptions.color)
-        let text = WorkflowExport(plan: plan, planPath: Self.repositoryPath(path)).render(to)
+        let plan = try PlanLoading.load(path, color: outputOptions.color, variables: variables.overrides)
+        let text = WorkflowExport(plan: plan, planPath: Self.repositoryPath(path), variables: variables.vars).render(to)
         guard let output else {
             printOut(text)
             return

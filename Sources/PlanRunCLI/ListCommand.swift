@@ -19,9 +19,10 @@ struct ListCommand: AsyncParsableCommand {
     @Flag(help: "Print a JSON array instead of a table.")
     var json = false
     @OptionGroup var output: OutputOptions
+    @OptionGroup var variables: VariableOptions
 
     func run() async throws {
-        let plan = try PlanLoading.load(planArguments.planPath, color: output.color)
+        let plan = try PlanLoading.load(planArguments.planPath, color: output.color, variables: variables.overrides)
         if json {
             let items: [JSONText] = plan.subtasks.map { s in
                 .object([

@@ -20,9 +20,11 @@ struct PlanCommand: AsyncParsableCommand {
     @OptionGroup var preview: PreviewOptions
     @OptionGroup var stateFolder: StateDirOption
     @OptionGroup var output: OutputOptions
+    @OptionGroup var variables: VariableOptions
 
     func run() async throws {
-        try await DryRun.show(planArguments: planArguments, jobs: jobs, preview: preview, state: stateFolder, color: output.color)
+        try await DryRun.show(planArguments: planArguments, jobs: jobs, preview: preview, state: stateFolder, color: output.color,
+                              variables: variables)
     }
 }
 
@@ -41,11 +43,12 @@ struct PreviewOptions: ParsableArguments {
 /// Reads the state and cache read-only: nothing on disk changes.
 enum DryRun {
     static func show(planArguments: PlanArguments, jobs: JobsOption, preview options: PreviewOptions, state: StateDirOption,
-                     color: ColorChoice) async throws {
-        let (path, targets) = planArguments.resolved
-        let plan = try PlanLoading.load(path, color: color)
+                     color: ColorChoice, variables: VariableOptions) async throws {
+        let (path, named) = planArguments.resolved
+        let plan = try PlanLoading.load(path, color: color, variables: variables.overrides)
         let graph = TaskGraph(plan: plan)
-        let selected = try PlanLoading.select(targets, in: graph, color: color)
+        let selected = try PlanLoading.select(named, in: graph, color: color)
+        guard let targets = PlanLoading.targetIDs(named, in: plan) else { return }
         // With neither history nor a local cache store, nothing can be
         // skipped: every subtask would run for the first time, and the keys
         // (which read every input file) need not be computed.

@@ -22,9 +22,9 @@ struct RetryCommand: AsyncParsableCommand {
 
     func run() async throws {
         let startedAt = Date()
-        let (path, named) = planArguments.resolved
-        let plan = try PlanLoading.load(path, color: options.output.color)
-        _ = try PlanLoading.select(named, in: TaskGraph(plan: plan), color: options.output.color)
+        let (path, arguments) = planArguments.resolved
+        let plan = try PlanLoading.load(path, color: options.output.color, variables: options.variables.overrides)
+        _ = try PlanLoading.select(arguments, in: TaskGraph(plan: plan), color: options.output.color)
         let directory = options.stateFolder.directory(for: plan)
         let last: (runID: String, status: String, ids: [String])?
         do {
@@ -40,7 +40,11 @@ struct RetryCommand: AsyncParsableCommand {
         }
         let retryable = last.ids.filter { plan[$0] != nil }
         var targets = retryable
-        if !named.isEmpty {
+        // A group stands for its instances that are to be retried.
+        let named = arguments.flatMap { name in
+            plan.index[name] == nil ? (plan.groups[name] ?? []).filter(retryable.contains) : [name]
+        }
+        if !arguments.isEmpty {
             if let id = named.first(where: { !retryable.contains($0) }) {
                 printError("error: subtask `\(id)` did not fail in the last run (\(last.runID)); nothing to retry for it\n")
                 throw ExitCode(1)
@@ -48,6 +52,10 @@ struct RetryCommand: AsyncParsableCommand {
             targets = named
         }
         guard !targets.isEmpty else {
+            if !arguments.isEmpty {
+                printOut("nothing to retry: no instance of \(arguments.map { "`\($0)`" }.joined(separator: ", ")) failed in the last run (\(last.runID))\n")
+                return
+            }
             printOut("nothing to retry: every subtask of the last run (\(last.runID)) succeeded\n")
             return
         }

@@ -21,6 +21,7 @@ struct StatusCommand: AsyncParsableCommand {
         guard rest.count <= 1 else { throw ValidationError("status takes at most one subtask id") }
         let plan = try PlanLoading.load(path, color: output.color)
         _ = try PlanLoading.select(rest, in: TaskGraph(plan: plan), color: output.color)
+        if let id = rest.first { try PlanLoading.refuseGroup(id, in: plan, command: "status") }
         let directory = stateFolder.directory(for: plan)
         let store: StateStore?
         let run: RunStatusReport?

@@ -15,17 +15,19 @@ struct ValidateCommand: AsyncParsableCommand {
     var plans: [String] = []
 
     @OptionGroup var output: OutputOptions
+    @OptionGroup var variables: VariableOptions
 
     func run() async throws {
         var invalid = 0
         for path in plans.isEmpty ? ["plan.yaml"] : plans {
             do throws(PlanDiagnostics) {
-                let plan = try PlanLoader.load(path: path)
+                let plan = try PlanLoader.load(path: path, variables: variables.overrides)
                 let missing = MissingInput.diagnostics(for: plan)
                 guard missing.isEmpty else { throw PlanDiagnostics(missing) }
                 let agents = Set(plan.subtasks.map(\.agent)).count
                 printOut("\(path): valid (\(plan.subtasks.count) subtask\(plan.subtasks.count == 1 ? "" : "s"), \(agents) agent\(agents == 1 ? "" : "s"))\n")
             } catch {
+                if error.isUsageError { throw PlanLoading.failure(error, color: output.color) }
                 invalid += 1
                 PlanLoading.report(error.diagnostics, color: output.color)
             }

@@ -14,6 +14,7 @@ import Testing
         "examples/agents/plan.yaml",
         "examples/c-program/plan.yaml",
         "examples/data-pipeline/plan.yaml",
+        "examples/matrix/plan.yaml",
         "Tests/Fixtures/export-github/plan.yaml",
     ]
 

@@ -24,7 +24,7 @@ import Testing
     }()
 
     @Test func theExamplesExist() {
-        #expect(Self.examples == ["agents", "c-program", "data-pipeline", "monorepo"])
+        #expect(Self.examples == ["agents", "c-program", "data-pipeline", "matrix", "monorepo"])
     }
 
     /// Plan files the examples include (`includes:`), which the schema

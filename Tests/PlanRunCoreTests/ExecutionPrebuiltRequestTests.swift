@@ -35,6 +35,20 @@ import Testing
             dependencies: [.init(id: "x", description: "\"quoted\"", agent: "shell", status: "done",
                                  result: "bin\u{00}ary\u{1B}[0m")],
             metadata: .object(["k\n": .string("v\u{08}")]), attempt: 10, runID: "r\u{0C}3")),
+        ContextCase(name: "foreach instance", context: {
+            var c = SubtaskContext(
+                subtaskID: "compile:src/My File.c", plan: "p", planGoal: nil, description: nil, dependencies: [],
+                metadata: .object([:]), attempt: 1, runID: "r")
+            c.item = "src/My File.c"
+            return c
+        }()),
+        ContextCase(name: "matrix instance", context: {
+            var c = SubtaskContext(
+                subtaskID: "test:3.10,fast", plan: "p", planGoal: nil, description: nil, dependencies: [],
+                metadata: .object(["x": .int(1)]), attempt: 1, runID: "r")
+            c.matrix = [MatrixValue(name: "python", value: "3.10"), MatrixValue(name: "mode", value: "fast")]
+            return c
+        }()),
     ]
 
     @Test(arguments: contextCases)

@@ -15,8 +15,8 @@
 //                then "=" and the caller's value, or "unset"
 //   definition   the canonical JSON of `with` (or "-"), "inputs", each input
 //                pattern in plan order, "outputs", each output pattern in plan
-//                order, "cache", "true"/"false", then, only for a subtask
-//                with a depfile, "depfile" and its path as written
+//                order, "cache", "true"/"false", then only when the
+//                subtask has a `depfile`: "depfile", its path
 //   input:PATH   one per input file, PATH relative to the plan folder: the
 //                file's content SHA-256
 //   dep:ID       one per dependency: its result digest (result content plus

@@ -129,7 +129,13 @@ package final class StampingBuildCache: BuildCache {
     @discardableResult
     package func writeStampIfUpToDate(now: Int64 = FileDigester.now()) -> Bool {
         let (selected, names, cached, other) = (tally.selected, tally.envNames, tally.cached, tally.other)
-        guard let selected, !other, cached == selected, !log.isUnstable else { return false }
+        guard let selected, !other, cached == selected else { return false }
+        // What a `foreach` glob matches decides the plan's instances: the
+        // folders it lists are recorded like those of input globs.
+        for pattern in plan.foreachGlobs {
+            guard (try? InputGlob.expand(pattern, root: plan.directory, log: log)) != nil else { return false }
+        }
+        guard !log.isUnstable else { return false }
         var entries = log.entries
         let planStat = FileStat.of(invocation.planFile)
         guard planStat != nil else { return false }

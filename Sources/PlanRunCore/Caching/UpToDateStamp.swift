@@ -10,7 +10,7 @@ import Darwin
 /// answers in one `stat` per file, without reading the plan, the state
 /// database or the cache (ninja's no-op is the bar).
 ///
-/// What it certifies: a build of this plan file, with these targets and
+/// What it certifies: a build of this plan file, with these targets, `--var` values and
 /// these `env_inputs` values, by this planrun binary, decided every selected
 /// subtask `cached` (key equal to the last success, outputs intact) while
 /// every `stat` those decisions took returned what the stamp records. The
@@ -73,8 +73,11 @@ package enum UpToDateStamp {
         package var targets: [String]
         /// The caller's environment (for `env_inputs`).
         package var environment: [String: String]
+        /// The `--var` arguments, in order (a later one wins, so order matters).
+        package var variables: [String]
 
-        package init(planFile: String, targets: [String], environment: [String: String]) {
+        package init(planFile: String, targets: [String], environment: [String: String], variables: [String] = []) {
+            self.variables = variables
             self.planFile = planFile
             self.targets = Array(Set(targets)).sorted(by: byteOrder)
             self.environment = environment
@@ -99,6 +102,7 @@ package enum UpToDateStamp {
                   header["binary"] == binaryIdentity(), header["binary"] != nil,
                   header["plan"] == invocation.planFile,
                   header["targets"] == invocation.targets.joined(separator: "\u{1}"),
+                  header["vars"] ?? "" == invocation.variables.joined(separator: "\u{1}"),
                   header["env"] == environmentDigest(names: header["env_names"] ?? "", invocation.environment)
             else { return nil }
             // Paths inside the plan's folder are stored relative to it and
@@ -261,6 +265,7 @@ package enum UpToDateStamp {
             ("plan", invocation.planFile),
             ("root", root),
             ("targets", invocation.targets.joined(separator: "\u{1}")),
+            ("vars", invocation.variables.joined(separator: "\u{1}")),
         ]
         var out = magic
         for (name, value) in header {

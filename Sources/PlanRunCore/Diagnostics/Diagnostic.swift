@@ -37,6 +37,8 @@ package struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
 /// Every problem found in one pass. Thrown when any of them is an error.
 package struct PlanDiagnostics: Error, Sendable, CustomStringConvertible {
     package var diagnostics: [Diagnostic]
+    /// The problem is in the command line (`--var`), not in the plan: exit 64.
+    package var isUsageError = false
 
     package init(_ diagnostics: [Diagnostic]) { self.diagnostics = diagnostics }
 
@@ -62,6 +64,16 @@ package struct DiagnosticCollector: Sendable {
 
     package mutating func warning(_ message: String, at location: SourceLocation?) {
         diagnostics.append(Diagnostic(.warning, at: location, message))
+    }
+
+    /// Drops the diagnostics added since `start` that are in `seen`, and
+    /// adds the others to it: a group's instances are built from the same
+    /// nodes, so each problem is reported once, not once per instance.
+    package mutating func dropRepeats(since start: Int, seen: inout Set<Diagnostic>) {
+        guard start < diagnostics.count else { return }
+        var kept = diagnostics[..<start]
+        for d in diagnostics[start...] where seen.insert(d).inserted { kept.append(d) }
+        diagnostics = Array(kept)
     }
 
     /// Sorted by location (stable for equal locations); location-less last.

@@ -56,7 +56,28 @@ package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The plan files from the top-level one to the one included again,
     /// relative to the top-level plan's folder.
     case includeCycle(chain: [String])
-    case undeclaredVariable(name: String, plan: String, suggestion: String?)
+    case undeclaredIncludeVariable(name: String, plan: String, suggestion: String?)
+    // Expressions, variables, foreach and matrix (§8)
+    case expressionNotAllowed
+    case expressionNotQuoted(text: String)
+    case unterminatedExpression
+    case emptyExpression
+    case unknownName(name: String, suggestion: String?)
+    case nameNotAvailable(name: String, needs: String)
+    case onlyVariablesHere(name: String)
+    case variableUsedBeforeDefinition(name: String)
+    case invalidName(key: String, name: String)
+    case undeclaredVariable(name: String, suggestion: String?)
+    case unknownVariableNamespace(name: String, namespace: String, suggestion: String?)
+    case foreachAndMatrix
+    case excludeWithoutMatrix
+    case notAListVariable(name: String)
+    case globMatchesNothing(pattern: String)
+    case invalidGlob(pattern: String, reason: String)
+    case emptyInstanceKey(group: String)
+    case controlCharacterInInstanceKey(id: String)
+    case duplicateInstance(id: String)
+    case unknownMatrixKey(key: String, suggestion: String?)
 
     package var description: String {
         switch self {
@@ -121,12 +142,40 @@ package enum PlanError: Error, Sendable, Hashable, CustomStringConvertible {
         case .includeOutside(let path):
             "included plan `\(path)` is outside the top-level plan's folder; include paths must stay inside it"
         case .includeCycle(let chain): "include cycle: " + chain.joined(separator: " -> ")
-        case .undeclaredVariable(let name, let plan, let suggestion):
+        case .undeclaredIncludeVariable(let name, let plan, let suggestion):
             "variable `\(name)` is not declared by `\(plan)`" + Self.didYouMean(suggestion)
         case .inputNotFound(let subtask, let path, let suggestion):
             "input `\(path)` of subtask `\(subtask)` does not exist and is no subtask's output"
                 + (suggestion.map { "; did you mean `\($0)`?" }
                     ?? "; mark it optional with a leading `-` (`-\(path)`) if it may be absent")
+        case .expressionNotAllowed: "expressions are not allowed here; write `$${{` for a literal `${{`"
+        case .expressionNotQuoted(let text):
+            "`${{` inside `[...]` or `{...}` is read as YAML syntax; quote the string: \"\(text)\""
+        case .unterminatedExpression: "unterminated expression: `${{` without a closing `}}`"
+        case .emptyExpression: "empty expression `${{ }}`"
+        case .unknownName(let name, let suggestion): "unknown name `\(name)`" + Self.didYouMean(suggestion)
+        case .nameNotAvailable(let name, let needs): "`\(name)` is defined only in a subtask with `\(needs)`"
+        case .onlyVariablesHere(let name): "`\(name)` cannot be used here; only `vars.*` can"
+        case .variableUsedBeforeDefinition(let name):
+            "`vars.\(name)` is used before it is defined; a variable may use only variables defined above it"
+        case .invalidName(let key, let name):
+            "invalid name `\(name)` in `\(key)`; use letters, digits, `_` and `-`"
+        case .unknownVariableNamespace(let name, let namespace, let suggestion):
+            "--var \(name): the plan includes no plan as `\(namespace)`" + Self.didYouMean(suggestion)
+        case .undeclaredVariable(let name, let suggestion):
+            "--var \(name): the plan declares no variable `\(name)`" + Self.didYouMean(suggestion)
+        case .foreachAndMatrix: "a subtask has at most one of `foreach` and `matrix`"
+        case .excludeWithoutMatrix: "`exclude` needs `matrix`"
+        case .notAListVariable(let name):
+            "`foreach` needs a list; `vars.\(name)` is not a list variable"
+        case .globMatchesNothing(let pattern):
+            "`foreach` glob `\(pattern)` matches no file; mark it optional with a leading `-` (`-\(pattern)`) if it may match nothing"
+        case .invalidGlob(let pattern, let reason): "invalid glob `\(pattern)`: \(reason)"
+        case .emptyInstanceKey(let group): "group `\(group)` has an instance with an empty key"
+        case .controlCharacterInInstanceKey(let id): "instance id `\(id.debugDescription.dropFirst().dropLast())` contains a control character"
+        case .duplicateInstance(let id): "instance `\(id)` appears more than once"
+        case .unknownMatrixKey(let key, let suggestion):
+            "`exclude` names `\(key)`, which is not a key of `matrix`" + Self.didYouMean(suggestion)
         }
     }
 

@@ -75,9 +75,11 @@ struct AttemptRequestBuilder {
                 id: report.id, description: plan.subtasks[dep].description, agent: report.agent,
                 status: report.status.rawValue, result: report.resultText))
         }
-        let context = SubtaskContext(
+        var context = SubtaskContext(
             subtaskID: subtask.id, plan: plan.name, planGoal: plan.goal, description: subtask.description,
             dependencies: dependencies, metadata: subtask.with ?? .object([:]), attempt: attempt, runID: runID)
+        context.item = subtask.item
+        context.matrix = subtask.matrix
         let base = baseEnvironments[subtask.agent] ?? baseEnvironment(subtask)
         return AttemptRequest(
             subtask: subtask, agent: agent, attempt: attempt, runID: runID,
@@ -145,32 +147,41 @@ struct ContextFilePool {
 }
 
 /// Where a subtask's per-run files (log, result) go in a run's folder:
-/// `DIR/ID` plus a suffix. An id with `/` (an included subtask, `web/build`)
-/// names a file in subfolders (`DIR/web/build.log`), made on first use; a
-/// component that could leave the folder or name it (`..`, `.`, empty) is
-/// written as `%2E%2E`, `%2E` or `%`, so every id stays inside `DIR`.
+/// `DIR/ID` plus a suffix. The namespaces of an included subtask are
+/// subfolders (`web/build` → `DIR/web/build.log`), made on first use; an
+/// instance's key, from its first `:` on, may hold any item and is
+/// percent-encoded into the last component (`Subtask.fileName`:
+/// `render:docs/a.md` → `render:docs%2Fa.md`). A namespace component that
+/// could leave the folder or name it (`..`, `.`, empty) is written as
+/// `%2E%2E`, `%2E` or `%`, so every id stays inside `DIR`, and different ids
+/// give different paths.
 package enum SubtaskFiles {
     /// `DIR/ID` with the id's folders made; without them, the attempt's
     /// files cannot be opened and the attempt reports that.
     package static func path(in directory: String, id: String) -> String {
-        guard id.utf8.contains(UInt8(ascii: "/")) || id == "." || id == ".." else {
-            return AttemptRequestBuilder.join(directory, id)
+        let relative = relative(id)
+        let path = AttemptRequestBuilder.join(directory, relative)
+        if relative.utf8.contains(UInt8(ascii: "/")) {
+            let parent = (path as NSString).deletingLastPathComponent
+            try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         }
-        let path = AttemptRequestBuilder.join(directory, relative(id))
-        let parent = (path as NSString).deletingLastPathComponent
-        try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         return path
     }
 
     /// The id as a path below the run's folder, without making anything.
     package static func relative(_ id: String) -> String {
-        id.split(separator: "/", omittingEmptySubsequences: false).map { part in
+        // Namespaces and group ids never hold `:`, so the first one starts
+        // the instance key.
+        let colon = id.firstIndex(of: ":") ?? id.endIndex
+        let key = Subtask.fileName(String(id[colon...]))
+        let parts = id[..<colon].split(separator: "/", omittingEmptySubsequences: false).map { part in
             switch part {
             case "": "%"
             case ".": "%2E"
             case "..": "%2E%2E"
             default: String(part)
             }
-        }.joined(separator: "/")
+        }
+        return (parts.dropLast() + [parts[parts.count - 1] + key]).joined(separator: "/")
     }
 }

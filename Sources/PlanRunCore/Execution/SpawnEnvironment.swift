@@ -125,6 +125,10 @@ package struct SubtaskContext: Sendable, Equatable {
     package var metadata: JSONValue
     package var attempt: Int
     package var runID: String
+    /// A `foreach` instance's item (`item` in the context).
+    package var item: String?
+    /// A `matrix` instance's values (`matrix` in the context, an object).
+    package var matrix: [MatrixValue]?
 
     package init(
         subtaskID: String, plan: String, planGoal: String?, description: String?,
@@ -140,6 +144,11 @@ package struct SubtaskContext: Sendable, Equatable {
         self.runID = runID
     }
 
+    /// `matrix` as a JSON object.
+    private var matrixValue: JSONValue? {
+        matrix.map { values in .object(Dictionary(values.map { ($0.name, JSONValue.string($0.value)) }) { _, last in last }) }
+    }
+
     /// The context as a JSON value.
     package var value: JSONValue {
         var deps: [String: JSONValue] = [:]
@@ -151,7 +160,7 @@ package struct SubtaskContext: Sendable, Equatable {
                 "result": .string(d.result),
             ])
         }
-        return .object([
+        var object: [String: JSONValue] = [
             "subtask_id": .string(subtaskID),
             "plan": .string(plan),
             "plan_goal": planGoal.map(JSONValue.string) ?? .null,
@@ -161,7 +170,10 @@ package struct SubtaskContext: Sendable, Equatable {
             "execution_mode": .string("subtask"),
             "attempt": .int(attempt),
             "run_id": .string(runID),
-        ])
+        ]
+        if let item { object["item"] = .string(item) }
+        if let matrixValue { object["matrix"] = matrixValue }
+        return .object(object)
     }
 
     /// `value.canonicalJSON` as UTF-8 bytes, written directly.
@@ -175,7 +187,8 @@ package struct SubtaskContext: Sendable, Equatable {
             if let s { JSONValue.writeString(s, to: &out) } else { raw("null") }
         }
         // Keys in sorted order: attempt, dependencies, description,
-        // execution_mode, metadata, plan, plan_goal, run_id, subtask_id.
+        // execution_mode, item, matrix, metadata, plan, plan_goal, run_id,
+        // subtask_id (`item` and `matrix` only for instances).
         raw("{\"attempt\":")
         out.append(contentsOf: String(attempt).utf8)
         raw(",\"dependencies\":{")
@@ -195,7 +208,16 @@ package struct SubtaskContext: Sendable, Equatable {
         }
         raw("},\"description\":")
         optional(description)
-        raw(",\"execution_mode\":\"subtask\",\"metadata\":")
+        raw(",\"execution_mode\":\"subtask\"")
+        if let item {
+            raw(",\"item\":")
+            JSONValue.writeString(item, to: &out)
+        }
+        if let matrixValue {
+            raw(",\"matrix\":")
+            out.append(contentsOf: matrixValue.canonicalJSON.utf8)
+        }
+        raw(",\"metadata\":")
         if case .object(let fields) = metadata, fields.isEmpty {
             raw("{}")
         } else {

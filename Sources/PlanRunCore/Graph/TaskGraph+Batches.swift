@@ -8,12 +8,15 @@ extension TaskGraph {
         var selected = [Bool](repeating: false, count: count)
         var work: [Int] = []
         for target in targets {
-            guard let i = plan.index[target] else {
-                let suggestion = Suggestion.closest(to: target, in: plan.subtasks.map(\.id))
+            guard let ids = plan.ids(named: target) else {
+                let suggestion = Suggestion.closest(to: target, in: plan.groups.keys.sorted() + plan.subtasks.map(\.id))
                 collector.error(.unknownTarget(name: target, suggestion: suggestion), at: nil)
                 continue
             }
-            if !selected[i] { selected[i] = true; work.append(i) }
+            for id in ids {
+                guard let i = plan.index[id] else { continue }
+                if !selected[i] { selected[i] = true; work.append(i) }
+            }
         }
         try collector.throwIfErrors()
         while let node = work.popLast() {

@@ -127,9 +127,12 @@ package struct Subtask: Sendable, Hashable, Identifiable {
     package var retries: Int?
     package var retryBackoff: Duration?
     package var timeout: Duration?
-    /// The file (plan relative) the subtask writes in make's rule syntax
-    /// listing the files it read: its discovered inputs (`Depfile`).
+    /// The file the subtask writes in make's rule syntax (`depfile:`).
     package var depfile: String?
+    /// For an instance of a `foreach` group: its item.
+    package var item: String?
+    /// For an instance of a `matrix` group: its values, in the matrix's key order.
+    package var matrix: [MatrixValue]?
     package var locations: SubtaskLocations
     /// The namespace of the included plan this subtask comes from
     /// (`web`, `a/b`); empty for the top-level plan's own subtasks. Its id,
@@ -193,6 +196,31 @@ package struct IncludedPlan: Sendable, Hashable {
     }
 }
 
+extension Subtask {
+    /// The file name (without extension) of a subtask's files in a folder
+    /// of the run (`logs/RUN/NAME.log`, `NAME.result`): the id, with `/`,
+    /// `%` and control characters percent-encoded, so that it is one path
+    /// component and different ids give different names. An instance id
+    /// may hold any item (`render:docs/My Notes.md`); ordinary ids are
+    /// their own name.
+    package static func fileName(_ id: String) -> String {
+        func escaped(_ byte: UInt8) -> Bool {
+            byte == UInt8(ascii: "/") || byte == UInt8(ascii: "%") || byte < 0x20 || byte == 0x7F
+        }
+        guard id.utf8.contains(where: escaped) else { return id }
+        let hex = Array("0123456789ABCDEF".utf8)
+        var name: [UInt8] = []
+        for byte in id.utf8 {
+            if escaped(byte) {
+                name += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            } else {
+                name.append(byte)
+            }
+        }
+        return String(decoding: name, as: UTF8.self)
+    }
+}
+
 /// A loaded, validated plan. Immutable once built.
 package struct Plan: Sendable {
     /// The plan file's path as given by the user.
@@ -219,13 +247,23 @@ package struct Plan: Sendable {
     /// `env` and `defaults`, which apply to their subtasks instead of this
     /// plan's. Empty for a plan without `includes`.
     package var scopes: [String: IncludedPlan] = [:]
+    /// Group id (a subtask with `foreach` or `matrix`) -> its instance ids,
+    /// in plan order. A group may have none.
+    package var groups: [String: [String]]
+    /// The `foreach` glob patterns the plan was expanded with (without a
+    /// leading `-`): what they match is part of the plan, so the up-to-date
+    /// stamp records the folders they list.
+    package var foreachGlobs: [String]
 
     package init(
         file: String, directory: String, version: Int = planFormatVersion, name: String,
         goal: String? = nil, maxParallel: Int? = nil, approval: ApprovalMode = .none,
         env: [String: String] = [:], defaults: SubtaskDefaults = SubtaskDefaults(),
-        agents: [String: AgentDefinition] = [:], subtasks: [Subtask]
+        agents: [String: AgentDefinition] = [:], subtasks: [Subtask], groups: [String: [String]] = [:],
+        foreachGlobs: [String] = []
     ) {
+        self.groups = groups
+        self.foreachGlobs = foreachGlobs
         self.file = file
         self.directory = directory
         self.version = version
@@ -247,6 +285,21 @@ package struct Plan: Sendable {
 
     package subscript(id: String) -> Subtask? {
         index[id].map { subtasks[$0] }
+    }
+
+    /// The subtask ids `name` stands for where ids are accepted: itself,
+    /// or a group's instances (possibly none); nil when it names neither.
+    package func ids(named name: String) -> [String]? {
+        if index[name] != nil { return [name] }
+        return groups[name]
+    }
+
+    /// The subtask ids `targets` stand for, in order, each once: a group
+    /// gives its instances; other names are kept.
+    package func targetIDs(_ targets: [String]) -> [String] {
+        guard !groups.isEmpty else { return targets }
+        var seen = Set<String>()
+        return targets.flatMap { ids(named: $0) ?? [$0] }.filter { seen.insert($0).inserted }
     }
 
     package func agent(for subtask: Subtask) -> AgentDefinition {

@@ -10,6 +10,10 @@ struct PlanDraft {
     var defaultsAgentLocation: SourceLocation?
     /// `includes:` in declaration order (`PlanIncludes` resolves them).
     var includes: [IncludeDeclaration] = []
+    /// The variables the plan declares (`vars`), in order.
+    var variables: [String] = []
+    /// `--var` names the plan does not declare: a command-line error.
+    var undeclaredVariables: [Diagnostic] = []
 }
 
 /// Turns the nodes of a plan document into the model (`Plan`): every
@@ -23,19 +27,37 @@ struct PlanBuilder {
     let directory: String
     let defaultName: String
     var collector: DiagnosticCollector
+    /// `--var` values, applied before any variable is evaluated.
+    let overrides: VariableOverrides
+    /// What expressions may name where the builder is: the plan's
+    /// variables, plus `item` or `matrix` while an instance is built.
+    var scope = ExpressionScope(varsOnly: true)
+    /// Group id -> instance ids, in plan order.
+    var groups: [String: [String]] = [:]
+    /// Group id -> where its id is written.
+    var groupLocations: [String: SourceLocation] = [:]
+    var foreachGlobs: [String] = []
+    /// Texts with expressions, parsed (`template`).
+    var templates: [String: Result<[ExpressionPart], PlanError>] = [:]
 
-    static let planKeys = ["version", "name", "goal", "max_parallel", "approval", "env", "defaults", "agents", "includes", "subtasks"]
+    static let planKeys = [
+        "version", "name", "goal", "max_parallel", "approval", "vars", "env", "defaults", "agents", "includes", "subtasks",
+    ]
     static let defaultsKeys = ["agent", "retries", "retry_backoff", "timeout"]
     static let agentKeys = [
         "kind", "shell", "command", "url", "headers", "max_parallel", "retries", "retry_backoff", "timeout", "env",
     ]
     static let subtaskKeys = [
         "id", "description", "agent", "run", "depends_on", "inputs", "outputs", "with", "cache", "env",
-        "env_inputs", "retries", "retry_backoff", "timeout", "depfile",
+        "env_inputs", "retries", "retry_backoff", "timeout", "foreach", "matrix", "exclude", "depfile",
     ]
 
-    init(document: YAMLDocument, directory: String, defaultName: String, collector: DiagnosticCollector) {
+    init(
+        document: YAMLDocument, directory: String, defaultName: String, collector: DiagnosticCollector,
+        overrides: VariableOverrides = VariableOverrides()
+    ) {
         self.doc = document
+        self.overrides = overrides
         self.file = document.file
         self.directory = directory
         self.defaultName = defaultName
@@ -62,6 +84,10 @@ struct PlanBuilder {
         var sawSubtasks = false
         var includes: [IncludeDeclaration] = []
 
+        // Variables first: every other value may use them, wherever `vars` is written.
+        let varsNode = pairs.first { doc.scalarBytesEqual($0.key, "vars") }?.value
+        let undeclared = buildVariables(varsNode)
+
         for pair in pairs {
             guard let key = keyText(pair) else { continue }
             let value = pair.value
@@ -86,6 +112,7 @@ struct PlanBuilder {
                         collector.error(.invalidValue(key: key, value: t, expected: "`none` or `required`"), at: at(value))
                     }
                 }
+            case "vars": break
             case "env": env = environment(value, key: key)
             case "defaults":
                 (defaults, defaultsAgentLocation) = buildDefaults(value)
@@ -107,12 +134,15 @@ struct PlanBuilder {
         if let agent = defaults.agent {
             for i in subtasks.indices where subtasks[i].locations.agent == nil { subtasks[i].agent = agent }
         }
+        if !groups.isEmpty { resolveGroupDependencies(&subtasks) }
         let plan = Plan(
             file: file, directory: directory, version: version ?? planFormatVersion,
             name: name ?? defaultName, goal: goal, maxParallel: maxParallel, approval: approval,
-            env: env, defaults: defaults, agents: agents, subtasks: subtasks)
+            env: env, defaults: defaults, agents: agents, subtasks: subtasks, groups: groups,
+            foreachGlobs: foreachGlobs)
         return PlanDraft(
-            plan: plan, agentOrder: agentOrder, defaultsAgentLocation: defaultsAgentLocation, includes: includes)
+            plan: plan, agentOrder: agentOrder, defaultsAgentLocation: defaultsAgentLocation, includes: includes,
+            variables: scope.declared, undeclaredVariables: undeclared)
     }
 
     // MARK: Includes
@@ -134,7 +164,7 @@ struct PlanBuilder {
             var path: (String, SourceLocation)?
             var vars: [IncludeDeclaration.Variable] = []
             if doc.scalar(pair.value) != nil {
-                if let t = text(pair.value, key: "includes.\(namespace)") { path = (t, at(pair.value)) }
+                if let t = expandedText(pair.value, key: "includes.\(namespace)") { path = (t, at(pair.value)) }
             } else if let fields = mapping(pair.value, key: "includes.\(namespace)") {
                 var sawPlan = false
                 for field in fields {
@@ -142,14 +172,15 @@ struct PlanBuilder {
                     switch key {
                     case "plan":
                         sawPlan = true
-                        if let t = text(field.value, key: "plan") { path = (t, at(field.value)) }
+                        if let t = expandedText(field.value, key: "plan") { path = (t, at(field.value)) }
                     case "vars":
                         guard let entries = mapping(field.value, key: "vars") else { continue }
                         for entry in entries {
                             guard let name = keyText(entry) else { continue }
                             if let s = doc.scalar(entry.value), !s.isNull {
-                                vars.append(.init(name: name, value: .text(s.text), location: at(entry.key)))
-                            } else if let list = stringList(entry.value, key: "vars.\(name)") {
+                                let value = expand(s.text, at: entry.value) ?? s.text
+                                vars.append(.init(name: name, value: .text(value), location: at(entry.key)))
+                            } else if let list = stringList(entry.value, key: "vars.\(name)", expand: true) {
                                 vars.append(.init(name: name, value: .list(list.values), location: at(entry.key)))
                             }
                         }
@@ -238,10 +269,10 @@ struct PlanBuilder {
                 }
             case "command":
                 command = value
-                agent.command = stringList(value, key: key)?.values ?? []
+                agent.command = stringList(value, key: key, expand: true)?.values ?? []
             case "url":
                 url = value
-                if let t = text(value, key: key) {
+                if let t = expandedText(value, key: key) {
                     if Self.isHTTPURL(t) { agent.url = t } else {
                         collector.error(.invalidValue(key: key, value: t, expected: "an `http://` or `https://` URL"), at: at(value))
                     }
@@ -292,7 +323,11 @@ struct PlanBuilder {
                     .wrongEntryType(key: "subtasks", expected: "a mapping", found: doc.kindDescription(item)), at: at(item))
                 continue
             }
-            if let subtask = buildSubtask(item, pairs: pairs) { subtasks.append(subtask) }
+            if let group = GroupKeys(pairs, doc) {
+                subtasks += buildGroup(item, pairs: pairs, keys: group)
+            } else if let subtask = buildSubtask(item, pairs: pairs) {
+                subtasks.append(subtask)
+            }
         }
         return subtasks
     }
@@ -312,21 +347,37 @@ struct PlanBuilder {
         if !sawID { collector.error(.missingKey(key: "id", context: "a subtask"), at: at(item)) }
         let context = id.map { "subtask `\($0)`" } ?? "a subtask"
         var subtask = Subtask(id: id ?? "", locations: locations)
+        // A subtask's own fields may name `item` and `matrix` (errors outside a group).
+        scope.varsOnly = false
+        defer { scope.varsOnly = true }
 
         for pair in pairs {
             guard let key = keyText(pair) else { continue }
             let value = pair.value
             switch key {
-            case "id": break
-            case "description": subtask.description = text(value, key: key)
+            case "id", "foreach", "matrix": break
+            case "exclude":
+                // A group's `exclude` is checked with its `matrix` (`buildGroup`).
+                if scope.item == nil && scope.matrix == nil { collector.error(.excludeWithoutMatrix, at: at(pair.key)) }
+            case "depfile":
+                if let path = expandedText(value, key: key) {
+                    if path.isEmpty {
+                        collector.error(
+                            .invalidValue(key: key, value: "", expected: "a path relative to the plan's folder"), at: at(value))
+                    } else {
+                        subtask.depfile = path
+                        subtask.locations.depfile = at(value)
+                    }
+                }
+            case "description": subtask.description = expandedText(value, key: key)
             case "agent":
                 if let a = text(value, key: key) {
                     subtask.agent = a
                     subtask.locations.agent = at(value)
                 }
-            case "run": subtask.run = text(value, key: key)
+            case "run": subtask.run = expandedText(value, key: key)
             case "depends_on":
-                if let list = stringList(value, key: key) {
+                if let list = stringList(value, key: key, expand: true) {
                     subtask.dependsOn = list.values
                     subtask.locations.dependsOn = list.locations
                 }
@@ -354,9 +405,6 @@ struct PlanBuilder {
             case "retries": subtask.retries = integer(value, key: key, minimum: 0)
             case "retry_backoff": subtask.retryBackoff = duration(value, key: key)
             case "timeout": subtask.timeout = duration(value, key: key)
-            case "depfile":
-                subtask.depfile = text(value, key: key)
-                subtask.locations.depfile = at(value)
             default: unknown(pair, key: key, context: context, known: Self.subtaskKeys)
             }
         }
@@ -367,7 +415,10 @@ struct PlanBuilder {
 
     /// The key's text; reports keys that are lists or mappings.
     mutating func keyText(_ pair: YAMLPair) -> String? {
-        if let t = doc.keyText(pair) { return t }
+        if let t = doc.keyText(pair) {
+            if Expression.hasExpression(t) { collector.error(.expressionNotAllowed, at: at(pair.key)) }
+            return t
+        }
         collector.error(.complexKey, at: at(pair.key))
         return nil
     }
@@ -384,13 +435,61 @@ struct PlanBuilder {
     }
 
     /// Text fields take any scalar but null: `name: 2024` is the text "2024".
+    /// Fields that do not expand expressions reject them (nil, reported).
     mutating func text(_ node: YAMLNode, key: String) -> String? {
+        guard let t = rawText(node, key: key) else { return nil }
+        if Expression.hasExpression(t) {
+            collector.error(.expressionNotAllowed, at: at(node))
+            return nil
+        }
+        return t
+    }
+
+    /// A text field whose expressions are expanded in the current scope.
+    mutating func expandedText(_ node: YAMLNode, key: String) -> String? {
+        rawText(node, key: key).flatMap { expand($0, at: node) }
+    }
+
+    /// `text` expanded in the current scope. A bad expression is reported
+    /// and the text kept as written, so that the field is not also
+    /// reported missing.
+    mutating func expand(_ text: String, at node: YAMLNode) -> String? {
+        switch template(text).flatMap(scope.expand) {
+        case .success(let t): return t
+        case .failure(let error):
+            collector.error(error, at: at(node))
+            return text
+        }
+    }
+
+    /// `text` parsed once: a group's instances expand the same texts.
+    mutating func template(_ text: String) -> Result<[ExpressionPart], PlanError> {
+        if let parsed = templates[text] { return parsed }
+        let parsed = Expression.parse(text)
+        templates[text] = parsed
+        return parsed
+    }
+
+    mutating func rejectExpression(_ text: String, at node: YAMLNode) {
+        if Expression.hasExpression(text) { collector.error(.expressionNotAllowed, at: at(node)) }
+    }
+
+    mutating func rawText(_ node: YAMLNode, key: String) -> String? {
         if let s = doc.scalar(node), !s.isNull { return s.text }
         collector.error(.wrongType(key: key, expected: "a string", found: doc.kindDescription(node)), at: at(node))
         return nil
     }
 
+    /// True (reported) when a scalar that must be a number or boolean is
+    /// an expression, which only text fields may hold.
+    mutating func isExpression(_ node: YAMLNode) -> Bool {
+        guard let s = doc.scalar(node), Expression.hasExpression(s.text) else { return false }
+        collector.error(.expressionNotAllowed, at: at(node))
+        return true
+    }
+
     mutating func integer(_ node: YAMLNode, key: String, minimum: Int?) -> Int? {
+        if isExpression(node) { return nil }
         let expected = switch minimum {
         case 0: "a non-negative integer"
         case 1: "a positive integer"
@@ -415,6 +514,7 @@ struct PlanBuilder {
     }
 
     mutating func boolean(_ node: YAMLNode, key: String) -> Bool? {
+        if isExpression(node) { return nil }
         if let s = doc.scalar(node), case .bool(let b) = s.value { return b }
         collector.error(.wrongType(key: key, expected: "`true` or `false`", found: doc.kindDescription(node)), at: at(node))
         return nil
@@ -427,7 +527,12 @@ struct PlanBuilder {
         return nil
     }
 
-    mutating func stringList(_ node: YAMLNode, key: String) -> (values: [String], locations: [SourceLocation])? {
+    /// A list of strings. With `expand`, each entry is expanded in the
+    /// current scope and an entry that is exactly `${{ vars.L }}` for a
+    /// list L is replaced by L's elements; without, expressions are errors.
+    mutating func stringList(
+        _ node: YAMLNode, key: String, expand: Bool = false
+    ) -> (values: [String], locations: [SourceLocation])? {
         guard let items = doc.items(node) else {
             collector.error(.wrongType(key: key, expected: "a list of strings", found: doc.kindDescription(node)), at: at(node))
             return nil
@@ -439,8 +544,23 @@ struct PlanBuilder {
         var ok = true
         for item in items {
             if let s = doc.scalar(item), !s.isNull {
-                values.append(s.text)
-                locations.append(at(item))
+                if !expand {
+                    rejectExpression(s.text, at: item)
+                    values.append(s.text)
+                    locations.append(at(item))
+                } else if Expression.mayContain(s.text) {
+                    switch template(s.text).flatMap(scope.expandElement) {
+                    case .success(let elements):
+                        values += elements
+                        locations += repeatElement(at(item), count: elements.count)
+                    case .failure(let error):
+                        collector.error(error, at: at(item))
+                        ok = false
+                    }
+                } else {
+                    values.append(s.text)
+                    locations.append(at(item))
+                }
             } else {
                 collector.error(.wrongEntryType(key: key, expected: "a string", found: doc.kindDescription(item)), at: at(item))
                 ok = false
@@ -451,7 +571,7 @@ struct PlanBuilder {
 
     /// A list of paths or globs: strings, none of them empty.
     mutating func pathList(_ node: YAMLNode, key: String) -> (values: [String], locations: [SourceLocation])? {
-        guard let list = stringList(node, key: key) else { return nil }
+        guard let list = stringList(node, key: key, expand: true) else { return nil }
         var ok = true
         for (value, location) in zip(list.values, list.locations) where value.isEmpty {
             collector.error(.invalidValue(key: key, value: "", expected: "a path relative to the plan's folder"), at: location)
@@ -480,7 +600,9 @@ struct PlanBuilder {
                     reportNormalizationClash(pairs, key: name, first: env.keys[index], at: pair.key)
                     continue
                 }
-                env[name] = s.text
+                if let value = Expression.mayContain(s.text) ? expand(s.text, at: pair.value) : s.text {
+                    env[name] = value
+                }
             } else {
                 collector.error(
                     .wrongType(key: "\(key).\(name)", expected: "a string", found: doc.kindDescription(pair.value)), at: at(pair.value))
@@ -544,7 +666,8 @@ struct PlanBuilder {
                 if d.isFinite { return .double(d) }
                 collector.error(.numberNotFinite(key: key, text: s.text), at: at(node))
                 return .null
-            case .string(let t): return .string(t)
+            case .string(let t):
+                return .string(Expression.mayContain(t) ? expand(t, at: node) ?? t : t)
             }
         }
         if let items = doc.items(node) {

@@ -43,25 +43,56 @@ struct IncludeDeclaration {
 enum PlanIncludes {
     /// The plan of the top-level `draft` with its includes resolved, and
     /// every plan file validated. Problems go to `collector`.
-    static func combine(top draft: PlanDraft, collector: inout DiagnosticCollector) -> Plan {
+    /// `variables` are the `--var` values; those named `NS/NAME` go to the
+    /// plan included as NS, and the problems with them (an unknown
+    /// namespace, a variable the included plan does not declare) go to
+    /// `usage`.
+    static func combine(
+        top draft: PlanDraft, variables: VariableOverrides, collector: inout DiagnosticCollector, usage: inout [Diagnostic]
+    ) -> Plan {
         let topFile = draft.plan.directory + "/" + (draft.plan.file as NSString).lastPathComponent
         let context = Context(
             topDirectory: draft.plan.directory,
             shownDirectory: (draft.plan.file as NSString).deletingLastPathComponent)
-        let included = context.resolve(draft, folder: "", chain: [topFile], collector: &collector)
-        PlanValidator.validate(draft.plan, draft: draft, collector: &collector, external: included.ids)
+        let included = context.resolve(
+            draft, folder: "", chain: [topFile], variables: variables, shownPrefix: "", collector: &collector, usage: &usage)
+        PlanValidator.validate(
+            draft.plan, draft: draft, collector: &collector, external: included.ids.union(included.groups.keys))
 
         var plan = draft.plan
         var agents = plan.agents
         agents.merge(included.agents) { own, _ in own }
+        var own = plan.subtasks
+        expandGroupDependencies(&own, groups: included.groups)
         var combined = Plan(
             file: plan.file, directory: plan.directory, version: plan.version, name: plan.name, goal: plan.goal,
             maxParallel: plan.maxParallel, approval: plan.approval, env: plan.env, defaults: plan.defaults,
-            agents: agents, subtasks: plan.subtasks + included.subtasks)
+            agents: agents, subtasks: own + included.subtasks,
+            groups: plan.groups.merging(included.groups) { own, _ in own },
+            foreachGlobs: plan.foreachGlobs + included.foreachGlobs)
         combined.scopes = included.scopes
         plan = combined
         reportSharedOutputs(plan, collector: &collector)
         return plan
+    }
+
+    /// Replaces each `depends_on` entry naming an included group (`NS/GROUP`)
+    /// by its instances; the plan's own groups are replaced when it is built.
+    static func expandGroupDependencies(_ subtasks: inout [Subtask], groups: [String: [String]]) {
+        guard !groups.isEmpty else { return }
+        for i in subtasks.indices where subtasks[i].dependsOn.contains(where: { groups[$0] != nil }) {
+            let subtask = subtasks[i]
+            var deps: [String] = []
+            var locations: [SourceLocation] = []
+            for (k, dep) in subtask.dependsOn.enumerated() {
+                let ids = groups[dep] ?? [dep]
+                deps += ids
+                let location = k < subtask.locations.dependsOn.count ? subtask.locations.dependsOn[k] : subtask.locations.item
+                locations += repeatElement(location, count: ids.count)
+            }
+            subtasks[i].dependsOn = deps
+            subtasks[i].locations.dependsOn = locations
+        }
     }
 
     /// Two subtasks of different plan files (or of one file included twice)
@@ -92,6 +123,10 @@ enum PlanIncludes {
         var agents: [String: AgentDefinition] = [:]
         var scopes: [String: IncludedPlan] = [:]
         var ids: Set<String> = []
+        /// `NS/GROUP` -> its instances `NS/GROUP:KEY`.
+        var groups: [String: [String]] = [:]
+        /// `foreach` glob patterns, relative to the top-level folder.
+        var foreachGlobs: [String] = []
     }
 
     struct Context {
@@ -104,19 +139,42 @@ enum PlanIncludes {
         /// The includes of `draft`, a plan file whose folder is `folder`
         /// (relative to the top-level plan's folder). `chain` holds the
         /// absolute plan files from the top-level one down to `draft`'s.
+        /// `variables`: the `--var` values addressed to `draft`'s file;
+        /// `shownPrefix` is its namespace as the command line names it
+        /// (`""` or `web/`).
         func resolve(
-            _ draft: PlanDraft, folder: String, chain: [String], collector: inout DiagnosticCollector
+            _ draft: PlanDraft, folder: String, chain: [String], variables: VariableOverrides, shownPrefix: String,
+            collector: inout DiagnosticCollector, usage: inout [Diagnostic]
         ) -> Included {
+            let namespaces = draft.includes.map(\.namespace)
+            for entry in variables.entries {
+                guard let slash = entry.name.firstIndex(of: "/") else { continue }
+                let namespace = String(entry.name[..<slash])
+                if !namespaces.contains(namespace) {
+                    usage.append(Diagnostic(.unknownVariableNamespace(
+                        name: shownPrefix + entry.name, namespace: shownPrefix + namespace,
+                        suggestion: Suggestion.closest(to: namespace, in: namespaces).map { shownPrefix + $0 }), at: nil))
+                }
+            }
             var result = Included()
             for include in draft.includes {
-                guard let child = load(include, from: draft.plan.directory, chain: chain, collector: &collector) else {
+                let prefix = include.namespace + "/"
+                let routed = VariableOverrides(variables.entries.compactMap { entry in
+                    entry.name.hasPrefix(prefix) ? (String(entry.name.dropFirst(prefix.count)), entry.value) : nil
+                })
+                guard let child = load(
+                    include, from: draft.plan.directory, chain: chain, commandLine: routed,
+                    shownPrefix: shownPrefix + prefix, collector: &collector, usage: &usage)
+                else {
                     continue
                 }
                 let childFolder = relativeToTop(child.draft.plan.directory) ?? ""
-                let nested = resolve(child.draft, folder: childFolder, chain: chain + [child.file], collector: &collector)
+                let nested = resolve(
+                    child.draft, folder: childFolder, chain: chain + [child.file], variables: routed,
+                    shownPrefix: shownPrefix + prefix, collector: &collector, usage: &usage)
                 PlanValidator.validate(
-                    child.draft.plan, draft: child.draft, collector: &collector, external: nested.ids,
-                    includedAs: include.namespace)
+                    child.draft.plan, draft: child.draft, collector: &collector,
+                    external: nested.ids.union(nested.groups.keys), includedAs: include.namespace)
                 add(child.draft.plan, file: child.file, folder: childFolder, nested: nested,
                     as: include.namespace, to: &result)
             }
@@ -127,7 +185,8 @@ enum PlanIncludes {
         /// when it is outside the top-level folder, missing, unreadable,
         /// part of a cycle or not a plan.
         private func load(
-            _ include: IncludeDeclaration, from directory: String, chain: [String], collector: inout DiagnosticCollector
+            _ include: IncludeDeclaration, from directory: String, chain: [String], commandLine: VariableOverrides,
+            shownPrefix: String, collector: inout DiagnosticCollector, usage: inout [Diagnostic]
         ) -> (file: String, draft: PlanDraft)? {
             let joined = include.path.hasPrefix("/") ? include.path : directory + "/" + include.path
             let file = URL(fileURLWithPath: joined).standardizedFileURL.path
@@ -153,27 +212,36 @@ enum PlanIncludes {
                 return nil
             }
             let shown = shownDirectory.isEmpty ? relative : (shownDirectory as NSString).appendingPathComponent(relative)
+            // The include's `vars`, then the command line's (later wins).
+            var overrides = VariableOverrides(include.vars.map { variable in
+                switch variable.value {
+                case .text(let text): (variable.name, text)
+                case .list(let list): (variable.name, list.joined(separator: " "))
+                }
+            })
+            overrides.entries += commandLine.entries.filter { !$0.name.contains("/") }
             let draft: PlanDraft
             do {
                 draft = try PlanLoader.draft(
                     releasing: &bytes, file: shown, directory: (file as NSString).deletingLastPathComponent,
-                    collector: &collector)
+                    variables: overrides, collector: &collector)
             } catch {
                 return nil // the problems are in `collector`
             }
-            applyVariables(include.vars, to: draft, shown: shown, collector: &collector)
-            return (file, draft)
-        }
-
-        /// The include's `vars` set variables the included plan declares.
-        /// This loader reads no `vars:` of its own, so no plan declares
-        /// any and each one given is reported.
-        private func applyVariables(
-            _ vars: [IncludeDeclaration.Variable], to draft: PlanDraft, shown: String, collector: inout DiagnosticCollector
-        ) {
-            for variable in vars {
-                collector.error(.undeclaredVariable(name: variable.name, plan: shown, suggestion: nil), at: variable.location)
+            for variable in include.vars where !draft.variables.contains(variable.name) {
+                collector.error(
+                    .undeclaredIncludeVariable(
+                        name: variable.name, plan: shown, suggestion: Suggestion.closest(to: variable.name, in: draft.variables)),
+                    at: variable.location)
             }
+            for entry in commandLine.entries where !entry.name.contains("/") && !draft.variables.contains(entry.name) {
+                usage.append(Diagnostic(
+                    .undeclaredVariable(
+                        name: shownPrefix + entry.name,
+                        suggestion: Suggestion.closest(to: entry.name, in: draft.variables).map { shownPrefix + $0 }),
+                    at: nil))
+            }
+            return (file, draft)
         }
 
         /// `path` (absolute, standardized) relative to the top-level
@@ -200,6 +268,7 @@ enum PlanIncludes {
                 own[i].outputs = own[i].outputs.map { Self.rebase(output: $0, folder: folder) }
                 own[i].depfile = own[i].depfile.map { Self.rebase(output: $0, folder: folder) }
             }
+            PlanIncludes.expandGroupDependencies(&own, groups: nested.groups)
             for var subtask in own + nested.subtasks {
                 subtask.id = prefix + subtask.id
                 subtask.dependsOn = subtask.dependsOn.map { prefix + $0 }
@@ -213,6 +282,10 @@ enum PlanIncludes {
                 agent.name = prefix + name
                 result.agents[agent.name] = agent
             }
+            for (group, instances) in plan.groups.merging(nested.groups, uniquingKeysWith: { own, _ in own }) {
+                result.groups[prefix + group] = instances.map { prefix + $0 }
+            }
+            result.foreachGlobs += plan.foreachGlobs.map { Self.rebase(input: $0, folder: folder) } + nested.foreachGlobs
             result.scopes[namespace] = IncludedPlan(
                 file: file, folder: folder, name: plan.name, env: plan.env, defaults: plan.defaults,
                 maxParallel: plan.maxParallel)

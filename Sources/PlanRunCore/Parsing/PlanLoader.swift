@@ -5,15 +5,17 @@ import Foundation
 /// and keys) and `PlanValidator` (references, outputs, cycles). Every problem
 /// found is collected and thrown together, sorted by location.
 package enum PlanLoader {
-    /// Loads and validates the plan at `path`. Throws every problem found,
-    /// in source order, as `PlanDiagnostics`.
-    package static func load(path: String) throws(PlanDiagnostics) -> Plan {
+    /// Loads and validates the plan at `path` with the `--var` values in
+    /// `variables`. Throws every problem found, in source order, as
+    /// `PlanDiagnostics` (`isUsageError` when a `--var` names no declared
+    /// variable).
+    package static func load(path: String, variables: VariableOverrides = VariableOverrides()) throws(PlanDiagnostics) -> Plan {
         var bytes: [UInt8]
         switch readFile(path) {
         case .success(let b): bytes = b
         case .failure(let error): throw PlanDiagnostics([Diagnostic(error, at: nil)])
         }
-        return try load(releasing: &bytes, file: path, directory: location(of: path).directory)
+        return try load(releasing: &bytes, file: path, directory: location(of: path).directory, variables: variables)
     }
 
     /// The plan file at `path` (relative to the current folder or absolute)
@@ -33,21 +35,31 @@ package enum PlanLoader {
 
     /// Loads and validates plan text. `file` is used in locations; `directory`
     /// is the plan's folder (absolute).
-    package static func load(bytes: [UInt8], file: String, directory: String) throws(PlanDiagnostics) -> Plan {
+    package static func load(
+        bytes: [UInt8], file: String, directory: String, variables: VariableOverrides = VariableOverrides()
+    ) throws(PlanDiagnostics) -> Plan {
         var bytes = bytes
-        return try load(releasing: &bytes, file: file, directory: directory)
+        return try load(releasing: &bytes, file: file, directory: directory, variables: variables)
     }
 
     /// As `load(bytes:file:directory:)`; empties `bytes` once the document is
     /// read, so that a big file's text is not kept while the model is built.
-    static func load(releasing bytes: inout [UInt8], file: String, directory: String) throws(PlanDiagnostics) -> Plan {
+    static func load(
+        releasing bytes: inout [UInt8], file: String, directory: String, variables: VariableOverrides
+    ) throws(PlanDiagnostics) -> Plan {
         var collector = DiagnosticCollector()
-        let draft = try draft(releasing: &bytes, file: file, directory: directory, collector: &collector)
+        let draft = try draft(releasing: &bytes, file: file, directory: directory, variables: variables, collector: &collector)
+        var usage = draft.undeclaredVariables
         if !draft.includes.isEmpty {
-            let plan = PlanIncludes.combine(top: draft, collector: &collector)
+            let plan = PlanIncludes.combine(top: draft, variables: variables, collector: &collector, usage: &usage)
+            try throwUsage(usage)
             try collector.throwIfErrors()
             return plan
         }
+        for entry in variables.entries where entry.name.contains("/") {
+            usage.append(Diagnostic(.undeclaredVariable(name: entry.name, suggestion: nil), at: nil))
+        }
+        try throwUsage(usage)
         PlanValidator.validate(draft.plan, draft: draft, collector: &collector)
         try collector.throwIfErrors()
         return draft.plan
@@ -57,8 +69,12 @@ package enum PlanLoader {
     /// unresolved. Problems go to `collector`; those after which there is
     /// no model (not UTF-8, not YAML, not a mapping) are thrown, with the
     /// problems collected so far.
+    /// `variables` applies to this file's `vars`; the `--var` names it does
+    /// not declare are in `undeclaredVariables` (`NS/NAME` ones are left
+    /// to `PlanIncludes`).
     static func draft(
-        releasing bytes: inout [UInt8], file: String, directory: String, collector: inout DiagnosticCollector
+        releasing bytes: inout [UInt8], file: String, directory: String, variables: VariableOverrides,
+        collector: inout DiagnosticCollector
     ) throws(PlanDiagnostics) -> PlanDraft {
         let start = SourceLocation(file: file, line: 1, column: 1)
         if let offset = firstInvalidUTF8Offset(bytes) {
@@ -94,10 +110,20 @@ package enum PlanLoader {
             throw PlanDiagnostics(collector.sorted)
         }
         let defaultName = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
-        var builder = PlanBuilder(document: document, directory: directory, defaultName: defaultName, collector: collector)
+        var builder = PlanBuilder(
+            document: document, directory: directory, defaultName: defaultName, collector: collector, overrides: variables)
         let draft = builder.build(root: root, pairs: pairs)
         collector = builder.collector
         return draft
+    }
+
+    /// `--var` problems are command-line errors (exit 64), reported before
+    /// any problem of the plan.
+    private static func throwUsage(_ diagnostics: [Diagnostic]) throws(PlanDiagnostics) {
+        guard !diagnostics.isEmpty else { return }
+        var usage = PlanDiagnostics(diagnostics)
+        usage.isUsageError = true
+        throw usage
     }
 
     // MARK: Files

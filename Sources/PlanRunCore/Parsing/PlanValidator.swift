@@ -69,7 +69,8 @@ enum PlanValidator {
                     if j >= i { mayHaveCycle = true }
                 } else if !external.contains(dep) {
                     if idSuggestions == nil {
-                        idSuggestions = Suggestion.Candidates(Array(plan.subtasks.lazy.map(\.id)) + external.sorted())
+                        idSuggestions = Suggestion.Candidates(
+                            plan.groups.keys.sorted() + plan.subtasks.lazy.map(\.id) + external.sorted())
                     }
                     var diagnostic = Diagnostic(
                         .unknownDependency(

@@ -440,6 +440,12 @@ private struct Builder {
                 return
             }
             let index = parser.problem_mark.index
+            if let (text, start) = unquotedExpression(at: index) {
+                // `[${{ item }}]`: the plain scalar `$` ends where `{` starts a mapping.
+                let (line, column) = position(ofOffset: start)
+                diagnostics.error(.expressionNotQuoted(text: text), at: SourceLocation(file: file, line: line, column: column))
+                return
+            }
             if index < source.count, source[index] == UInt8(ascii: "\t") {
                 diagnostics.error(
                     .yamlSyntax("found a tab character where a token was expected; indent with spaces, not tabs"),
@@ -456,6 +462,45 @@ private struct Builder {
             }
             diagnostics.append(Diagnostic(.error, at: location(parser.problem_mark), PlanError.yamlSyntax(message).description, notes: notes))
         }
+    }
+
+    /// When `index` is the `{{` of a `${{` (libyaml stops there inside a
+    /// flow collection): the text the user meant as one string, from the
+    /// start of its plain scalar to the next `,`, `]` or `}` after the
+    /// expressions, and the offset where it starts.
+    func unquotedExpression(at index: Int) -> (String, Int)? {
+        guard index > 0, index + 1 < source.count, source[index - 1] == UInt8(ascii: "$"),
+              source[index] == UInt8(ascii: "{"), source[index + 1] == UInt8(ascii: "{")
+        else { return nil }
+        var start = index - 1
+        while start > 0 {
+            switch source[start - 1] {
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "["), UInt8(ascii: "{"),
+                UInt8(ascii: ","):
+                break
+            default:
+                start -= 1
+                continue
+            }
+            break
+        }
+        var end = index
+        var depth = 0
+        scan: while end < source.count {
+            switch source[end] {
+            case UInt8(ascii: "{"): depth += 1
+            case UInt8(ascii: "}"):
+                if depth == 0 { break scan }
+                depth -= 1
+            case UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: "\n"):
+                if depth == 0 { break scan }
+            default: break
+            }
+            end += 1
+        }
+        var text = String(decoding: UnsafeBufferPointer(rebasing: source[start..<end]), as: UTF8.self)
+        while text.hasSuffix(" ") { text.removeLast() }
+        return (text, start)
     }
 
     /// The plain token starting at `index` (an alias or glob), for messages.
