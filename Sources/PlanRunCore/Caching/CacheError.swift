@@ -18,6 +18,9 @@ package enum CacheError: Error, Sendable, Hashable, CustomStringConvertible {
     case storeWrite(reason: String)
     case stateRead(reason: String)
     case stateWrite(reason: String)
+    /// A subtask's depfile is missing, unreadable or does not parse, or a
+    /// file it lists cannot be hashed: the attempt fails.
+    case depfile(path: String, reason: String)
 
     package var description: String {
         switch self {
@@ -36,6 +39,7 @@ package enum CacheError: Error, Sendable, Hashable, CustomStringConvertible {
         case .storeWrite(let reason): "cannot write the cache store: \(reason)"
         case .stateRead(let reason): "cannot read the state database: \(reason)"
         case .stateWrite(let reason): "cannot write the state database: \(reason)"
+        case .depfile(let path, let reason): "depfile \(path): \(reason)"
         }
     }
 }

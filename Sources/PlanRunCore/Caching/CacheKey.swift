@@ -27,8 +27,18 @@
 // field(digest) for each component. The component digests are stored next
 // to the key (in history and in `ac/KEY`) so that a changed key is explained
 // by its first differing component, checked in this order: command, env and
-// env_inputs, inputs (by path), dependencies (by `depends_on` order),
-// definition.
+// env_inputs, inputs (by path), discovered inputs (by path), dependencies
+// (by `depends_on` order), definition.
+//
+// Discovered inputs (a subtask with a depfile, DESIGN §8.4): the key above
+// is the declared key. The full key of one set of discovered inputs is the
+// hex SHA-256 of: field("planrun-discovered-key"), field("1"), field(the
+// declared key), then field(path), field(digest) for each discovered input
+// in ascending byte order of path (plan relative, or absolute outside the
+// plan's folder). Its components are the declared key's, plus
+// `discovered:PATH` (the file's content SHA-256) per discovered input and
+// `discovered` (the SHA-256 of the framed path/digest list), which marks a
+// full key even when the set is empty; `combine` recognises that marker.
 import Crypto
 import Foundation
 
@@ -53,9 +63,73 @@ package struct CacheKey: Sendable, Hashable, Codable {
         self.components = components
     }
 
-    /// The key of a component map, per the specification above.
+    /// The key of a component map, per the specification above (a full
+    /// key when the `discovered` marker is there).
     package static func combine(_ components: [String: String]) -> String {
-        combine(sorted: components.sorted { byteOrder($0.key, $1.key) })
+        if components[discoveredMarker] != nil {
+            let (declared, discovered) = split(components)
+            return fullKey(declared: combine(declared), discovered: discovered).key
+        }
+        return combine(sorted: components.sorted { byteOrder($0.key, $1.key) })
+    }
+
+    // MARK: Discovered inputs
+
+    /// The component that marks a full key.
+    package static let discoveredMarker = "discovered"
+    /// The prefix of a discovered input's component name.
+    package static let discoveredPrefix = "discovered:"
+
+    /// Whether this is the full key of a set of discovered inputs.
+    package var isFull: Bool { components[CacheKey.discoveredMarker] != nil }
+
+    /// The declared key a full key was made from (itself when not full).
+    package var declared: CacheKey {
+        guard isFull else { return self }
+        return CacheKey(components: CacheKey.split(components).declared)
+    }
+
+    /// The discovered inputs of a full key, path -> digest (empty when not full).
+    package var discovered: [String: String] {
+        isFull ? CacheKey.split(components).discovered : [:]
+    }
+
+    private static func split(_ components: [String: String]) -> (declared: [String: String], discovered: [String: String]) {
+        var declared: [String: String] = [:], discovered: [String: String] = [:]
+        for (name, digest) in components where name != discoveredMarker {
+            if name.hasPrefix(discoveredPrefix) {
+                discovered[String(name.dropFirst(discoveredPrefix.count))] = digest
+            } else {
+                declared[name] = digest
+            }
+        }
+        return (declared, discovered)
+    }
+
+    /// The full key of `declared` (a declared key) with `discovered`
+    /// (path -> content digest), per the specification above.
+    package static func full(declared: CacheKey, discovered: [String: String]) -> CacheKey {
+        let made = fullKey(declared: declared.key, discovered: discovered)
+        var components = declared.components
+        for (path, digest) in discovered { components[discoveredPrefix + path] = digest }
+        components[discoveredMarker] = made.listDigest
+        return CacheKey(key: made.key, components: components)
+    }
+
+    private static func fullKey(declared: String, discovered: [String: String]) -> (key: String, listDigest: String) {
+        let sorted = discovered.sorted { byteOrder($0.key, $1.key) }
+        var list = FieldFramer()
+        for (path, digest) in sorted {
+            list.add(path)
+            list.add(digest)
+        }
+        var framer = FieldFramer()
+        framer.add("planrun-discovered-key")
+        framer.add("1")
+        framer.add(declared)
+        var bytes = framer.bytes
+        bytes += list.bytes
+        return (Digest.sha256Hex(bytes), list.digest)
     }
 
     /// The key of components already in ascending byte order of name.
@@ -188,6 +262,11 @@ package struct CacheKey: Sendable, Hashable, Codable {
             .union(new.keys.filter { $0.hasPrefix("input:") })
         for name in inputNames.sorted(by: byteOrder) where old[name] != new[name] {
             return .inputChanged(path: String(name.dropFirst("input:".count)))
+        }
+        let prefix = CacheKey.discoveredPrefix
+        let discoveredNames = Set(old.keys.filter { $0.hasPrefix(prefix) }).union(new.keys.filter { $0.hasPrefix(prefix) })
+        for name in discoveredNames.sorted(by: byteOrder) where old[name] != new[name] {
+            return .discoveredInputChanged(path: String(name.dropFirst(prefix.count)))
         }
         for id in dependsOn where old["dep:" + id] != new["dep:" + id] {
             return .dependencyChanged(id: id)

@@ -19,8 +19,11 @@ extension ContentCache {
                 let subtask = graph.plan.subtasks[node]
                 guard subtask.cache, !force.covers(subtask.id) else { continue }
                 guard let deps = KeyWalk.dependencyDigests(of: node, in: graph, { digests[$0] }),
-                      let key = try? keys.key(for: subtask, dependencyDigests: deps, log: nil)
+                      let declared = try? keys.key(for: subtask, dependencyDigests: deps, log: nil)
                 else { continue }
+                // With a depfile: the full key of a local set that matches,
+                // else the declared key (the child asks the remote's manifest).
+                let key = localFullKey(subtask, declared: declared)
                 if let last = try? history.entry(for: subtask.id), last.key == key.digest {
                     digests[node] = last.resultDigest  // `decide` checks its outputs
                 } else if let action = store.action(key.digest) {
@@ -41,7 +44,13 @@ extension ContentCache {
                     let item = wanted[next]
                     next += 1
                     group.addTask {
-                        (item.node, try? await self.restore(plan.subtasks[item.node], key: item.key, from: source))
+                        let subtask = plan.subtasks[item.node]
+                        var key: ActionKey? = item.key
+                        if subtask.depfile != nil, !item.key.cacheKey.isFull {
+                            key = await self.remoteFullKey(subtask, declared: item.key, from: source)
+                        }
+                        guard let key else { return (item.node, nil) }
+                        return (item.node, try? await self.restore(subtask, key: key, from: source))
                     }
                 }
                 while next < wanted.count && next < limit { start(&group) }

@@ -115,7 +115,8 @@ package final class ContentCache: BuildCache {
     package func decide(_ subtask: Subtask, dependencyDigests: [String: String]) async throws -> CacheDecision {
         guard subtask.cache else { return try await decide(subtask, key: nil, from: sources) }
         let key = try key(for: subtask, dependencyDigests: dependencyDigests)
-        if let ahead = restoredAhead.removeValue(forKey: subtask.id), !isForced(subtask), ahead.key.digest == key.digest {
+        if let ahead = restoredAhead.removeValue(forKey: subtask.id), !isForced(subtask),
+           ahead.key.cacheKey.declared.key == key.digest, discoveredStillMatch(ahead.key) {
             return .upToDate(ahead)
         }
         let decision = try await decide(subtask, key: key, from: sources)
@@ -159,6 +160,10 @@ package final class ContentCache: BuildCache {
         let isForced = isForced(subtask)
         guard subtask.cache, let key else {
             return .run(reason: isForced ? .forced : .cacheDisabled, key: nil)
+        }
+        // A declared key: the discovered inputs give the full key first.
+        if subtask.depfile != nil, !key.cacheKey.isFull {
+            return try await decideDiscovered(subtask, declared: key, from: sources)
         }
         let last: HistoryEntry?
         var previous: CacheKey?
@@ -205,7 +210,9 @@ package final class ContentCache: BuildCache {
 
     package func record(_ subtask: Subtask, key: ActionKey?, result: [UInt8]) async throws -> CacheRecord {
         let recorded = try recordNow(subtask, key: key, result: result)
-        if let writeThrough, let key { await writeThrough.upload(key: key.digest) }
+        if let writeThrough, let stored = recorded.history?.components.map(CacheKey.init(components:)) {
+            await writeThrough.upload(key: stored.key, manifest: stored.isFull ? stored.declared.key : nil)
+        }
         return recorded
     }
 
@@ -219,6 +226,8 @@ package final class ContentCache: BuildCache {
             guard let entry = try self.outputs.snapshot(path) else { throw .outputMissing(subtask: subtask.id, path: path) }
             outputs.append(entry)
         }
+        // The depfile is read after every successful attempt, cached or not.
+        let discovered = try discoveredInputs(of: subtask)
         let resultDigest = ContentCache.resultDigest(result: result, outputs: outputs)
         guard let key, !readOnly else { return CacheRecord(resultDigest: resultDigest) }
 
@@ -226,28 +235,36 @@ package final class ContentCache: BuildCache {
         // while the subtask ran gives another key, and then nothing is
         // recorded, so the next build runs it again. Inputs are in the stat
         // cache, so this costs a stat per input.
+        let declared = key.cacheKey.declared
         guard let current = try? keys.key(for: subtask, dependencyDigests: key.dependencyDigests, log: nil),
-              current.digest == key.digest
+              current.digest == declared.key
         else {
             warnings.add("inputs of `\(subtask.id)` changed while it ran; it will run again next time")
             return CacheRecord(resultDigest: resultDigest)
         }
+        // With a depfile, the result is stored under the full key of what it lists.
+        let stored = discovered.map { CacheKey.full(declared: declared, discovered: $0) } ?? key.cacheKey
 
         // Store outputs and result; a failing store (disk full) costs only
         // the ability to restore, so it is a warning, not a failure.
         do {
-            var stored: [OutputEntry] = []
-            for entry in outputs { stored.append(try storeOutput(entry)) }
-            outputs = stored
+            var storedOutputs: [OutputEntry] = []
+            for entry in outputs { storedOutputs.append(try storeOutput(entry)) }
+            outputs = storedOutputs
             let resultBlob = try store.putBlob(result)
-            try store.putAction(key.digest, ActionResult(
-                resultDigest: resultDigest, resultBlob: resultBlob, outputs: outputs, components: key.cacheKey.components))
+            try store.putAction(stored.key, ActionResult(
+                resultDigest: resultDigest, resultBlob: resultBlob, outputs: outputs, components: stored.components))
+            // The manifest after the entry it leads to.
+            if let discovered {
+                let manifest = store.manifest(declared.key) ?? DiscoveredManifest()
+                try store.putManifest(declared.key, manifest.adding(.init(key: stored.key, files: discovered)))
+            }
         } catch {
             warnings.add("cannot store `\(subtask.id)` in the cache: \(error)")
         }
         try flushIfDue()
         return CacheRecord(resultDigest: resultDigest,
-                           history: HistoryEntry(key: key.cacheKey, resultDigest: resultDigest, result: result, outputs: outputs))
+                           history: HistoryEntry(key: stored, resultDigest: resultDigest, result: result, outputs: outputs))
     }
 
     /// SHA-256 over a result's content digest and its outputs (path, kind,

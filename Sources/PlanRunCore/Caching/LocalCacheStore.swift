@@ -108,6 +108,8 @@ package struct LocalCacheStore: Sendable {
         case .refused(let reason): return .refused("cache entry `\(actionPath(key))` refused: \(reason)")
         case .bytes(let read): bytes = read
         }
+        // A manifest of discovered inputs is another kind of entry, not a corrupt one.
+        if DiscoveredManifest.isManifest(bytes) { return .absent }
         guard let result = try? JSONDecoder().decode(ActionResult.self, from: Data(bytes)) else {
             remove(actionPath(key))
             return .absent
@@ -117,6 +119,22 @@ package struct LocalCacheStore: Sendable {
             return .absent
         }
         return .found(result)
+    }
+
+    /// The manifest of discovered inputs at `ac/DECLARED_KEY`; nil when
+    /// absent, refused (as `lookupAction` refuses) or not a manifest.
+    package func manifest(_ declaredKey: String) -> DiscoveredManifest? {
+        guard LocalCacheStore.isDigest(declaredKey),
+              case .bytes(let bytes) = FileBytes.readRegular(actionPath(declaredKey), limit: LocalCacheStore.actionSizeLimit)
+        else { return nil }
+        return DiscoveredManifest.decode(bytes)
+    }
+
+    /// Writes the manifest at `ac/DECLARED_KEY` (its oldest sets are left
+    /// out beyond `actionSizeLimit`; nothing is written when even one is larger).
+    package func putManifest(_ declaredKey: String, _ manifest: DiscoveredManifest) throws(CacheError) {
+        guard !readOnly, LocalCacheStore.isDigest(declaredKey), let bytes = manifest.jsonBytes() else { return }
+        try writeAtomically(bytes, to: actionPath(declaredKey))
     }
 
     package func putAction(_ key: String, _ result: ActionResult) throws(CacheError) {

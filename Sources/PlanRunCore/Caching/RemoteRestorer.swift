@@ -58,6 +58,24 @@ package final class RemoteRestorer: RestoreSource {
         return await remote.action(for: key, subtask: subtask)
     }
 
+    /// The manifest of discovered inputs at `ac/DECLARED_KEY`
+    /// (`DiscoveredManifest`), asked for once per build like an entry; nil
+    /// on a miss, an unavailable remote or anything that is not a manifest
+    /// (with a warning).
+    package func manifest(for declaredKey: String, subtask: Subtask) async -> DiscoveredManifest? {
+        guard remote.isAvailable, lookedUp.withLock({ $0.insert(declaredKey).inserted }) else { return nil }
+        switch await remote.action(declaredKey) {
+        case .hit(let bytes):
+            if let manifest = DiscoveredManifest.decode(bytes) { return manifest }
+            warn("remote cache manifest for `\(subtask.id)` refused: it is not a manifest of discovered inputs; running it")
+        case .refused(let reason):
+            warn("remote cache manifest for `\(subtask.id)` refused: \(reason); running it")
+        case .miss, .unavailable:
+            break
+        }
+        return nil
+    }
+
     /// Downloads what `action` needs and writes the outputs that are not as
     /// it records them; nil (with a warning) when a blob is missing or
     /// refused or an output cannot be written.

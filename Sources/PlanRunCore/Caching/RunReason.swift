@@ -7,6 +7,8 @@ package enum RunReason: Sendable, Hashable, CustomStringConvertible {
     case restored
     case neverRan
     case inputChanged(path: String)
+    /// A file the subtask's depfile listed last time changed or is gone.
+    case discoveredInputChanged(path: String)
     case commandChanged
     case environmentChanged
     case dependencyChanged(id: String)
@@ -33,6 +35,7 @@ package enum RunReason: Sendable, Hashable, CustomStringConvertible {
         case .restored: "restored from cache"
         case .neverRan: "never ran"
         case .inputChanged(let path): "input \(path) changed"
+        case .discoveredInputChanged(let path): "discovered input \(path) changed"
         case .commandChanged: "command changed"
         case .environmentChanged: "environment changed"
         case .dependencyChanged(let id): "dependency \(id) changed"

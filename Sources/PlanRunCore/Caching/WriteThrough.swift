@@ -23,11 +23,17 @@ package final class WriteThrough: Sendable {
         queue = UploadQueue(limit: remote.maxConcurrentRequests)
     }
 
-    /// Queues the upload of the local entry for `key`, while the remote is on.
-    func upload(key: String) async {
+    /// Queues the upload of the local entry for `key`, while the remote is
+    /// on; then, once the entry is stored, of the local manifest of
+    /// discovered inputs at `ac/MANIFEST` when given (it names that entry).
+    func upload(key: String, manifest manifestKey: String? = nil) async {
         guard remote.isAvailable, let action = store.action(key) else { return }
         let blobs = neededBlobs(action)
-        await queue.add { await self.upload(key: key, action: action, blobs: blobs) }
+        let manifest = manifestKey.flatMap(store.manifest)?.jsonBytes(sizeLimit: RemoteCacheStore.actionLimit)
+        await queue.add {
+            guard await self.upload(key: key, action: action, blobs: blobs), let manifestKey, let manifest else { return }
+            _ = await self.remote.putAction(manifestKey, manifest)
+        }
     }
 
     /// Returns once every upload queued so far has finished.
@@ -46,10 +52,11 @@ package final class WriteThrough: Sendable {
         return out
     }
 
-    private func upload(key: String, action: ActionResult, blobs: [String]) async {
+    /// Uploads the entry's blobs, then the entry; false when one was not stored.
+    private func upload(key: String, action: ActionResult, blobs: [String]) async -> Bool {
         for digest in blobs where uploadedBlobs.withLock({ $0.insert(digest).inserted }) {
-            guard let bytes = store.blob(digest) else { return }
-            guard await remote.putBlob(digest, bytes) else { return }
+            guard let bytes = store.blob(digest) else { return false }
+            guard await remote.putBlob(digest, bytes) else { return false }
         }
         var entry = withInlineBlobs(action)
         var sizes: [String: Int] = [:]
@@ -57,7 +64,7 @@ package final class WriteThrough: Sendable {
             if let size = FileStat.of(store.blobPath(digest))?.size { sizes[digest] = Int(size) }
         }
         entry.sizes = sizes
-        _ = await remote.putAction(key, entry.jsonBytes)
+        return await remote.putAction(key, entry.jsonBytes)
     }
 
     /// `action` with its small blobs inline (the result and file outputs

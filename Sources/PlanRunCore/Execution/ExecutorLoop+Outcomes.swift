@@ -17,7 +17,11 @@ extension ExecutorLoop {
                 if let entry = recorded.history { recorder.historySaved(entry, for: subtask.id) }
             } catch let recordError {
                 status = .failed
-                error = "cannot record the result: \(recordError)"
+                if case CacheError.depfile = recordError {
+                    error = "\(recordError)"
+                } else {
+                    error = "cannot record the result: \(recordError)"
+                }
             }
         }
         recorder.attemptFinished(subtask.id, attempt: attempt, status: status, outcome: outcome, error: error,

@@ -98,6 +98,8 @@ package struct SubtaskLocations: Sendable, Hashable {
     package var outputs: [SourceLocation] = []
     /// One per `inputs` entry, in order.
     package var inputs: [SourceLocation] = []
+    /// The `depfile` value.
+    package var depfile: SourceLocation?
 
     package init(item: SourceLocation) { self.item = item }
 }

@@ -366,6 +366,7 @@ struct PlanBuilder {
                             .invalidValue(key: key, value: "", expected: "a path relative to the plan's folder"), at: at(value))
                     } else {
                         subtask.depfile = path
+                        subtask.locations.depfile = at(value)
                     }
                 }
             case "description": subtask.description = expandedText(value, key: key)

@@ -266,6 +266,7 @@ enum PlanIncludes {
                 own[i].folder = folder
                 own[i].inputs = own[i].inputs.map { Self.rebase(input: $0, folder: folder) }
                 own[i].outputs = own[i].outputs.map { Self.rebase(output: $0, folder: folder) }
+                own[i].depfile = own[i].depfile.map { Self.rebase(output: $0, folder: folder) }
             }
             PlanIncludes.expandGroupDependencies(&own, groups: nested.groups)
             for var subtask in own + nested.subtasks {

@@ -94,6 +94,19 @@ enum PlanValidator {
                 }
             }
 
+            // The depfile: where an output could be (planrun reads it).
+            if let depfile = subtask.depfile {
+                let location = at.depfile ?? at.item
+                if let normalized = normalizedRelativePath(depfile), !normalized.isEmpty {
+                    if isInStateFolder(normalized) {
+                        collector.error(.insideStateFolder(key: "depfile", path: depfile), at: location)
+                    }
+                } else {
+                    collector.error(.invalidValue(key: "depfile", value: depfile, expected: "a path inside the plan's folder"),
+                                    at: location)
+                }
+            }
+
             // Outputs.
             for (k, output) in subtask.outputs.enumerated() {
                 let location = k < at.outputs.count ? at.outputs[k] : at.item
