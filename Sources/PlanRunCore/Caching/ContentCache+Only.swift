@@ -9,6 +9,12 @@ extension ContentCache {
         for node in selected.indices where targets.contains(graph.id(node)) { dependencies[node] = false }
         try await KeyWalk.walk(graph, selected: dependencies, missing: "") { node, deps in
             let subtask = graph.plan.subtasks[node]
+            // Restored from the remote by the prefetch: not in the history
+            // or the local store until the loop records it.
+            if let ahead = restoredAhead[subtask.id], let key = try? key(for: subtask, dependencyDigests: deps),
+               ahead.key.cacheKey.declared.key == key.digest, discoveredStillMatch(ahead.key) {
+                return ahead.resultDigest
+            }
             let decision: CacheDecision
             do throws(CacheError) {
                 decision = try await decideLocally(subtask, dependencyDigests: deps)
@@ -20,11 +26,9 @@ extension ContentCache {
                 throw OnlyFailure(dependency: subtask.id, dependent: dependent(of: node, graph: graph, selected: selected, targets: targets),
                                   detail: nil)
             }
-            // Written before the run's loop (and its recorder) starts; the
-            // recorder's commits take it with their own rows.
-            if let entry = outcome.history {
-                do { try history.save(entry, for: subtask.id) } catch { throw CacheError.stateWrite(reason: "\(error)") }
-            }
+            // `decide` hands the outcome, with its history entry, to the
+            // loop, whose recorder writes it.
+            restoredAhead[subtask.id] = outcome
             return outcome.resultDigest
         }
     }

@@ -34,9 +34,8 @@ extension ContentCache {
             }
             let limit = remote.maxConcurrentRequests
             let plan = graph.plan
-            // The children fetch and write; this loop alone records them in
-            // the history (one writer: no contention on the database queue),
-            // in one transaction per level.
+            // The children fetch and write outputs; nothing is written to
+            // the state here.
             let found: [(Int, RestoredAction)] = await withTaskGroup(of: (Int, RestoredAction?).self) { group in
                 var out: [(Int, RestoredAction)] = []
                 var next = 0
@@ -60,16 +59,13 @@ extension ContentCache {
                 }
                 return out
             }
-            guard !found.isEmpty else { continue }
-            // Saved before the run's loop (and its recorder) starts; the
-            // recorder's commits write them with their own rows.
-            do {
-                try history.saveAll(found.map { (plan.subtasks[$0.0].id, $0.1.entry) })
-            } catch {
-                warnings.add("cannot record \(found.count) subtask\(found.count == 1 ? "" : "s") restored from the remote cache: \(error)")
-                continue
+            // `decide` hands each outcome, with its history entry, to the
+            // loop, whose recorder writes it.
+            for (node, restored) in found {
+                var outcome = restored.outcome
+                outcome.history = restored.entry
+                restoredAhead[plan.subtasks[node].id] = outcome
             }
-            for (node, restored) in found { restoredAhead[plan.subtasks[node].id] = restored.outcome }
             for (node, restored) in found { digests[node] = restored.outcome.resultDigest }
         }
     }
