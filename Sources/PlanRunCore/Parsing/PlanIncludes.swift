@@ -4,13 +4,8 @@ import Foundation
 /// including plan's folder) is included under `namespace`.
 struct IncludeDeclaration {
     struct Variable {
-        enum Value {
-            case text(String)
-            case list([String])
-        }
-
         var name: String
-        var value: Value
+        var value: VariableValue
         /// The variable's key in the include's `vars`.
         var location: SourceLocation
     }
@@ -213,12 +208,7 @@ enum PlanIncludes {
             }
             let shown = shownDirectory.isEmpty ? relative : (shownDirectory as NSString).appendingPathComponent(relative)
             // The include's `vars`, then the command line's (later wins).
-            var overrides = VariableOverrides(include.vars.map { variable in
-                switch variable.value {
-                case .text(let text): (variable.name, text)
-                case .list(let list): (variable.name, list.joined(separator: " "))
-                }
-            })
+            var overrides = VariableOverrides(include.vars.map { ($0.name, $0.value.joined) })
             overrides.entries += commandLine.entries.filter { !$0.name.contains("/") }
             let draft: PlanDraft
             do {
