@@ -331,6 +331,15 @@ extension PlanBuilder {
                 collector.error(.duplicateID(id: subtask.id, firstLine: first), at: later)
             }
         }
+        Self.expandGroupDependencies(&subtasks, groups: groups)
+    }
+
+    /// Replaces each `depends_on` entry that names a group in `groups` by
+    /// the group's instances (none for an empty group), keeping the entry's
+    /// location for each. Used for a plan's own groups and, by
+    /// `PlanIncludes`, for the groups of the plans it includes (`NS/GROUP`).
+    static func expandGroupDependencies(_ subtasks: inout [Subtask], groups: [String: [String]]) {
+        guard !groups.isEmpty else { return }
         for i in subtasks.indices where subtasks[i].dependsOn.contains(where: { groups[$0] != nil }) {
             let deps = subtasks[i].dependsOn
             let locations = subtasks[i].locations.dependsOn

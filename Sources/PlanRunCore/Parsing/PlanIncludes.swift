@@ -58,7 +58,7 @@ enum PlanIncludes {
         var agents = plan.agents
         agents.merge(included.agents) { own, _ in own }
         var own = plan.subtasks
-        expandGroupDependencies(&own, groups: included.groups)
+        PlanBuilder.expandGroupDependencies(&own, groups: included.groups)
         var combined = Plan(
             file: plan.file, directory: plan.directory, version: plan.version, name: plan.name, goal: plan.goal,
             maxParallel: plan.maxParallel, approval: plan.approval, env: plan.env, defaults: plan.defaults,
@@ -69,25 +69,6 @@ enum PlanIncludes {
         plan = combined
         reportSharedOutputs(plan, collector: &collector)
         return plan
-    }
-
-    /// Replaces each `depends_on` entry naming an included group (`NS/GROUP`)
-    /// by its instances; the plan's own groups are replaced when it is built.
-    static func expandGroupDependencies(_ subtasks: inout [Subtask], groups: [String: [String]]) {
-        guard !groups.isEmpty else { return }
-        for i in subtasks.indices where subtasks[i].dependsOn.contains(where: { groups[$0] != nil }) {
-            let subtask = subtasks[i]
-            var deps: [String] = []
-            var locations: [SourceLocation] = []
-            for (k, dep) in subtask.dependsOn.enumerated() {
-                let ids = groups[dep] ?? [dep]
-                deps += ids
-                let location = k < subtask.locations.dependsOn.count ? subtask.locations.dependsOn[k] : subtask.locations.item
-                locations += repeatElement(location, count: ids.count)
-            }
-            subtasks[i].dependsOn = deps
-            subtasks[i].locations.dependsOn = locations
-        }
     }
 
     /// Two subtasks of different plan files (or of one file included twice)
@@ -258,7 +239,7 @@ enum PlanIncludes {
                 own[i].outputs = own[i].outputs.map { Self.rebase(output: $0, folder: folder) }
                 own[i].depfile = own[i].depfile.map { Self.rebase(output: $0, folder: folder) }
             }
-            PlanIncludes.expandGroupDependencies(&own, groups: nested.groups)
+            PlanBuilder.expandGroupDependencies(&own, groups: nested.groups)
             for var subtask in own + nested.subtasks {
                 subtask.id = prefix + subtask.id
                 subtask.dependsOn = subtask.dependsOn.map { prefix + $0 }
