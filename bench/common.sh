@@ -1,20 +1,30 @@
 # Sourced by the scripts in bench/ (after `set -eu`). Sets
 #   root     the repository,
-#   planrun  the binary to measure, as an absolute path: $PLANRUN, else the
-#            release build (built if missing with `swift build -c release
-#            --static-swift-stdlib`, which starts about 10 ms sooner than a
-#            build that loads the Swift runtime and Foundation as shared
-#            libraries; a plain release build if that fails),
+#   planrun  the binary to measure, as an absolute path: $PLANRUN when set
+#            (to compare another build, e.g. an older one), else
+#            .build/release/planrun, built first with exactly the command
+#            README.md's "Build and install" gives users,
+#            `swift build -c release --static-swift-stdlib` (incremental:
+#            quick when nothing changed). If that build fails the benchmark
+#            stops: it never measures a binary built another way,
 # and defines
 #   need TOOL HINT   exit with "TOOL is missing (HINT)" unless TOOL is on PATH,
 #   fresh_out NAME   set out to bench/out/NAME, emptied.
 root=$(cd "$(dirname "$0")/.." && pwd)
-planrun=${PLANRUN:-$root/.build/release/planrun}
-case "$planrun" in /*) ;; *) planrun="$(pwd)/$planrun" ;; esac
-if [ ! -x "$planrun" ]; then
-    echo "building release binary: swift build -c release --static-swift-stdlib" >&2
-    (cd "$root" && { swift build -c release --static-swift-stdlib >&2 || swift build -c release >&2; })
+readme_build="swift build -c release --static-swift-stdlib"
+if [ -n "${PLANRUN:-}" ]; then
+    planrun=$PLANRUN
+    case "$planrun" in /*) ;; *) planrun="$(pwd)/$planrun" ;; esac
+    [ -x "$planrun" ] || { echo "bench/$(basename "$0"): PLANRUN=$planrun is not an executable" >&2; exit 1; }
+else
+    planrun=$root/.build/release/planrun
+    echo "bench/$(basename "$0"): building with the README's command: $readme_build" >&2
+    (cd "$root" && $readme_build >&2) || {
+        echo "bench/$(basename "$0"): \`$readme_build\` failed; nothing measured" >&2
+        exit 1
+    }
 fi
+echo "bench/$(basename "$0"): measuring $planrun" >&2
 
 need() {
     command -v "$1" >/dev/null || { echo "bench/$(basename "$0"): $1 is missing ($2)" >&2; exit 1; }

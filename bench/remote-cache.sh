@@ -1,22 +1,24 @@
 #!/bin/sh
 # Remote cache benchmark (issue 5 item 6).
 #
-# COUNT independent file subtasks (`cp in/I.txt out/I.txt`). A build in one
-# folder warms a real nginx (WebDAV PUT) on a free loopback port. Then, in
-# the same run, the best-of-RUNS wall time of:
-#   - a local no-op rebuild of that folder (stat cache warm, no remote),
-#     with --json, so every subtask's key and outputs are checked, and
-#     without, as users run it (answered from the up-to-date stamp), and
+# COUNT independent file subtasks (`cp in/I.txt out/I.txt`), default
+# settings. A build in one folder warms a real nginx (WebDAV PUT) on a free
+# loopback port. Then RUNS rounds, each running, one after the other:
+#   - the peer: a local no-op rebuild of that folder (stat cache warm, no
+#     remote) with --json, so every subtask's key and outputs are checked,
+#   - the same no-op as users run it (answered from the up-to-date stamp),
 #   - a build of a fresh copy (plan and inputs only: no .planrun/, no
 #     outputs) against the warm remote, which must run nothing and end with
-#     identical outputs (checked),
-# and the ratios (target: at most 3x). Also shows the CPU time (user +
-# system) of the best runs and the HTTP requests a fresh build makes.
+#     identical outputs (checked).
+# Prints the best-of-RUNS wall time of each, the ratio of the bests and the
+# median of the per-round ratios (target: fresh <= 3x the --json no-op),
+# the CPU time (user + system) of the best runs and the HTTP requests a
+# fresh build makes.
 #
 # Usage: bench/remote-cache.sh
 #   PLANRUN=path  binary to measure (default: .build/release/planrun, built
-#                 with `swift build -c release` if missing)
-#   COUNT=2000    number of subtasks;  RUNS=5  runs of each (best counts)
+#                 with the README's command; see common.sh)
+#   COUNT=2000    number of subtasks;  RUNS=5  rounds (best counts)
 # Needs: python3, nginx (apt-get install -y nginx). Files go to
 # bench/out/remote-cache/.
 set -eu
@@ -81,24 +83,7 @@ try:
     stored = sum(len(files) for _, _, files in os.walk(os.path.join(ng, "root")))
     time.sleep(2.5)   # outputs older than planrun's racy-timestamp window
     build(source)     # warm-up no-op (fills the stat cache)
-    noop = []
-    for _ in range(runs):
-        t, summary = build(source)
-        assert summary["completed"] == 0 and summary["cached"] == count, summary
-        noop.append(t)
-    # The same no-op as a user runs it (no --json): answered from the
-    # up-to-date stamp the no-op builds above wrote.
-    stamp = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        p = subprocess.run([planrun, "build", "plan.yaml", "-j", jobs], cwd=source, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, env={**os.environ, "PLANRUN_REMOTE_CACHE": ""})
-        stamp.append(time.perf_counter() - start)
-        assert p.returncode == 0 and b"no work to do" in p.stdout, p.stdout[-500:]
-
-    fresh = []
-    requests = set()
-    for r in range(runs):
+    def fresh_build(r):
         clone = os.path.join(out, f"clone-{r}")
         os.makedirs(clone)
         shutil.copy(os.path.join(source, "plan.yaml"), clone)
@@ -111,14 +96,30 @@ try:
         for i in range(count):
             with open(os.path.join(clone, "out", f"{i}.txt"), "rb") as a, open(os.path.join(source, "out", f"{i}.txt"), "rb") as b:
                 assert a.read() == b.read(), i
-        fresh.append(t)
+        return t
+
+    # One round: the peer (the --json no-op), the stamp no-op, the fresh
+    # clone; the stamp no-op is answered from the stamp the --json no-ops
+    # write.
+    noop, stamp, fresh, requests = [], [], [], set()
+    for r in range(runs):
+        t, summary = build(source)
+        assert summary["completed"] == 0 and summary["cached"] == count, summary
+        noop.append(t)
+        start = time.perf_counter()
+        p = subprocess.run([planrun, "build", "plan.yaml", "-j", jobs], cwd=source, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env={**os.environ, "PLANRUN_REMOTE_CACHE": ""})
+        stamp.append(time.perf_counter() - start)
+        assert p.returncode == 0 and b"no work to do" in p.stdout, p.stdout[-500:]
+        fresh.append(fresh_build(r))
+    rounds = sorted(f / n for f, n in zip(fresh, noop))
 
     print(f"remote cache: {count} file subtasks, -j {jobs}, nginx WebDAV on loopback, best of {runs}")
     print(f"  full build, warming the remote ({stored} files stored)  {full:8.3f} s")
     print(f"  local no-op rebuild (--json: every subtask checked) {min(noop):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in noop)}; cpu of the best {cpu[min(noop)]:.3f} s)")
     print(f"  local no-op rebuild (up-to-date stamp)   {min(stamp):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in stamp)})")
     print(f"  fresh copy against the warm remote       {min(fresh):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in fresh)}; cpu of the best {cpu[min(fresh)]:.3f} s; {'/'.join(map(str, sorted(requests)))} requests each)")
-    print(f"ratio fresh-from-remote / local no-op      {min(fresh) / min(noop):.1f}x   (every subtask checked)")
+    print(f"ratio fresh-from-remote / local no-op      {min(fresh) / min(noop):.1f}x   (every subtask checked; per round: median {rounds[len(rounds) // 2]:.1f}x, {' '.join(f'{x:.1f}' for x in rounds)})   target <= 3x")
     print(f"ratio fresh-from-remote / stamp no-op      {min(fresh) / min(stamp):.1f}x")
     for r in range(runs):  # removed at the end: mass deletion makes ext4 slow to create files for a while
         shutil.rmtree(os.path.join(out, f"clone-{r}"))

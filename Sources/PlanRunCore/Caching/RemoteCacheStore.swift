@@ -1,9 +1,6 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import NIOHTTP1
 import Synchronization
-import Crypto
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -37,8 +34,9 @@ package enum RemoteCacheMode: String, Sendable, CaseIterable {
 ///   memory whole. A refused answer is a miss with a reason to warn about.
 /// - A redirect is followed only to the same scheme, host and port.
 ///
-/// `Expect: 100-continue` is turned off, so a server that never answers 100
-/// costs no extra second per upload.
+/// Requests go over `HTTPClients.remoteCache`: keep-alive connections, at
+/// most `HTTPClients.remoteConnectionsPerHost` to one server; no
+/// `Expect: 100-continue` is sent.
 package final class RemoteCacheStore: Sendable {
     /// The base URL, without a trailing slash.
     package let base: String
@@ -47,15 +45,14 @@ package final class RemoteCacheStore: Sendable {
     package let requestTimeout: TimeInterval
     /// Delays before the second and later attempts of a failed request.
     package let retryDelays: [Duration]
-    /// At most this many requests at once (the HTTP connection pool size).
+    /// At most this many requests at once (the prefetch and the uploads
+    /// each keep to it).
     package let maxConcurrentRequests: Int
     /// Failed requests after which the remote is not used any more.
     package static let failureLimit = 3
     /// The largest `ac` entry accepted.
     package static let actionLimit = 1 << 20
-    private let origin: Origin
-    private let session: URLSession
-    private let transfers: TransferDelegate
+    let origin: Origin
     private let breaker = Mutex(Breaker())
 
     private struct Breaker {
@@ -89,7 +86,8 @@ package final class RemoteCacheStore: Sendable {
     /// nil unless `url` is an absolute `http` or `https` URL with a host.
     package init?(
         url: String, mode: RemoteCacheMode, requestTimeout: TimeInterval = 10,
-        retryDelays: [Duration] = [.milliseconds(100), .milliseconds(400)], maxConcurrentRequests: Int = 16
+        retryDelays: [Duration] = [.milliseconds(100), .milliseconds(400)],
+        maxConcurrentRequests: Int = HTTPClients.remoteConnectionsPerHost
     ) {
         guard let parsed = URL(string: url), let origin = Origin(parsed) else { return nil }
         guard parsed.query == nil, parsed.fragment == nil else { return nil }
@@ -101,19 +99,7 @@ package final class RemoteCacheStore: Sendable {
         self.requestTimeout = requestTimeout
         self.retryDelays = retryDelays
         self.maxConcurrentRequests = max(1, maxConcurrentRequests)
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = requestTimeout.rounded(.up) + 1
-        configuration.timeoutIntervalForResource = requestTimeout.rounded(.up) + 1
-        configuration.httpMaximumConnectionsPerHost = self.maxConcurrentRequests
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        configuration.urlCache = nil
-        configuration.httpCookieStorage = nil  // a cache protocol has no cookies
-        configuration.httpShouldSetCookies = false
-        transfers = TransferDelegate(origin: origin)
-        session = URLSession(configuration: configuration, delegate: transfers, delegateQueue: nil)
     }
-
-    deinit { session.finishTasksAndInvalidate() }
 
     /// Why the remote was turned off, once it was; nil while it is used.
     package var failureReason: String? { breaker.withLock { $0.reason } }
@@ -132,7 +118,7 @@ package final class RemoteCacheStore: Sendable {
     /// bytes or when it does not match its digest.
     package func blob(_ digest: String, into path: String, limit: Int) async -> BlobLookup {
         guard isAvailable else { return .unavailable }
-        let answer = await send("GET", "cas/" + digest, body: nil) { FileSink(path: path, limit: limit) }
+        let answer = await send(.GET, "cas/" + digest, body: nil) { FileSink(path: path, limit: limit) }
         switch answer {
         case .status(200, let sink):
             guard let file = sink as? FileSink, let written = file.finish() else {
@@ -174,7 +160,7 @@ package final class RemoteCacheStore: Sendable {
 
     private func get(_ path: String, limit: Int) async -> Lookup {
         guard isAvailable else { return .unavailable }
-        let answer = await send("GET", path, body: nil) { MemorySink(limit: limit) }
+        let answer = await send(.GET, path, body: nil) { MemorySink(limit: limit) }
         if case .status(200, let sink) = answer, let memory = sink as? MemorySink { return .hit(memory.bytes) }
         return lookup(answer, "GET \(path)").plain
     }
@@ -195,7 +181,7 @@ package final class RemoteCacheStore: Sendable {
 
     private func put(_ path: String, _ bytes: [UInt8]) async -> Bool {
         guard mode == .readWrite, isAvailable else { return false }
-        switch await send("PUT", path, body: Data(bytes), sink: { MemorySink(limit: Self.answerLimit, keeps: false) }) {
+        switch await send(.PUT, path, body: bytes, sink: { MemorySink(limit: Self.answerLimit, keeps: false) }) {
         case .status(let code, _) where (200..<300).contains(code): return true
         case .status(let code, _):
             failed("PUT \(path) answered HTTP \(code)")
@@ -218,21 +204,15 @@ package final class RemoteCacheStore: Sendable {
     }
 
     /// One request with its retries, all within `requestTimeout`.
-    private func send(_ method: String, _ path: String, body: Data?,
-                      sink makeSink: @escaping @Sendable () -> any ResponseSink) async -> Answer {
-        guard let url = URL(string: base + "/" + path) else { return .fatal("bad URL `\(base)/\(path)`") }
+    private func send(_ method: HTTPMethod, _ path: String, body: [UInt8]?,
+                      sink makeSink: () -> any ResponseSink) async -> Answer {
+        let url = base + "/" + path
+        guard URL(string: url) != nil else { return .fatal("bad URL `\(url)`") }
         let deadline = ContinuousClock.now + .milliseconds(Int64(requestTimeout * 1000))
-        var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData)
-        request.httpMethod = method
-        request.setValue("", forHTTPHeaderField: "Expect")
-        if let body {
-            request.httpBody = body
-            request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
-        }
         var attempt = 0
         while true {
-            let answer = await transfers.run(session: session, request: request, sink: makeSink(), deadline: deadline,
-                                             description: "\(method) \(path)", timeout: requestTimeout)
+            let answer = await exchange(method, url: url, body: body, sink: makeSink(), description: "\(method.rawValue) \(path)",
+                                        deadline: deadline)
             guard case .transient = answer, attempt < retryDelays.count, !Task.isCancelled, isAvailable,
                   ContinuousClock.now + retryDelays[attempt] < deadline
             else { return answer }
@@ -242,16 +222,14 @@ package final class RemoteCacheStore: Sendable {
     }
 
     static func describe(_ error: any Error) -> String {
-        if let error = error as? URLError {
-            switch error.code {
-            case .cannotConnectToHost: return "cannot connect"
-            case .cannotFindHost: return "unknown host"
-            case .networkConnectionLost: return "connection lost"
-            case .notConnectedToInternet: return "not connected"
-            default: return "network error \(error.code.rawValue)"
-            }
+        switch HTTPClients.failure(error) {
+        case .refused: "cannot connect"
+        case .unresolved: "unknown host"
+        case .timedOut: "timed out"
+        case .lost: "connection lost"
+        case .tls: "TLS connection failed"
+        case .other(let text): text
         }
-        return (error as NSError).localizedDescription
     }
 }
 

@@ -4,9 +4,8 @@ import Glibc
 import Darwin
 #endif
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import AsyncHTTPClient
+import NIOCore
 import Synchronization
 
 /// Runs attempts of `http` agents: POSTs the context JSON (the document a
@@ -34,11 +33,6 @@ package struct HTTPAgentRunner: CommandRunner {
         self.displayLimit = displayLimit
     }
 
-    /// One session for all attempts: ephemeral (no cookies, no cache shared
-    /// with anything else), no redirects to other schemes' surprises beyond
-    /// Foundation's defaults.
-    private static let session = URLSession(configuration: .ephemeral)
-
     package func run(_ request: AttemptRequest) async -> AttemptOutcome {
         let startedAt = Date()
         let agent = request.agent
@@ -60,18 +54,16 @@ package struct HTTPAgentRunner: CommandRunner {
             headers.append((name, value))
         }
         let parts = RequestParts(
-            url: url, headers: headers, body: Data(request.context.canonicalJSON.utf8),
-            // Our own timer enforces `timeout`; Foundation's must not fire first.
-            timeout: (request.timeout ?? .seconds(7 * 24 * 3600)).inSeconds + 5)
+            url: text, headers: headers, body: Array(request.context.canonicalJSON.utf8),
+            // Our own timer enforces `timeout`; the client's must not fire first.
+            timeout: request.timeout.map { $0 + .seconds(5) } ?? .seconds(7 * 24 * 3600))
 
         let log = HTTPLog(path: request.logPath, attempt: request.attempt)
         log.write("POST \(text)\n")
 
         // The request and, when there is a timeout, a timer racing it.
         let timedOut = TimeoutFlag()
-        let outcome: Result<(Data, URLResponse), any Error> = await withTaskGroup(
-            of: Result<(Data, URLResponse), any Error>?.self
-        ) { group in
+        let outcome: Result<Response, any Error> = await withTaskGroup(of: Result<Response, any Error>?.self) { group in
             group.addTask {
                 do { return .success(try await Self.send(parts)) } catch { return .failure(error) }
             }
@@ -82,7 +74,7 @@ package struct HTTPAgentRunner: CommandRunner {
                     return nil
                 }
             }
-            var first: Result<(Data, URLResponse), any Error>?
+            var first: Result<Response, any Error>?
             while let next = await group.next() {
                 if let next {
                     first = next
@@ -103,21 +95,20 @@ package struct HTTPAgentRunner: CommandRunner {
             return fail("cancelled", status: .cancelled)
         }
 
-        let data: Data
-        let response: URLResponse
+        let response: Response
         switch outcome {
         case .failure(let error):
             let message = Self.describe(error, url: text)
             log.write(message + "\n")
             return fail("agent `\(agent.name)`: \(message)")
         case .success(let value):
-            (data, response) = value
+            response = value
         }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        var body = Array(data.prefix(AttemptOutcome.resultLimit))
+        let status = response.status
+        var body = response.body
         log.write("HTTP \(status)\n")
         log.write(body)
-        if data.count > body.count { log.write("\nplanrun: response truncated to 1 MiB\n") }
+        if response.truncated { log.write("\nplanrun: response truncated to 1 MiB\n") }
         let shown = Array(body.prefix(displayLimit))
         let completedAt = Date()
 
@@ -138,46 +129,40 @@ package struct HTTPAgentRunner: CommandRunner {
         return AttemptOutcome(status: .succeeded, result: body, output: shown, startedAt: startedAt, completedAt: completedAt)
     }
 
+    /// A response: its status and the first `AttemptOutcome.resultLimit`
+    /// bytes of its body (the rest is read and dropped).
+    private struct Response: Sendable {
+        var status: Int
+        var body: [UInt8]
+        var truncated: Bool
+    }
+
     /// Sends the request; cancelling the calling task cancels it.
-    private static func send(_ parts: RequestParts) async throws -> (Data, URLResponse) {
-        var request = URLRequest(url: parts.url)
-        request.httpMethod = "POST"
-        for (name, value) in parts.headers { request.setValue(value, forHTTPHeaderField: name) }
-        request.httpBody = parts.body
-        request.timeoutInterval = parts.timeout
-        let pending = PendingRequest()
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                let task = session.dataTask(with: request) { data, response, error in
-                    if let error {
-                        continuation.resume(throwing: error)
-                    } else if let response {
-                        continuation.resume(returning: (data ?? Data(), response))
-                    } else {
-                        continuation.resume(throwing: URLError(.badServerResponse))
-                    }
-                }
-                pending.start(task)
-            }
-        } onCancel: {
-            pending.cancel()
+    private static func send(_ parts: RequestParts) async throws -> Response {
+        var request = HTTPClientRequest(url: parts.url)
+        request.method = .POST
+        for (name, value) in parts.headers { request.headers.replaceOrAdd(name: name, value: value) }
+        request.body = .bytes(parts.body)
+        let response = try await HTTPClients.agents.execute(request, timeout: HTTPClients.timeAmount(parts.timeout))
+        var body: [UInt8] = []
+        var truncated = false
+        for try await chunk in response.body {
+            let room = AttemptOutcome.resultLimit - body.count
+            if chunk.readableBytes > room { truncated = true }
+            if room > 0 { body += chunk.readableBytesView.prefix(room) }
         }
+        return Response(status: Int(response.status.code), body: body, truncated: truncated)
     }
 
     /// A clear message for a transport error.
     static func describe(_ error: any Error, url: String) -> String {
-        guard let error = error as? URLError else { return "request to \(url) failed: \(error.localizedDescription)" }
-        switch error.code {
-        case .cannotConnectToHost: return "cannot connect to \(url) (connection refused)"
-        case .cannotFindHost, .dnsLookupFailed: return "cannot resolve the host of \(url)"
-        case .timedOut: return "request to \(url) timed out"
-        case .networkConnectionLost: return "connection to \(url) lost before a complete response"
-        case .notConnectedToInternet: return "no network to reach \(url)"
-        case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
-             .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot:
-            return "TLS connection to \(url) failed"
-        case .badServerResponse: return "bad response from \(url)"
-        default: return "request to \(url) failed (URL error \(error.code.rawValue))"
+        switch HTTPClients.failure(error) {
+        case .refused: "cannot connect to \(url) (connection refused)"
+        case .unresolved: "cannot resolve the host of \(url)"
+        case .timedOut: "request to \(url) timed out"
+        case .lost: "connection to \(url) lost before a complete response"
+        case .tls: "TLS connection to \(url) failed"
+        case .other(let text): "request to \(url) failed (\(text))"
         }
     }
 
@@ -198,42 +183,12 @@ private final class TimeoutFlag: Sendable {
     var fired: Bool { value.withLock { $0 } }
 }
 
-/// What a request is made of, as Sendable values (`URLRequest` is not
-/// Sendable in swift-corelibs-foundation).
+/// What a request is made of.
 private struct RequestParts: Sendable {
-    var url: URL
+    var url: String
     var headers: [(String, String)]
-    var body: Data
-    var timeout: Double
-}
-
-/// The data task of one request, so that a cancellation that arrives
-/// before or after the task starts still cancels it.
-private final class PendingRequest: Sendable {
-    private struct State {
-        var task: URLSessionDataTask?
-        var cancelled = false
-    }
-    // URLSessionDataTask is a class whose `cancel()` is thread-safe; the
-    // mutex only guards which task, and whether it was cancelled.
-    private let state = Mutex<State>(State())
-
-    func start(_ task: URLSessionDataTask) {
-        let cancelled = state.withLock { s in
-            s.task = task
-            return s.cancelled
-        }
-        task.resume()
-        if cancelled { task.cancel() }
-    }
-
-    func cancel() {
-        let task = state.withLock { s in
-            s.cancelled = true
-            return s.task
-        }
-        task?.cancel()
-    }
+    var body: [UInt8]
+    var timeout: Duration
 }
 
 /// Appends an http attempt's request, status and body to its log file.
