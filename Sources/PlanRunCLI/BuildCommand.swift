@@ -52,27 +52,21 @@ struct BuildCommand: AsyncParsableCommand {
         let (path, targets) = planArguments.resolved
         // The up-to-date stamp (see `UpToDateStamp`): when nothing the last
         // all-cached build looked at changed, answer without loading the plan.
+        // (`runAsRoot` asks it first for the command lines `UpToDateProbe`
+        // reads; this is the answer for every other one.)
         let stampable = !force && !only
-        let location = PlanLoader.location(of: path)
-        let invocation = UpToDateStamp.Invocation(
-            planFile: location.file, targets: targets, environment: ProcessInfo.processInfo.environment,
-            variables: options.variables.vars)
-        let stateDirectory = options.stateFolder.directory(planDirectory: location.directory)
-        if stampable, !options.json, options.ci.report == nil {
-            if let count = UpToDateStamp.check(invocation, stateDirectory: stateDirectory) {
-                printOut(TextReporter.upToDateText(total: count, seconds: (ContinuousClock.now - started).inSeconds))
-                return
-            }
-        }
+        let probe = UpToDateProbe(path: path, targets: targets, stateDir: options.stateFolder.absolute,
+                                  variables: options.variables.vars)
+        if stampable, !options.json, options.ci.report == nil, probe.answer(started: started) { return }
         // Lock, state and cache records are read on another thread while
         // the plan is parsed (`BuildPreparation`).
-        let preparation = BuildPreparation.start(directory: stateDirectory, writeBehind: true)
+        let preparation = BuildPreparation.start(directory: probe.stateDirectory, writeBehind: true)
         let plan = try PlanLoading.load(path, color: options.output.color, variables: options.variables.overrides)
         _ = try PlanLoading.select(targets, in: TaskGraph(plan: plan), color: options.output.color)
         guard let ids = PlanLoading.targetIDs(targets, in: plan) else { return }
         try await options.execute(plan: plan, targets: ids, forced: force && targets.isEmpty,
                                   forcedIDs: force ? Set(ids) : [], onlyTargets: only ? Set(ids) : nil,
-                                  stamp: stampable ? invocation : nil, preparation: preparation,
+                                  stamp: stampable ? probe.invocation : nil, preparation: preparation,
                                   startedAt: startedAt)
     }
 }

@@ -6,6 +6,7 @@ extension PlanRunCommand {
     /// does): parse, run the chosen command, exit with its code. Called from
     /// top-level code, where `main()` would pick the synchronous overload.
     package static func runAsRoot(_ arguments: [String]? = nil) async {
+        let started = ContinuousClock.now
         let arguments = arguments ?? Array(CommandLine.arguments.dropFirst())
         // The build's watchdog (`OrphanGuard`): the same binary, started
         // again by a build with a hidden first argument.
@@ -13,6 +14,9 @@ extension PlanRunCommand {
             let milliseconds = arguments.count > 1 ? Int64(arguments[1]) ?? 500 : 500
             OrphanGuard.runWatchdog(grace: .milliseconds(milliseconds), runID: arguments.count > 2 ? arguments[2] : nil)
         }
+        // A no-op `build` answered from the up-to-date stamp, before the
+        // command line costs more than the answer (see `UpToDateProbe`).
+        if let probe = UpToDateProbe(commandLine: arguments), probe.answer(started: started) { return }
         if let message = unknownSubcommandMessage(arguments) {
             printError(message)
             exit(withError: ExitCode.validationFailure)

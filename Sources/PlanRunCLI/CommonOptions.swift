@@ -16,9 +16,13 @@ struct PlanArguments: ParsableArguments {
     var arguments: [String] = []
 
     /// The plan path and the target ids.
-    var resolved: (plan: String, targets: [String]) {
+    var resolved: (plan: String, targets: [String]) { Self.resolve(file: file, arguments: arguments) }
+
+    /// The plan path and the target ids of `-f FILE` (when given) and the
+    /// positional arguments.
+    static func resolve(file: String?, arguments: [String]) -> (plan: String, targets: [String]) {
         if let file { return (file, arguments) }
-        if let first = arguments.first, Self.isPlanPath(first) {
+        if let first = arguments.first, isPlanPath(first) {
             return (first, Array(arguments.dropFirst()))
         }
         return ("plan.yaml", arguments)

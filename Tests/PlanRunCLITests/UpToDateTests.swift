@@ -37,6 +37,12 @@ import Testing
         #expect(fast.status == 0)
         #expect(fast.stdout.contains("0 done, 2 cached of 2"))
         #expect(fast.stdout.contains("no work to do"))
+        // Also with the options read before ArgumentParser (`UpToDateProbe`)...
+        #expect(try PlanRunBinary.run(["build", "-j", "2", "plan.yaml"], in: dir).stdout.contains("no work to do"))
+        // ...and never for a command line ArgumentParser refuses.
+        let refused = try PlanRunBinary.run(["build", "-j", "0"], in: dir)
+        #expect(refused.status == 64)
+        #expect(!refused.stdout.contains("no work to do"))
         // From another folder, through a relative path, too.
         let parent = dir.deletingLastPathComponent()
         let relative = try PlanRunBinary.run(["build", dir.lastPathComponent + "/plan.yaml"], in: parent)
