@@ -97,4 +97,44 @@ import Testing
         try store.putAction(key, result)
         #expect(store.action(key) == result)
     }
+
+    /// A new `ac` entry is created in place (no temporary file); one that
+    /// a kill cut short at any byte reads as a miss and is removed; an
+    /// entry already there is replaced whole, and a link there is replaced,
+    /// never written through.
+    @Test func actionEntriesWrittenInPlaceReadWholeOrAsAMiss() throws {
+        let dir = CachingTempDir()
+        let store = LocalCacheStore(root: dir.url("cache"))
+        let key = String(repeating: "ef", count: 32)
+        let first = ActionResult(
+            resultDigest: String(repeating: "1", count: 64), resultBlob: String(repeating: "2", count: 64),
+            outputs: [OutputEntry(path: "out/a.txt", kind: .file, digest: String(repeating: "3", count: 64), executable: false)],
+            components: ["command": String(repeating: "4", count: 64)])
+        try store.putAction(key, first)
+        #expect(store.action(key) == first)
+        let leftovers = dir.exists("cache/tmp") ? try FileManager.default.contentsOfDirectory(atPath: dir.url("cache/tmp")) : []
+        #expect(leftovers.isEmpty)
+
+        let bytes = first.jsonBytes
+        for length in 0..<bytes.count {
+            try Data(bytes.prefix(length)).write(to: URL(fileURLWithPath: store.actionPath(key)))
+            #expect(store.action(key) == nil, "a torn entry of \(length) bytes must be a miss")
+            #expect(!dir.exists("cache/ac/" + key))
+        }
+
+        try store.putAction(key, first)
+        var second = first
+        second.resultDigest = String(repeating: "5", count: 64)
+        try store.putAction(key, second)
+        #expect(store.action(key) == second)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url("cache/tmp")).isEmpty)
+
+        dir.write("victim.txt", "keep")
+        try FileManager.default.removeItem(atPath: store.actionPath(key))
+        try FileManager.default.createSymbolicLink(atPath: store.actionPath(key), withDestinationPath: dir.url("victim.txt"))
+        try store.putAction(key, first)
+        #expect(dir.read("victim.txt") == "keep")
+        #expect(FileStat.of(store.actionPath(key), followSymlinks: false)?.kind == .file)
+        #expect(store.action(key) == first)
+    }
 }

@@ -235,12 +235,17 @@ package final class ContentCache: BuildCache {
         // while the subtask ran gives another key, and then nothing is
         // recorded, so the next build runs it again. Inputs are in the stat
         // cache, so this costs a stat per input.
+        // Without `inputs` the key is made of the definition, the caller's
+        // environment and the dependencies' digests, none of which changes
+        // during a build: nothing to check.
         let declared = key.cacheKey.declared
-        guard let current = try? keys.key(for: subtask, dependencyDigests: key.dependencyDigests, log: nil),
-              current.digest == declared.key
-        else {
-            warnings.add("inputs of `\(subtask.id)` changed while it ran; it will run again next time")
-            return CacheRecord(resultDigest: resultDigest)
+        if !subtask.inputs.isEmpty {
+            guard let current = try? keys.key(for: subtask, dependencyDigests: key.dependencyDigests, log: nil),
+                  current.digest == declared.key
+            else {
+                warnings.add("inputs of `\(subtask.id)` changed while it ran; it will run again next time")
+                return CacheRecord(resultDigest: resultDigest)
+            }
         }
         // With a depfile, the result is stored under the full key of what it lists.
         let stored = discovered.map { CacheKey.full(declared: declared, discovered: $0) } ?? key.cacheKey

@@ -9,8 +9,9 @@ import Darwin
 
 /// The local content-addressed store in `.planrun/cache/`:
 /// `ac/KEY` action results (JSON), `cas/DIGEST` blobs, `tmp/` for writes in
-/// progress. Writes go to a temporary file and are renamed into place, so a
-/// reader sees a whole entry or none. Every blob is checked against its
+/// progress. Blobs are written to a temporary file and renamed into place,
+/// so a reader sees a whole blob or none; a new `ac` entry is written in
+/// place (`writeEntry`: a torn one does not parse). Every blob is checked against its
 /// digest when read; a bad blob is removed (unless read-only) and reported
 /// as missing. No fsync: a blob torn by a power cut fails its digest check
 /// and an `ac` entry torn likewise fails to parse, so both read as misses.
@@ -139,7 +140,35 @@ package struct LocalCacheStore: Sendable {
 
     package func putAction(_ key: String, _ result: ActionResult) throws(CacheError) {
         guard !readOnly, LocalCacheStore.isDigest(key) else { return }
-        try writeAtomically(result.jsonBytes, to: actionPath(key))
+        try writeEntry(result.jsonBytes, to: actionPath(key))
+    }
+
+    /// Writes a new `ac` entry in place: one file created (`O_EXCL`, so no
+    /// link is followed) and written, with no temporary file and no rename
+    /// (every successful subtask writes one entry, so this is on the path
+    /// of every record). An entry already there is replaced
+    /// through a temporary file and a rename (`writeAtomically`), so a
+    /// reader never sees a good entry torn. A kill during the first write
+    /// leaves a truncated JSON object, which never parses: `lookupAction`
+    /// reads it as a miss and removes it. Readers in this process do not
+    /// run while the loop records a new key (the uploads read an entry
+    /// only after it is written).
+    private func writeEntry(_ bytes: [UInt8], to path: String) throws(CacheError) {
+        let dir = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+        try ensureFolder(dir)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            if errno == EEXIST { return try writeAtomically(bytes, to: path) }
+            throw .storeWrite(reason: "cannot create `\(path)`: \(LocalCacheStore.errnoText())")
+        }
+        do {
+            try LocalCacheStore.writeAll(bytes, to: fd, path: path)
+        } catch {
+            close(fd)
+            unlink(path)
+            throw error
+        }
+        close(fd)
     }
 
     // MARK: Blobs
@@ -434,6 +463,11 @@ package struct LocalCacheStore: Sendable {
         guard fd >= 0 else { throw .storeWrite(reason: "cannot create `\(path)`: \(errnoText())") }
         defer { close(fd) }
         fchmod(fd, mode)  // the mode asked for, whatever the umask
+        try writeAll(bytes, to: fd, path: path)
+    }
+
+    /// Writes all of `bytes` to `fd` (the file at `path`, for the message).
+    static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws(CacheError) {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
