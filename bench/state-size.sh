@@ -74,7 +74,8 @@ for b in range(builds):
             with open(os.path.join(folder, "in", f"{i}.txt"), "a") as f:
                 f.write(f"round {b}\n")
         times[name].append(timed([binary, "build", "plan.yaml"], folder, name))
-    line = "  ".join(f"{name} {times[name][-1]:7.2f} s" for name in tools)
+    line = "  ".join(f"{name} {times[name][-1]:7.2f} s "
+                     f"{size(os.path.join(out, name, '.planrun', 'state.db')) / 1e6:7.1f} MB" for name in tools)
     print(f"build {b + 1:2d}/{builds}: {changed if b else count} of {count} run  {line}", flush=True)
 
 print(f"\n{builds} builds of {count} subtasks, {change:g}% of the inputs changed before each rebuild:")
