@@ -8,16 +8,32 @@ import Synchronization
 /// (the `run_subtasks` and `attempts` views turn blobs back into hex).
 enum StateDigest {
     static func value(_ text: String?) -> DatabaseValue {
-        guard let text else { return .null }
-        guard LocalCacheStore.isDigest(text) else { return text.databaseValue }
-        var bytes = [UInt8](repeating: 0, count: 32)
-        var i = 0
-        for c in text.utf8 {
-            let nibble = c <= UInt8(ascii: "9") ? c - UInt8(ascii: "0") : c - UInt8(ascii: "a") + 10
-            bytes[i / 2] = bytes[i / 2] << 4 | nibble
-            i += 1
+        guard var text else { return .null }
+        // One pass that decodes and checks (a row of a cached rebuild
+        // converts two of these).
+        let bytes = text.withUTF8 { hex -> Data? in
+            guard hex.count == 64 else { return nil }
+            var out = Data(count: 32)
+            let ok = out.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) -> Bool in
+                for i in 0..<32 {
+                    guard let high = nibble(hex[2 * i]), let low = nibble(hex[2 * i + 1]) else { return false }
+                    raw[i] = high << 4 | low
+                }
+                return true
+            }
+            return ok ? out : nil
         }
-        return Data(bytes).databaseValue
+        return bytes?.databaseValue ?? text.databaseValue
+    }
+
+    /// A lowercase hex digit's value (`Digest` writes no other).
+    @inline(__always)
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        default: nil
+        }
     }
 
     /// `planrun_digest(TEXT)`: `value` in SQL, for the migration of rows
@@ -88,16 +104,30 @@ final class StateRefs: Sendable {
     /// subtask with an unchanged key and result (a cached rebuild) share
     /// one.
     static func outcome(_ db: Database, key: String?, digest: String?, result: Data?) throws -> Int64? {
-        guard key != nil || digest != nil || result != nil else { return nil }
-        let arguments: StatementArguments = [StateDigest.value(key), StateDigest.value(digest), result]
-        if let id = try Int64.fetchOne(db.cachedStatement(sql: """
-            SELECT id FROM outcomes WHERE cache_key IS ? AND result_digest IS ? AND result IS ?
-            """), arguments: arguments) {
-            return id
+        try Outcomes(db).id(key: key, digest: digest, result: result)
+    }
+
+    /// The statements of `outcome`, prepared once for a batch of rows.
+    struct Outcomes {
+        let db: Database
+        let find: Statement
+        let add: Statement
+
+        init(_ db: Database) throws {
+            self.db = db
+            find = try db.cachedStatement(sql: """
+                SELECT id FROM outcomes WHERE cache_key IS ? AND result_digest IS ? AND result IS ?
+                """)
+            add = try db.cachedStatement(sql: "INSERT INTO outcomes (cache_key, result_digest, result) VALUES (?, ?, ?)")
         }
-        try db.cachedStatement(sql: "INSERT INTO outcomes (cache_key, result_digest, result) VALUES (?, ?, ?)")
-            .execute(arguments: arguments)
-        return db.lastInsertedRowID
+
+        func id(key: String?, digest: String?, result: Data?) throws -> Int64? {
+            guard key != nil || digest != nil || result != nil else { return nil }
+            let arguments: StatementArguments = [StateDigest.value(key), StateDigest.value(digest), result]
+            if let id = try Int64.fetchOne(find, arguments: arguments) { return id }
+            try add.execute(arguments: arguments)
+            return db.lastInsertedRowID
+        }
     }
 
     /// Deletes the names and outcomes no run refers to any more (after

@@ -7,6 +7,7 @@ import GRDB
 extension StateStore {
     static func insertRunRows(_ db: Database, runID: String, _ rows: [RunRow], _ refs: StateRefs) throws {
         let run = try refs.run(db, runID)
+        let outcomes = try StateRefs.Outcomes(db)
         let statement = try db.makeStatement(sql: """
             INSERT INTO run_rows (run, subtask, position, agent, status, attempts, started, ended, error, outcome, reason)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -16,7 +17,7 @@ extension StateStore {
             try statement.execute(arguments: [
                 run.seq, refs.name(db, row.subtask), row.position, refs.name(db, row.agent), row.status, row.attempts,
                 started, row.completedAt.map { run.offset($0) - (started ?? 0) }, row.error,
-                StateRefs.outcome(db, key: row.cacheKey, digest: row.resultDigest, result: row.result), row.reason,
+                outcomes.id(key: row.cacheKey, digest: row.resultDigest, result: row.result), row.reason,
             ])
         }
     }
