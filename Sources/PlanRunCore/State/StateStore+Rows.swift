@@ -17,9 +17,17 @@ extension StateStore {
             try statement.execute(arguments: [
                 run.seq, refs.name(db, row.subtask), row.position, refs.name(db, row.agent), row.status, row.attempts,
                 started, row.completedAt.map { run.offset($0) - (started ?? 0) }, row.error,
-                outcomes.id(key: row.cacheKey, digest: row.resultDigest, result: row.result), row.reason,
+                outcomes.id(key: row.cacheKey, digest: row.resultDigest, result: row.result),
+                storedReason(row.reason, status: row.status),
             ])
         }
+    }
+
+    /// The `reason` a row stores: none for the most common pair, a
+    /// subtask `cached` because it was up to date (the `run_subtasks` view
+    /// gives it back).
+    static func storedReason(_ reason: String?, status: String) -> String? {
+        status == "cached" && reason == RunReason.cached.description ? nil : reason
     }
 
     static func writeStart(_ db: Database, _ start: PendingStart, _ refs: StateRefs) throws {
@@ -72,8 +80,8 @@ extension StateStore {
             WHERE run = ? AND subtask = ?
             """).execute(arguments: [
                 status, attempts, started, run.offset(completedAt), started, error,
-                StateRefs.outcome(db, key: cacheKey, digest: resultDigest, result: result), reason,
-                run.seq, refs.name(db, subtask),
+                StateRefs.outcome(db, key: cacheKey, digest: resultDigest, result: result),
+                storedReason(reason, status: status), run.seq, refs.name(db, subtask),
             ])
     }
 

@@ -117,7 +117,8 @@ extension StateStore {
     ///   place, no second index). Times are integer microseconds: `started`
     ///   after the run's `started_at`, `ended` after `started` (after the
     ///   run's start when the subtask never started), so a cached row's
-    ///   two times take no bytes.
+    ///   two times take no bytes. A `cached` row skipped as up to date has
+    ///   no `reason` (the view shows `cached`, what was written).
     /// `run_subtasks` and `attempts` become views with the columns they had
     /// (times in seconds, digests in hex), which is what the readers query:
     /// they read a database of either version the same way, and a
@@ -192,7 +193,7 @@ extension StateStore {
                     t.error,
                     (SELECT o.id FROM outcomes o WHERE o.cache_key IS planrun_digest(t.cache_key)
                         AND o.result_digest IS planrun_digest(t.result_digest) AND o.result IS t.result),
-                    t.reason
+                    CASE WHEN t.status = 'cached' AND t.reason = 'cached' THEN NULL ELSE t.reason END
                 FROM run_subtasks t JOIN runs r ON r.id = t.run_id
                 JOIN names s ON s.name = t.subtask_id JOIN names a ON a.name = t.agent;
             INSERT INTO run_attempts (run, subtask, attempt, status, started, ended, exit_code, error, outcome)
@@ -214,7 +215,7 @@ extension StateStore {
                     CASE typeof(o.result_digest) WHEN 'blob' THEN lower(hex(o.result_digest)) ELSE o.result_digest END
                         AS result_digest,
                     CASE typeof(o.cache_key) WHEN 'blob' THEN lower(hex(o.cache_key)) ELSE o.cache_key END AS cache_key,
-                    t.reason
+                    COALESCE(t.reason, CASE t.status WHEN 'cached' THEN 'cached' END) AS reason
                 FROM run_rows t JOIN runs r ON r.seq = t.run
                 JOIN names s ON s.id = t.subtask JOIN names a ON a.id = t.agent
                 LEFT JOIN outcomes o ON o.id = t.outcome;
