@@ -38,7 +38,7 @@ import Testing
     /// and any subtask it did not start says why.
     @Test func test_issue_10_aFailedWriteDuringTheRunFailsIt() async throws {
         let (summary, store) = try await run(failing: """
-            CREATE TRIGGER no_attempts BEFORE INSERT ON attempts
+            CREATE TRIGGER no_attempts BEFORE INSERT ON run_attempts
             BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END
             """)
         #expect(summary.status == .failed)

@@ -6,16 +6,19 @@ import Synchronization
 /// state folder, WAL mode) holding runs, each run's subtasks, every attempt,
 /// and the tables caching uses (`subtask_state`, `file_digests`).
 ///
-/// Schema (created by `migrator`, version `v1`):
-/// - `runs(id PK, plan, plan_file, status, reason, pid, started_at,
+/// Schema (created by `migrator`, `StateStore+Schema.swift`):
+/// - `runs(seq, id UNIQUE, plan, plan_file, status, reason, pid, started_at,
 ///   completed_at, total, cancel_request)`: `status` is `in_progress`,
 ///   `completed`, `failed` or `cancelled`; `cancel_request` is the reason
 ///   `planrun cancel` left for the running build.
 /// - `run_subtasks(run_id, subtask_id, position, agent, status, attempts,
 ///   started_at, completed_at, error, result, result_digest, cache_key,
 ///   reason)`: one row per selected subtask, updated as it progresses.
+///   A view over `run_rows`, `names` and `outcomes` (`v4-compact-runs`
+///   says how they are stored); writes go to those tables.
 /// - `attempts(run_id, subtask_id, attempt, status, started_at,
-///   completed_at, exit_code, error, result, result_digest, cache_key)`.
+///   completed_at, exit_code, error, result, result_digest, cache_key)`:
+///   a view over `run_attempts`, likewise.
 /// - `subtask_state(subtask_id PK, cache_key, result_digest, result,
 ///   outputs, updated_at)`: last successful state per subtask
 ///   (`DatabaseSubtaskHistory`; the `outputs` column is `HistoryColumn`).
@@ -36,6 +39,8 @@ package final class StateStore: Sendable {
     /// `DatabaseDigestStore`); no code outside State/ runs SQL.
     package let database: DatabaseQueue
     package let path: String
+    /// Ids of runs and names for the compact tables (writes only).
+    let refs = StateRefs()
 
     /// Opens (creating if needed) the database at `directory/state.db`.
     /// SQLite opens it (and its `-wal` and `-shm`) by path, so the state
@@ -115,7 +120,13 @@ package final class StateStore: Sendable {
     /// As above; `trustingCleanClose: false` always runs the check.
     static func verify(_ database: some DatabaseReader, path: String, trustingCleanClose: Bool) throws {
         if !(trustingCleanClose && isUnchangedSinceCleanClose(path)) {
-            let problems = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+            let problems: [String]
+            do {
+                problems = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB {
+                // A page the check cannot even walk (the schema's, a root).
+                throw StateDamage(path: path, detail: error.message ?? "\(error)")
+            }
             if problems != ["ok"] { throw StateDamage(path: path, detail: problems.prefix(3).joined(separator: "; ")) }
         }
         if !database.configuration.readonly { recordCleanCloseAtExit(path) }
@@ -149,7 +160,7 @@ package final class StateStore: Sendable {
     /// then of its subtask in the same batch fold it in (its `attempts` row
     /// is replaced by the finished one, its `run_subtasks` update by the
     /// final one), so a short subtask costs two statements, not four.
-    private struct PendingStart: Sendable {
+    struct PendingStart: Sendable {
         var runID: String
         var subtask: String
         var attempt: Int
@@ -163,7 +174,7 @@ package final class StateStore: Sendable {
     /// without running (cached) before it is written fills it in, so the
     /// row is inserted once with its final values instead of inserted and
     /// then updated (a rebuild that skips most subtasks).
-    private struct RunRow: Sendable {
+    struct RunRow: Sendable {
         var subtask: String
         var position: Int
         var agent: String
@@ -217,7 +228,7 @@ package final class StateStore: Sendable {
         if items.isEmpty {
             database.writeWithoutTransaction { _ in }  // waits for background commits
         } else {
-            try database.write { db in try Self.apply(items, db) }
+            try transaction { db in try Self.apply(items, db, self.refs) }
         }
         if let failure = backgroundFailure.withLock({ f -> String? in defer { f = nil }; return f }) {
             throw BackgroundFailure(description: failure)
@@ -233,8 +244,9 @@ package final class StateStore: Sendable {
     package func flushInBackground() {
         let items = takePending()
         guard !items.isEmpty else { return }
-        database.asyncWrite({ db in try Self.apply(items, db) }, completion: { [self] _, result in
+        database.asyncWrite({ [refs] db in try Self.apply(items, db, refs) }, completion: { [self] _, result in
             if case .failure(let error) = result {
+                refs.forget()
                 backgroundFailure.withLock { if $0 == nil { $0 = error.localizedDescription } }
             }
         })
@@ -259,14 +271,25 @@ package final class StateStore: Sendable {
         }
     }
 
-    private static func apply(_ items: [PendingWrite], _ db: Database) throws {
+    private static func apply(_ items: [PendingWrite], _ db: Database, _ refs: StateRefs) throws {
         for item in items {
             switch item {
             case .body(let body): try body(db)
-            case .start(let start): try writeStart(db, start)
-            case .runRows(let runID, let rows): try insertRunRows(db, runID: runID, rows)
+            case .start(let start): try writeStart(db, start, refs)
+            case .runRows(let runID, let rows): try insertRunRows(db, runID: runID, rows, refs)
             case .folded: break
             }
+        }
+    }
+
+    /// A transaction; after a failure the ids it may have added are
+    /// forgotten (`StateRefs`).
+    func transaction<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try database.write(body)
+        } catch {
+            refs.forget()
+            throw error
         }
     }
 
@@ -281,46 +304,7 @@ package final class StateStore: Sendable {
     }
 
     private func perform(_ body: @escaping @Sendable (Database) throws -> Void) throws {
-        if !enqueue({ $0.writes.append(.body(body)) }) { try database.write(body) }
-    }
-
-    private static func insertRunRows(_ db: Database, runID: String, _ rows: [RunRow]) throws {
-        let statement = try db.makeStatement(sql: """
-            INSERT INTO run_subtasks (run_id, subtask_id, position, agent, status, attempts, started_at,
-                completed_at, error, result, result_digest, cache_key, reason)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        for row in rows {
-            try statement.execute(arguments: [
-                runID, row.subtask, row.position, row.agent, row.status, row.attempts, row.startedAt,
-                row.completedAt, row.error, row.result, row.resultDigest, row.cacheKey, row.reason,
-            ])
-        }
-    }
-
-    private static func writeStart(_ db: Database, _ start: PendingStart) throws {
-        try db.cachedStatement(sql: """
-            UPDATE run_subtasks SET status = 'running', attempts = ?,
-                started_at = COALESCE(started_at, ?), reason = COALESCE(?, reason)
-            WHERE run_id = ? AND subtask_id = ?
-            """).execute(arguments: [start.attempt, start.time, start.reason, start.runID, start.subtask])
-        guard !start.attemptRowReplaced else { return }
-        try db.cachedStatement(sql: """
-            INSERT OR REPLACE INTO attempts (run_id, subtask_id, attempt, status, started_at)
-            VALUES (?, ?, ?, 'running', ?)
-            """).execute(arguments: [start.runID, start.subtask, start.attempt, start.time])
-    }
-
-    /// Copies the successful attempts of run `id` into `subtask_durations`
-    /// (the latest completion wins), in one statement.
-    private static func recordDurations(_ db: Database, runID id: String) throws {
-        try db.execute(sql: """
-            INSERT INTO subtask_durations (subtask_id, seconds, completed_at)
-                SELECT subtask_id, MAX(0, completed_at - started_at), completed_at
-                FROM attempts WHERE run_id = ? AND status = 'done' AND completed_at IS NOT NULL
-            ON CONFLICT(subtask_id) DO UPDATE SET seconds = excluded.seconds, completed_at = excluded.completed_at
-                WHERE excluded.completed_at >= subtask_durations.completed_at
-            """, arguments: [id])
+        if !enqueue({ $0.writes.append(.body(body)) }) { try transaction(body) }
     }
 
     // MARK: Runs
@@ -331,26 +315,13 @@ package final class StateStore: Sendable {
     /// Call only while holding the `BuildLock`. Returns the closed run ids.
     @discardableResult
     package func closeStaleRuns(now: Date = Date()) throws -> [String] {
-        try database.write { db in
+        try transaction { db in
             let rows = try Row.fetchAll(db, sql: "SELECT id, pid FROM runs WHERE status = 'in_progress'")
             var closed: [String] = []
             for row in rows {
                 let id: String = row["id"]
-                let pid: Int = row["pid"]
-                try db.execute(sql: """
-                    UPDATE runs SET status = 'failed', completed_at = ?,
-                        reason = ? WHERE id = ?
-                    """, arguments: [now.timeIntervalSince1970, "interrupted: process \(pid) stopped before the run finished", id])
-                try db.execute(sql: """
-                    UPDATE run_subtasks SET status = 'cancelled', completed_at = ?,
-                        error = COALESCE(error, 'interrupted')
-                    WHERE run_id = ? AND status IN ('pending', 'running')
-                    """, arguments: [now.timeIntervalSince1970, id])
-                try db.execute(sql: """
-                    UPDATE attempts SET status = 'cancelled', completed_at = ?, error = 'interrupted'
-                    WHERE run_id = ? AND status = 'running'
-                    """, arguments: [now.timeIntervalSince1970, id])
-                try Self.recordDurations(db, runID: id)
+                try Self.writeInterrupted(db, refs, runID: id, pid: row["pid"], at: now.timeIntervalSince1970)
+                try Self.recordDurations(db, refs, runID: id)
                 closed.append(id)
             }
             return closed
@@ -365,7 +336,7 @@ package final class StateStore: Sendable {
     /// subtask per build, forever. The freed space goes back to the file
     /// system (`giveBackSpace`).
     package func pruneRuns(keeping: Int, slack: Int) throws -> [String] {
-        let pruned = try database.write { db -> [String] in
+        let pruned = try transaction { db -> [String] in
             let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM runs") ?? 0
             guard total > keeping + slack else { return [] }
             let old = try String.fetchAll(db, sql: """
@@ -375,8 +346,10 @@ package final class StateStore: Sendable {
                 """, arguments: [keeping])
             let delete = try db.makeStatement(sql: "DELETE FROM runs WHERE id = ?")
             for id in old { try delete.execute(arguments: [id]) }
+            if !old.isEmpty { try StateRefs.deleteUnused(db) }
             return old
         }
+        refs.forget()
         try giveBackSpace()
         return pruned
     }
@@ -421,7 +394,7 @@ package final class StateStore: Sendable {
             queue.runRows = (queue.writes.count, id, index)
             queue.writes.append(.runRows(runID: id, rows))
         }
-        if !queued { try database.write { db in try Self.insertRunRows(db, runID: id, rows) } }
+        if !queued { try transaction { db in try Self.insertRunRows(db, runID: id, rows, refs) } }
     }
 
     /// One attempt of a subtask starts (the subtask becomes `running`).
@@ -432,7 +405,7 @@ package final class StateStore: Sendable {
             queue.starts[subtask] = queue.writes.count
             queue.writes.append(.start(start))
         }
-        if !queued { try database.write { db in try Self.writeStart(db, start) } }
+        if !queued { try transaction { db in try Self.writeStart(db, start, refs) } }
     }
 
     /// One attempt ends. `status` is `done`, `failed`, `timed_out` or `cancelled`.
@@ -441,14 +414,13 @@ package final class StateStore: Sendable {
         completedAt: Date, exitCode: Int?, error: String?, result: [UInt8]?,
         resultDigest: String?, cacheKey: String?
     ) throws {
+        let refs = refs
         let body: @Sendable (Database) throws -> Void = { db in
-            try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO attempts (run_id, subtask_id, attempt, status, started_at,
-                    completed_at, exit_code, error, result, result_digest, cache_key)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [runID, subtask, attempt, status, startedAt.timeIntervalSince1970,
-                                 completedAt.timeIntervalSince1970, exitCode, error,
-                                 result.map { Data($0) }, resultDigest, cacheKey])
+            try Self.writeAttempt(
+                db, refs, runID: runID, subtask: subtask, attempt: attempt, status: status,
+                startedAt: startedAt.timeIntervalSince1970, completedAt: completedAt.timeIntervalSince1970,
+                exitCode: exitCode, error: error, result: result.map { Data($0) }, resultDigest: resultDigest,
+                cacheKey: cacheKey)
         }
         let queued = enqueue { queue in
             // This row replaces the queued start's `attempts` row.
@@ -459,7 +431,7 @@ package final class StateStore: Sendable {
             }
             queue.writes.append(.body(body))
         }
-        if !queued { try database.write(body) }
+        if !queued { try transaction(body) }
     }
 
     /// A subtask reaches its final status for this run.
@@ -468,16 +440,13 @@ package final class StateStore: Sendable {
         completedAt: Date, error: String?, result: [UInt8]?, resultDigest: String?,
         cacheKey: String?, reason: String?
     ) throws {
+        let refs = refs
         func body(reason: String?, startedAt: Double?) -> @Sendable (Database) throws -> Void {
             { db in
-                try db.cachedStatement(sql: """
-                    UPDATE run_subtasks SET status = ?, attempts = ?, started_at = COALESCE(started_at, ?),
-                        completed_at = ?, error = ?, result = ?, result_digest = ?, cache_key = ?,
-                        reason = COALESCE(?, reason)
-                    WHERE run_id = ? AND subtask_id = ?
-                    """).execute(arguments: [status, attempts, startedAt,
-                                     completedAt.timeIntervalSince1970, error, result.map { Data($0) },
-                                     resultDigest, cacheKey, reason, runID, subtask])
+                try Self.writeFinish(
+                    db, refs, runID: runID, subtask: subtask, status: status, attempts: attempts, startedAt: startedAt,
+                    completedAt: completedAt.timeIntervalSince1970, error: error, result: result.map { Data($0) },
+                    resultDigest: resultDigest, cacheKey: cacheKey, reason: reason)
             }
         }
         let queued = enqueue { queue in
@@ -509,29 +478,23 @@ package final class StateStore: Sendable {
             }
             queue.writes.append(.body(body(reason: reason, startedAt: startedAt)))
         }
-        if !queued { try database.write(body(reason: reason, startedAt: startedAt?.timeIntervalSince1970)) }
+        if !queued { try transaction(body(reason: reason, startedAt: startedAt?.timeIntervalSince1970)) }
     }
 
     /// Marks several subtasks at once (blocked or cancelled), with one message each.
     package func subtasksEnded(runID: String, _ entries: [(id: String, status: String, error: String?)], at time: Date) throws {
         guard !entries.isEmpty else { return }
-        try perform { db in
-            let statement = try db.makeStatement(sql: """
-                UPDATE run_subtasks SET status = ?, error = ?, completed_at = ?
-                WHERE run_id = ? AND subtask_id = ?
-                """)
-            for e in entries {
-                try statement.execute(arguments: [e.status, e.error, time.timeIntervalSince1970, runID, e.id])
-            }
-        }
+        let refs = refs
+        try perform { db in try Self.writeEnded(db, refs, runID: runID, entries, at: time.timeIntervalSince1970) }
     }
 
     /// The run ends with `status` (`completed`, `failed`, `cancelled`).
     package func finishRun(id: String, status: String, reason: String?, at time: Date) throws {
+        let refs = refs
         try perform { db in
             try db.execute(sql: "UPDATE runs SET status = ?, reason = ?, completed_at = ? WHERE id = ?",
                            arguments: [status, reason, time.timeIntervalSince1970, id])
-            try Self.recordDurations(db, runID: id)
+            try Self.recordDurations(db, refs, runID: id)
         }
     }
 
