@@ -391,7 +391,7 @@ struct PlanBuilder {
                     subtask.outputs = list.values
                     subtask.locations.outputs = list.locations
                 }
-            case "with": subtask.with = json(value)
+            case "with": subtask.withJSON = json(value)
             case "cache": subtask.cache = boolean(value, key: key) ?? true
             case "env": subtask.env = environment(value, key: key)
             case "env_inputs":
@@ -647,47 +647,6 @@ struct PlanBuilder {
         !name.isEmpty && name.unicodeScalars.allSatisfy { c in
             (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || "!#$%&'*+-.^_`|~".unicodeScalars.contains(c)
         }
-    }
-
-    /// Any YAML value as JSON; mapping keys are their text. Numbers JSON
-    /// cannot hold (outside 64 bits, infinite, NaN) are reported and become
-    /// null. Recursive: the reader keeps nesting, aliases expanded, within
-    /// `YAMLReader.maxDepth`.
-    mutating func json(_ node: YAMLNode, key: String = "with") -> JSONValue {
-        if let s = doc.scalar(node) {
-            switch s.value {
-            case .null: return .null
-            case .bool(let b): return .bool(b)
-            case .int(let n): return .int(n)
-            case .integerOutOfRange:
-                collector.error(.integerOutOfRange(text: s.text), at: at(node))
-                return .null
-            case .double(let d):
-                if d.isFinite { return .double(d) }
-                collector.error(.numberNotFinite(key: key, text: s.text), at: at(node))
-                return .null
-            case .string(let t):
-                return .string(Expression.mayContain(t) ? expand(t, at: node) ?? t : t)
-            }
-        }
-        if let items = doc.items(node) {
-            var array: [JSONValue] = []
-            array.reserveCapacity(items.count)
-            for item in items { array.append(json(item, key: key)) }
-            return .array(array)
-        }
-        let pairs = doc.pairs(node) ?? YAMLPairs(children: [])
-        var object: [String: JSONValue] = [:]
-        for pair in pairs {
-            guard let k = keyText(pair) else { continue }
-            // As in `environment`: equal as Strings, different bytes.
-            if let index = object.index(forKey: k) {
-                reportNormalizationClash(pairs, key: k, first: object.keys[index], at: pair.key)
-                continue
-            }
-            object[k] = json(pair.value, key: key)
-        }
-        return .object(object)
     }
 
     /// Reports a key that differs from an earlier one of the same mapping

@@ -56,6 +56,10 @@ private struct Frame {
     var column: Int32
     var anchor: [UInt8]?
     var start: Int
+    /// A sequence's items so far are the nodes `first..<first + count`
+    /// (none waits in `pending`); `first` is -1 once they are not.
+    var first: Int32 = 0
+    var count = 0
     /// Nodes in this subtree, aliases counted at their expanded size.
     var size = 1
     /// Levels of collections in this subtree, this one included, aliases
@@ -194,6 +198,13 @@ private struct Builder {
                 start: pending.count))
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
             guard let frame = stack.popLast() else { return }
+            if !frame.isMapping, frame.first >= 0 {
+                let node = newRecord(YAMLDocument.Record(
+                    kind: .sequence, isPlain: false, consecutiveItems: true, line: frame.line, column: frame.column,
+                    start: frame.first, count: Int32(truncatingIfNeeded: frame.count)))
+                try add(node, size: frame.size, height: frame.height, anchor: frame.anchor)
+                return
+            }
             let childStart = document.children.count
             if frame.isMapping, let position = frame.mergePosition {
                 appendMerged(frame, at: position)
@@ -248,6 +259,20 @@ private struct Builder {
         stack[top].size += size
         if height >= stack[top].height { stack[top].height = height + 1 }
         let frameStart = stack[top].start
+        if !stack[top].isMapping {
+            // Consecutive nodes are kept as a range until one is not.
+            if stack[top].first >= 0 {
+                if stack[top].count == 0 { stack[top].first = node }
+                if node == stack[top].first + Int32(truncatingIfNeeded: stack[top].count) {
+                    stack[top].count += 1
+                    return
+                }
+                pending.append(contentsOf: stack[top].first..<stack[top].first + Int32(truncatingIfNeeded: stack[top].count))
+                stack[top].first = -1
+            }
+            pending.append(node)
+            return
+        }
         // In a mapping, an odd number of waiting children means a key waits.
         guard stack[top].isMapping, (pending.count - frameStart) % 2 == 1 else {
             pending.append(node)
