@@ -454,6 +454,9 @@ struct PlanBuilder {
     /// and the text kept as written, so that the field is not also
     /// reported missing.
     mutating func expand(_ text: String, at node: YAMLNode) -> String? {
+        // Without `${{` there is nothing to expand (nor any `$${{` escape):
+        // the text is its own expansion, with no parse and no cache entry.
+        guard Expression.mayContain(text) else { return text }
         switch template(text).flatMap(scope.expand) {
         case .success(let t): return t
         case .failure(let error):
