@@ -9,8 +9,11 @@
 #    `planrun validate` and `planrun plan --format json`.
 #    Target: validate <= 2x the scan.
 # 2. A 50 MB plan whose bulk is one flow list of integers in a subtask's
-#    `with:` (free-form metadata: `with: {data: [0, 1, 2, ...]}`). Each
-#    round runs the scan and `planrun validate`.
+#    `with:` (free-form metadata): `with: {data: [1, 2, 3, ...]}`, 20
+#    numbers to a line (FLOW=numbers, the default: 5.4 million values), or
+#    one-digit values without spaces, `[1,2,3,...,9,1,...]` (FLOW=digits:
+#    25 million values, the most a byte can hold). Each round runs the scan
+#    and `planrun validate`.
 #    Targets: validate <= 2x the scan's time, peak memory <= 300 MB.
 # Every run goes through `/usr/bin/time -f %M` (peak resident set size);
 # wall time is measured around it, the same way for both tools. Each round
@@ -25,6 +28,7 @@
 #                            built if missing; see bench/common.sh)
 #   RUNS=5                   rounds
 #   BIG_MB=50                size of the flow-list plan
+#   FLOW=numbers             its list: `numbers` or `digits` (see 2.)
 # Needs: cc, libyaml-dev, python3, /usr/bin/time (Debian package `time`).
 # Everything generated goes to bench/out/parse/ (ignored by git).
 set -eu
@@ -38,9 +42,9 @@ mkdir -p "$out"
 
 cc -O2 -Wall "$root/bench/yamlscan.c" -lyaml -o "$out/yamlscan"
 
-PYTHONPATH="$root/bench" python3 - "$out" "$planrun" "${RUNS:-5}" "${BIG_MB:-50}" <<'PY'
+PYTHONPATH="$root/bench" python3 - "$out" "$planrun" "${RUNS:-5}" "${BIG_MB:-50}" "${FLOW:-numbers}" <<'PY'
 import os, random, statistics, subprocess, sys, time
-out, planrun, runs, big_mb = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+out, planrun, runs, big_mb, shape = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 scan = os.path.join(out, "yamlscan")
 
 def write_plan(folder, count, sources):
@@ -70,27 +74,30 @@ def write_plan(folder, count, sources):
             with open(path, "w") as f:
                 f.write(f"int mod_{i:06d}(void) {{ return {i}; }}\n")
 
-def write_flow_list_plan(folder, megabytes):
+def write_flow_list_plan(folder, megabytes, shape):
     """FOLDER/plan.yaml: two subtasks, the first with `with: {data: [...]}`,
-    a flow list of integers (20 to a line) filling about MEGABYTES."""
+    a flow list of integers filling about MEGABYTES: `1, 2, 3, ...` (20 to
+    a line) for the shape `numbers`, `1,2,3,...,9,1,2,...` (one digit
+    each, 40 to a line: the most values per byte) for `digits`."""
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, "plan.yaml")
+    path = os.path.join(folder, f"plan-{shape}.yaml")
     target = megabytes * 1_000_000
     if os.path.exists(path) and abs(os.path.getsize(path) - target) < 1_000_000:
         return path
     with open(path, "w") as f:
         f.write("version: 1\nname: flow-list\nsubtasks:\n  - id: load\n    run: \"true\"\n"
                 "    with:\n      data: [\n")
-        n, size, line = 0, 0, []
+        n, size = 1, 0
         while size < target:
-            line.append(str(n * 7919 % 100_000_000))
-            n += 1
-            if len(line) == 20:
-                text = "        " + ", ".join(line) + ",\n"
-                f.write(text)
-                size += len(text)
-                line = []
-        f.write("        " + ", ".join(line or ["0"]) + "]\n  - id: use\n    run: \"true\"\n    depends_on: [load]\n")
+            if shape == "digits":
+                text = "        " + ",".join(str(1 + (n + i) % 9) for i in range(40)) + ",\n"
+                n += 40
+            else:
+                text = "        " + ", ".join(str(n + i) for i in range(20)) + ",\n"
+                n += 20
+            f.write(text)
+            size += len(text)
+        f.write("        0]\n  - id: use\n    run: \"true\"\n    depends_on: [load]\n")
     return path
 
 def measure(argv):
@@ -109,11 +116,11 @@ def measure(argv):
 small = os.path.join(out, "plan-10k")
 write_plan(small, 10000, True)
 small_plan = os.path.join(small, "plan.yaml")
-big_plan = write_flow_list_plan(os.path.join(out, "flow-list"), big_mb)
+big_plan = write_flow_list_plan(os.path.join(out, "flow-list"), big_mb, shape)
 mb = lambda p: os.path.getsize(p) / 1e6
 print(f"planrun: {planrun}")
 print(f"10,000 subtasks: {small_plan} ({mb(small_plan):.1f} MB)")
-print(f"flow list:       {big_plan} ({mb(big_plan):.1f} MB)")
+print(f"flow list ({shape}): {big_plan} ({mb(big_plan):.1f} MB)")
 
 cases = [
     ("10k: scan", [scan, small_plan]),

@@ -107,11 +107,15 @@ private struct Builder {
         self.source = source
         self.aliasBudget = aliasBudget
         document = YAMLDocument(file: file)
-        // Typical plans have a node per ~11 bytes, and scalars are about
-        // 70% of the text.
-        document.records.reserveCapacity(source.count / 10 + 16)
+        // Room for a node per 3 bytes (a flow list of one-digit numbers)
+        // and for all of the text, so that the arrays do not grow (a growth
+        // copies and, for a moment, holds both copies). Pages never written
+        // are never resident: typical plans (a node per ~11 bytes) only
+        // touch a third of it. Capped so that a huge file asks for no more
+        // address space than about 1.5 GB up front.
+        document.records.reserveCapacity(min(source.count / 3, 1 << 26) + 16)
         document.children.reserveCapacity(source.count / 10 + 16)
-        document.text.reserveCapacity(source.count / 4 * 3 + 16)
+        document.text.reserveCapacity(min(source.count, 1 << 28) + 16)
     }
 
     mutating func run() -> YAMLReader.Outcome {
