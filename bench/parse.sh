@@ -12,7 +12,7 @@
 #    `with:` (free-form metadata): `with: {data: [1, 2, 3, ...]}`, 20
 #    numbers to a line (FLOW=numbers, the default: 5.4 million values), or
 #    one-digit values without spaces, `[1,2,3,...,9,1,...]` (FLOW=digits:
-#    25 million values, the most a byte can hold). Each round runs the scan
+#    22 million values, about the most 50 MB can hold). Each round runs the scan
 #    and `planrun validate`.
 #    Targets: validate <= 2x the scan's time, peak memory <= 300 MB.
 # Every run goes through `/usr/bin/time -f %M` (peak resident set size);
