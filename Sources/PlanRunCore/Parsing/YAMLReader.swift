@@ -107,13 +107,14 @@ struct YAMLTreeBuilder {
         self.source = source
         self.aliasBudget = aliasBudget
         document = YAMLDocument(file: file)
-        // Room for a node per 3 bytes (a flow list of one-digit numbers)
-        // and for all of the text, so that the arrays do not grow (a growth
-        // copies and, for a moment, holds both copies). Pages never written
-        // are never resident: typical plans (a node per ~11 bytes) only
-        // touch a third of it. Capped so that a huge file asks for no more
-        // address space than about 1.5 GB up front.
-        document.records.reserveCapacity(min(source.count / 3, 1 << 26) + 16)
+        // Room for a node per 2 bytes (the densest text: a flow list of
+        // one-digit numbers, `1,2,3`) and for all of the text, so that the
+        // arrays never grow (a growth copies and, for a moment, holds both
+        // copies resident). Pages never written are never resident: typical
+        // plans (a node per ~11 bytes) touch a fifth of it. Capped so that
+        // a huge file asks for no more address space than about 1.5 GB up
+        // front.
+        document.records.reserveCapacity(min(source.count / 2, 1 << 26) + 16)
         document.children.reserveCapacity(source.count / 10 + 16)
         document.text.reserveCapacity(min(source.count, 1 << 28) + 16)
     }
