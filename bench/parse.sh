@@ -1,121 +1,164 @@
 #!/bin/sh
-# Parse benchmark.
+# Parse benchmark: `planrun validate` against a raw libyaml event scan of
+# the same file (bench/yamlscan.c: libyaml's parser and nothing else), the
+# two interleaved in every round so that both see the same machine load.
 #
-# 1. Generates a 10,000-subtask plan (inputs, outputs, up to three
-#    dependencies among the previous 200 subtasks; about 2 MB) and prints the
-#    best-of-5 wall time of `planrun validate` and `planrun plan --format json`
-#    next to a raw libyaml event scan of the same file (bench/yamlscan.c), as
-#    ratios.
-# 2. Generates a 100,000-subtask plan and prints the peak memory (maximum
-#    resident set size) of `planrun validate`, against a 300 MB target.
+# 1. A 10,000-subtask plan (inputs, outputs, up to three dependencies among
+#    the previous 200 subtasks; about 2 MB; its input files exist, so
+#    `validate` finds every plain input). Each round runs the scan,
+#    `planrun validate` and `planrun plan --format json`.
+#    Target: validate <= 2x the scan.
+# 2. A 50 MB plan whose bulk is one flow list of integers in a subtask's
+#    `with:` (free-form metadata): `with: {data: [1, 2, 3, ...]}`, 20
+#    numbers to a line (FLOW=numbers, the default: 5.4 million values), or
+#    one-digit values without spaces, `[1,2,3,...,9,1,...]` (FLOW=digits:
+#    22 million values, about the most 50 MB can hold). Each round runs the scan
+#    and `planrun validate`.
+#    Targets: validate <= 2x the scan's time, peak memory <= 300 MB.
+# Every run goes through `/usr/bin/time -f %M` (peak resident set size);
+# wall time is measured around it, the same way for both tools. Each round
+# prints the times, the ratios and the peak memory; the summary gives the
+# best time of each tool over the rounds, and the range of the per-round
+# ratios.
+# 3. A 100,000-subtask plan: peak memory of `planrun validate` (one run),
+#    against a 300 MB target.
 #
 # Usage: bench/parse.sh
 #   PLANRUN=path/to/planrun  binary to measure (default: .build/release/planrun,
-#                            built with `swift build -c release` if missing)
-#   RUNS=5                   runs per measurement (the best one counts)
+#                            built if missing; see bench/common.sh)
+#   RUNS=5                   rounds
+#   BIG_MB=50                size of the flow-list plan
+#   FLOW=numbers             its list: `numbers` or `digits` (see 2.)
 # Needs: cc, libyaml-dev, python3, /usr/bin/time (Debian package `time`).
-# Everything generated goes to bench/out/ (ignored by git).
+# Everything generated goes to bench/out/parse/ (ignored by git).
 set -eu
 
 . "$(dirname "$0")/common.sh"
-out="$root/bench/out"
-runs=${RUNS:-5}
-mkdir -p "$out"
+need python3 "apt-get install python3"
+need cc "apt-get install gcc"
 [ -x /usr/bin/time ] || { echo "bench/parse.sh: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
+out="$root/bench/out/parse"
+mkdir -p "$out"
 
 cc -O2 -Wall "$root/bench/yamlscan.c" -lyaml -o "$out/yamlscan"
 
-# generate N FOLDER [sources]: writes FOLDER/plan.yaml with N subtasks and,
-# with `sources`, the input files it names (`plan` may read them; `validate`
-# does not). Deterministic (fixed seed).
-generate() {
-    python3 - "$@" <<'EOF'
-import os, random, sys
-count, folder = int(sys.argv[1]), sys.argv[2]
-sources = sys.argv[3:] == ["sources"]
-rng = random.Random(20240601)
-os.makedirs(os.path.join(folder, "src"), exist_ok=True)
-lines = [
-    "version: 1",
-    f"name: generated-{count}",
-    "goal: Benchmark plan parsing",
-    "max_parallel: 8",
-    "env: { LC_ALL: C }",
-    "defaults: { retries: 0, timeout: 10m }",
-    "subtasks:",
+PYTHONPATH="$root/bench" python3 - "$out" "$planrun" "${RUNS:-5}" "${BIG_MB:-50}" "${FLOW:-numbers}" <<'PY'
+import os, random, statistics, subprocess, sys, time
+out, planrun, runs, big_mb, shape = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+scan = os.path.join(out, "yamlscan")
+
+def write_plan(folder, count, sources):
+    """FOLDER/plan.yaml with COUNT subtasks (deterministic) and, with
+    `sources`, the input files it names."""
+    rng = random.Random(20240601)
+    os.makedirs(os.path.join(folder, "src"), exist_ok=True)
+    lines = ["version: 1", f"name: generated-{count}", "goal: Benchmark plan parsing", "max_parallel: 8",
+             "env: { LC_ALL: C }", "defaults: { retries: 0, timeout: 10m }", "subtasks:"]
+    for i in range(count):
+        name = f"mod-{i:06d}"
+        lines += [f"  - id: task-{i:06d}", f"    description: Compile module {i:06d}",
+                  f"    run: cc -O2 -c src/{name}.c -o build/{name}.o",
+                  f"    inputs: [src/{name}.c, src/common.h]", f"    outputs: [build/{name}.o]"]
+        if i > 0:
+            window = range(max(0, i - 200), i)
+            deps = sorted(rng.sample(window, min(len(window), rng.randint(0, 3))))
+            if deps:
+                lines.append("    depends_on: [" + ", ".join(f"task-{d:06d}" for d in deps) + "]")
+    with open(os.path.join(folder, "plan.yaml"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(folder, "src", "common.h"), "w") as f:
+        f.write("#define COMMON 1\n")
+    for i in range(count if sources else 0):
+        path = os.path.join(folder, "src", f"mod-{i:06d}.c")
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write(f"int mod_{i:06d}(void) {{ return {i}; }}\n")
+
+def write_flow_list_plan(folder, megabytes, shape):
+    """FOLDER/plan.yaml: two subtasks, the first with `with: {data: [...]}`,
+    a flow list of integers filling about MEGABYTES: `1, 2, 3, ...` (20 to
+    a line) for the shape `numbers`, `1,2,3,...,9,1,2,...` (one digit
+    each, 40 to a line: the most values per byte) for `digits`."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"plan-{shape}.yaml")
+    target = megabytes * 1_000_000
+    if os.path.exists(path) and abs(os.path.getsize(path) - target) < 1_000_000:
+        return path
+    with open(path, "w") as f:
+        f.write("version: 1\nname: flow-list\nsubtasks:\n  - id: load\n    run: \"true\"\n"
+                "    with:\n      data: [\n")
+        n, size = 1, 0
+        while size < target:
+            if shape == "digits":
+                text = "        " + ",".join(str(1 + (n + i) % 9) for i in range(40)) + ",\n"
+                n += 40
+            else:
+                text = "        " + ", ".join(str(n + i) for i in range(20)) + ",\n"
+                n += 20
+            f.write(text)
+            size += len(text)
+        f.write("        0]\n  - id: use\n    run: \"true\"\n    depends_on: [load]\n")
+    return path
+
+def measure(argv):
+    """(wall seconds, peak RSS in MB) of one run under /usr/bin/time -f %M."""
+    rss = os.path.join(out, "rss.txt")
+    start = time.perf_counter()
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss] + argv,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if p.returncode != 0:
+        sys.exit(f"bench/parse.sh: failed ({p.returncode}): {' '.join(argv)}\n{p.stderr.decode()[-2000:]}")
+    with open(rss) as f:
+        kb = int(f.read().split()[-1])
+    return elapsed, kb / 1024
+
+small = os.path.join(out, "plan-10k")
+write_plan(small, 10000, True)
+small_plan = os.path.join(small, "plan.yaml")
+big_plan = write_flow_list_plan(os.path.join(out, "flow-list"), big_mb, shape)
+mb = lambda p: os.path.getsize(p) / 1e6
+print(f"planrun: {planrun}")
+print(f"10,000 subtasks: {small_plan} ({mb(small_plan):.1f} MB)")
+print(f"flow list ({shape}): {big_plan} ({mb(big_plan):.1f} MB)")
+
+cases = [
+    ("10k: scan", [scan, small_plan]),
+    ("10k: validate", [planrun, "validate", small_plan]),
+    ("10k: plan --format json", [planrun, "plan", "--format", "json", small_plan]),
+    ("flow list: scan", [scan, big_plan]),
+    ("flow list: validate", [planrun, "validate", big_plan]),
 ]
-for i in range(count):
-    name = f"mod-{i:06d}"
-    lines += [
-        f"  - id: task-{i:06d}",
-        f"    description: Compile module {i:06d}",
-        f"    run: cc -O2 -c src/{name}.c -o build/{name}.o",
-        f"    inputs: [src/{name}.c, src/common.h]",
-        f"    outputs: [build/{name}.o]",
-    ]
-    if i > 0:
-        window = range(max(0, i - 200), i)
-        deps = sorted(rng.sample(window, min(len(window), rng.randint(0, 3))))
-        if deps:
-            lines.append("    depends_on: [" + ", ".join(f"task-{d:06d}" for d in deps) + "]")
-with open(os.path.join(folder, "plan.yaml"), "w") as f:
-    f.write("\n".join(lines) + "\n")
-with open(os.path.join(folder, "src", "common.h"), "w") as f:
-    f.write("#define COMMON 1\n")
-for i in range(count if sources else 0):
-    path = os.path.join(folder, "src", f"mod-{i:06d}.c")
-    if not os.path.exists(path):
-        with open(path, "w") as f:
-            f.write(f"int mod_{i:06d}(void) {{ return {i}; }}\n")
-EOF
-}
+results = {name: [] for name, _ in cases}
+for r in range(runs):
+    row = {}
+    for name, argv in cases:
+        row[name] = measure(argv)
+        results[name].append(row[name])
+    s, v, p = row["10k: scan"], row["10k: validate"], row["10k: plan --format json"]
+    fs, fv = row["flow list: scan"], row["flow list: validate"]
+    print(f"round {r + 1}: 10k: scan {s[0]*1000:.0f} ms, validate {v[0]*1000:.0f} ms = {v[0]/s[0]:.2f}x (target <= 2x), "
+          f"plan json {p[0]*1000:.0f} ms = {p[0]/s[0]:.2f}x; "
+          f"flow list: scan {fs[0]:.2f} s {fs[1]:.0f} MB, validate {fv[0]:.2f} s {fv[1]:.0f} MB = {fv[0]/fs[0]:.2f}x "
+          f"(targets <= 2x, <= 300 MB)", flush=True)
 
-# best_ms COMMAND...: the fastest of $runs wall times, in milliseconds.
-# The command must succeed; its output is discarded.
-best_ms() {
-    best=
-    i=0
-    while [ "$i" -lt "$runs" ]; do
-        start=$(date +%s%N)
-        if ! "$@" >/dev/null 2>"$out/last.stderr"; then
-            echo "bench/parse.sh: failed: $*" >&2
-            cat "$out/last.stderr" >&2
-            exit 1
-        fi
-        end=$(date +%s%N)
-        ms=$(( (end - start) / 1000000 ))
-        if [ -z "$best" ] || [ "$ms" -lt "$best" ]; then best=$ms; fi
-        i=$((i + 1))
-    done
-    echo "$best"
-}
+def ratios(a, b):
+    rs = [x[0] / y[0] for x, y in zip(results[a], results[b])]
+    return f"{min(rs):.2f}-{max(rs):.2f}x per round, median {statistics.median(rs):.2f}x"
+best = {name: min(t for t, _ in rows) for name, rows in results.items()}
+peak = {name: max(m for _, m in rows) for name, rows in results.items()}
+print(f"summary over {runs} rounds (best time; largest peak memory):")
+for name, _ in cases:
+    print(f"  {name:26} {best[name]*1000:8.0f} ms {peak[name]:7.0f} MB")
+print(f"  10k validate / scan:          best {best['10k: validate']/best['10k: scan']:.2f}x, {ratios('10k: validate', '10k: scan')} (target <= 2x)")
+print(f"  10k plan --format json / scan: best {best['10k: plan --format json']/best['10k: scan']:.2f}x, {ratios('10k: plan --format json', '10k: scan')}")
+fv = peak["flow list: validate"]
+print(f"  flow list validate / scan:    best {best['flow list: validate']/best['flow list: scan']:.2f}x, {ratios('flow list: validate', 'flow list: scan')} (target <= 2x)")
+print(f"  flow list validate peak memory: {fv:.0f} MB, {'within' if fv <= 300 else 'OVER'} the 300 MB target")
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b < 1) b = 1; printf "%.1fx", a / b }'; }
-
-small="$out/plan-10k"
-generate 10000 "$small" sources
-size=$(wc -c <"$small/plan.yaml")
-echo "10,000 subtasks: $small/plan.yaml ($(awk -v s="$size" 'BEGIN { printf "%.1f MB", s / 1048576 }'))"
-echo "best of $runs runs, wall time:"
-
-scan=$(best_ms "$out/yamlscan" "$small/plan.yaml")
-validate=$(best_ms "$planrun" validate "$small/plan.yaml")
-plan=$(best_ms "$planrun" plan --format json "$small/plan.yaml")
-printf '  %-32s %6d ms\n' "libyaml event scan (C)" "$scan"
-printf '  %-32s %6d ms  %s the scan\n' "planrun validate" "$validate" "$(ratio "$validate" "$scan")"
-printf '  %-32s %6d ms  %s the scan\n' "planrun plan --format json" "$plan" "$(ratio "$plan" "$scan")"
-
-large="$out/plan-100k"
-generate 100000 "$large"
-size=$(wc -c <"$large/plan.yaml")
-echo "100,000 subtasks: $large/plan.yaml ($(awk -v s="$size" 'BEGIN { printf "%.1f MB", s / 1048576 }'))"
-/usr/bin/time -v "$planrun" validate "$large/plan.yaml" >/dev/null 2>"$out/time-100k.txt" || {
-    echo "bench/parse.sh: planrun validate failed on the 100,000-subtask plan:" >&2
-    cat "$out/time-100k.txt" >&2
-    exit 1
-}
-kb=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$out/time-100k.txt")
-seconds=$(awk -F': ' '/Elapsed \(wall clock\) time/ { print $2 }' "$out/time-100k.txt")
-mb=$(awk -v k="$kb" 'BEGIN { printf "%.0f", k / 1024 }')
-verdict=$( [ "$mb" -le 300 ] && echo "within the 300 MB target" || echo "OVER the 300 MB target" )
-printf '  %-32s %6d MB  %s (wall %s)\n' "planrun validate peak memory" "$mb" "$verdict" "$seconds"
+large = os.path.join(out, "plan-100k")
+write_plan(large, 100000, True)
+t, m = measure([planrun, "validate", os.path.join(large, "plan.yaml")])
+print(f"100,000 subtasks ({mb(os.path.join(large, 'plan.yaml')):.1f} MB): validate peak memory {m:.0f} MB, "
+      f"{'within' if m <= 300 else 'OVER'} the 300 MB target ({t:.2f} s)")
+PY

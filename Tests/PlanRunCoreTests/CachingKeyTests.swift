@@ -43,6 +43,39 @@ import Testing
         #expect(Self.key(c, plan: pc).key == "74a205b0b0b423ffe18ef189cf9798efdbff2084809c60b81e6990bae142c002")
     }
 
+    /// `with:` enters the definition component as its canonical JSON text,
+    /// framed from the stored bytes: the digest must be the one the
+    /// specification gives (vector from Python hashlib) and the one framing
+    /// the re-encoded value gives, for a plan the parser read.
+    @Test func withEntersTheDefinitionAsItsCanonicalJSON() throws {
+        let plan = try ParsingSupport.load("""
+            version: 1
+            subtasks:
+              - id: a
+                run: make
+                inputs: [in/x]
+                outputs: [out/y]
+                with:
+                  zeta: [1, 2.5, 1e3, "7", true, ~]
+                  text: "a\\"b\\n"
+                  alpha: {"é": null, b: [[1, 2], [3]]}
+            """)
+        let a = try #require(plan["a"])
+        let definition = Self.key(a, plan: plan).components["definition"]
+        #expect(definition == "98615d4f2d0559ef567661b795f094653a1670f258e5fa23bd5ce837702d9d38")
+
+        var old = FieldFramer()
+        for field in [try #require(a.with).canonicalJSON, "inputs", "in/x", "outputs", "out/y", "cache", "true"] { old.add(field) }
+        #expect(definition == old.digest)
+
+        // A value set in code is framed the same way.
+        var b = a
+        b.with = .object(["k": .array([.double(0.5), .string("\u{1}")])])
+        var set = FieldFramer()
+        for field in [#"{"k":[0.5,"\u0001"]}"#, "inputs", "in/x", "outputs", "out/y", "cache", "true"] { set.add(field) }
+        #expect(Self.key(b, plan: plan).components["definition"] == set.digest)
+    }
+
     @Test func framingSeparatesFields() {
         var a = FieldFramer(); a.add("ab"); a.add("c")
         var b = FieldFramer(); b.add("a"); b.add("bc")

@@ -167,7 +167,9 @@ package struct CacheKey: Sendable, Hashable, Codable {
         }
         sorted.append(("command", framer.takeDigest()))
 
-        framer.add(subtask.with?.canonicalJSON ?? "-")
+        // The stored canonical text is exactly `with.canonicalJSON`'s bytes
+        // (CanonicalJSON's invariant), so it is framed as is, not decoded.
+        if let with = subtask.withJSON { framer.add(with.bytes) } else { framer.add("-") }
         framer.add("inputs")
         for pattern in subtask.inputs { framer.add(pattern) }
         framer.add("outputs")

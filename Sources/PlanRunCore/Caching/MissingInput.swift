@@ -60,10 +60,17 @@ package enum MissingInput {
             return (outputs, outputFolders)
         }
         var found: [Diagnostic] = []
+        // Paths already found on disk: inputs that many subtasks share (a
+        // common header) are looked up once.
+        var existing = Set<String>()
         for subtask in plan.subtasks {
             // Plain paths are relative and have no `.` or empty segment.
             for (index, entry) in subtask.inputs.enumerated() where InputGlob.isPlainPath(entry) {
-                if FileStat.of(plan.directory + "/" + entry) != nil { continue }
+                if existing.contains(entry) { continue }
+                if FileStat.of(plan.directory + "/" + entry) != nil {
+                    existing.insert(entry)
+                    continue
+                }
                 if outputSets == nil { outputSets = collectOutputs() }
                 let (outputs, outputFolders) = outputSets!
                 if let normalized = PlanValidator.normalizedRelativePath(entry) {

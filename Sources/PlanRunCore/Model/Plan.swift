@@ -116,8 +116,14 @@ package struct Subtask: Sendable, Hashable, Identifiable {
     package var inputs: [String]
     package var outputs: [String]
     package var dependsOn: [String]
-    /// Free-form metadata given to the agent (`with:`).
-    package var with: JSONValue?
+    /// Free-form metadata given to the agent (`with:`), as canonical JSON
+    /// text: compact however many values it holds.
+    package var withJSON: CanonicalJSON?
+    /// `withJSON` as a value (decoded on each read).
+    package var with: JSONValue? {
+        get { withJSON?.value }
+        set { withJSON = newValue.map(CanonicalJSON.init) }
+    }
     /// false = always run (like make's `.PHONY`).
     package var cache: Bool
     package var env: [String: String]
@@ -160,7 +166,7 @@ package struct Subtask: Sendable, Hashable, Identifiable {
         self.inputs = inputs
         self.outputs = outputs
         self.dependsOn = dependsOn
-        self.with = with
+        self.withJSON = with.map(CanonicalJSON.init)
         self.cache = cache
         self.env = env
         self.envInputs = envInputs

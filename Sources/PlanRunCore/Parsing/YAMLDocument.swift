@@ -14,9 +14,13 @@ package struct YAMLDocument: Sendable {
         var isPlain: Bool
         /// A scalar's standard tag; the reader has checked that the text fits it.
         var tag: YAMLScalar.Tag = .none
+        /// A sequence whose items are the records `start..<start + count`
+        /// (a list of scalars, the bulk of a big file: no `children` copy).
+        var consecutiveItems = false
         var line: Int32
         var column: Int32
-        /// Scalar: offset in `text`; collection: offset in `children`.
+        /// Scalar: offset in `text`; collection: offset in `children`, or
+        /// the first item's record (`consecutiveItems`).
         var start: Int32
         /// Scalar: byte length; sequence: items; mapping: pairs.
         var count: Int32
@@ -49,10 +53,24 @@ package struct YAMLDocument: Sendable {
         return YAMLScalar(text: string(start: Int(r.start), count: Int(r.count)), isPlain: r.isPlain, tag: r.tag)
     }
 
+    /// The typed value of the scalar at `node`, nil for collections. Plain
+    /// untagged scalars are resolved from their bytes: a String is made
+    /// only for strings and floats.
+    package func value(_ node: YAMLNode) -> YAMLScalar.Value? {
+        let r = records[Int(node.index)]
+        guard r.kind == .scalar else { return nil }
+        guard r.isPlain, r.tag == .none else { return scalar(node)?.value }
+        return text.withUnsafeBufferPointer { buffer in
+            let bytes = UnsafeBufferPointer(rebasing: buffer[Int(r.start)..<Int(r.start + r.count)])
+            return YAMLScalar.coreValue(bytes) { String(decoding: bytes, as: UTF8.self) }
+        }
+    }
+
     /// The items at `node`, nil unless it is a sequence.
     package func items(_ node: YAMLNode) -> YAMLItems? {
         let r = records[Int(node.index)]
         guard r.kind == .sequence else { return nil }
+        if r.consecutiveItems { return YAMLItems(first: r.start, count: Int(r.count)) }
         return YAMLItems(children: children[Int(r.start)..<Int(r.start + r.count)])
     }
 
@@ -130,12 +148,29 @@ package struct YAMLPair: Sendable, Hashable {
     package var value: YAMLNode
 }
 
-/// The items of a sequence, in order.
+/// The items of a sequence, in order: listed in `children`, or the
+/// consecutive nodes from `first`.
 package struct YAMLItems: RandomAccessCollection, Sendable {
     let children: ArraySlice<Int32>
-    package var startIndex: Int { children.startIndex }
-    package var endIndex: Int { children.endIndex }
-    package subscript(i: Int) -> YAMLNode { YAMLNode(index: children[i]) }
+    let first: Int32
+    package let endIndex: Int
+    package var startIndex: Int { 0 }
+
+    init(children: ArraySlice<Int32>) {
+        self.children = children
+        first = -1
+        endIndex = children.count
+    }
+
+    init(first: Int32, count: Int) {
+        children = []
+        self.first = first
+        endIndex = count
+    }
+
+    package subscript(i: Int) -> YAMLNode {
+        YAMLNode(index: first >= 0 ? first + Int32(truncatingIfNeeded: i) : children[children.startIndex + i])
+    }
 }
 
 /// The pairs of a mapping, in order.
@@ -217,23 +252,43 @@ package struct YAMLScalar: Sendable, Hashable {
 
     /// The core-schema value of `text` as a plain scalar.
     static func coreValue(_ text: String) -> Value {
-        let utf8 = text.utf8
-        guard let first = utf8.first else { return .null }
-        switch text {
-        case "~", "null", "Null", "NULL": return .null
-        case "true", "True", "TRUE": return .bool(true)
-        case "false", "False", "FALSE": return .bool(false)
-        case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF": return .double(.infinity)
-        case "-.inf", "-.Inf", "-.INF": return .double(-.infinity)
-        case ".nan", ".NaN", ".NAN": return .double(.nan)
-        default: break
+        var text = text
+        return text.withUTF8 { bytes in coreValue(bytes) { String(decoding: bytes, as: UTF8.self) } }
+    }
+
+    /// The core-schema value of a plain scalar's UTF-8 `bytes`; `string`
+    /// makes its text, called only when the value is a string or a float
+    /// (so that numbers, booleans and nulls cost no String).
+    static func coreValue(_ bytes: UnsafeBufferPointer<UInt8>, string: () -> String) -> Value {
+        guard let first = bytes.first else { return .null }
+        func `is`(_ word: StaticString) -> Bool {
+            bytes.count == word.utf8CodeUnitCount
+                && bytes.elementsEqual(UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount))
         }
-        // Only text starting like a number can be one; skip the rest cheaply.
-        let startsNumeric = (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9"))
-            || first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
-        guard startsNumeric else { return .string(text) }
-        if let n = integer(utf8) { return n.map { .int($0) } ?? .integerOutOfRange }
-        if isFloat(utf8), let d = Double(text) { return .double(d) }
+        switch first {
+        case UInt8(ascii: "~"):
+            return bytes.count == 1 ? .null : .string(string())
+        case UInt8(ascii: "n"), UInt8(ascii: "N"):
+            return `is`("null") || `is`("Null") || `is`("NULL") ? .null : .string(string())
+        case UInt8(ascii: "t"), UInt8(ascii: "T"):
+            return `is`("true") || `is`("True") || `is`("TRUE") ? .bool(true) : .string(string())
+        case UInt8(ascii: "f"), UInt8(ascii: "F"):
+            return `is`("false") || `is`("False") || `is`("FALSE") ? .bool(false) : .string(string())
+        case UInt8(ascii: "."), UInt8(ascii: "+"), UInt8(ascii: "-"):
+            if `is`(".inf") || `is`(".Inf") || `is`(".INF") || `is`("+.inf") || `is`("+.Inf") || `is`("+.INF") {
+                return .double(.infinity)
+            }
+            if `is`("-.inf") || `is`("-.Inf") || `is`("-.INF") { return .double(-.infinity) }
+            if `is`(".nan") || `is`(".NaN") || `is`(".NAN") { return .double(.nan) }
+        case UInt8(ascii: "0")...UInt8(ascii: "9"):
+            break
+        default:
+            // Only text starting like a number can be one.
+            return .string(string())
+        }
+        if let n = integer(bytes) { return n.map { .int($0) } ?? .integerOutOfRange }
+        let text = string()
+        if isFloat(bytes), let d = Double(text) { return .double(d) }
         return .string(text)
     }
 
@@ -241,7 +296,7 @@ package struct YAMLScalar: Sendable, Hashable {
     /// is outside the 64-bit range. nil when the text is not an integer.
     /// Written out rather than `Int(_:radix:)`, which also accepts a sign
     /// after `0x` (`0x-1`, `0x+1F` are strings in YAML).
-    static func integer(_ utf8: String.UTF8View) -> Int?? {
+    static func integer<C: Collection<UInt8>>(_ utf8: C) -> Int?? {
         var i = utf8.startIndex
         guard i != utf8.endIndex else { return nil }
         if utf8[i] == UInt8(ascii: "0") {
@@ -267,7 +322,7 @@ package struct YAMLScalar: Sendable, Hashable {
     }
 
     /// `[-+]?[0-9]+`, as for `integer`.
-    static func decimalInteger(_ utf8: String.UTF8View) -> Int?? {
+    static func decimalInteger<C: Collection<UInt8>>(_ utf8: C) -> Int?? {
         var i = utf8.startIndex
         guard i != utf8.endIndex else { return nil }
         let negative = utf8[i] == UInt8(ascii: "-")
@@ -299,7 +354,7 @@ package struct YAMLScalar: Sendable, Hashable {
     }
 
     /// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`
-    private static func isFloat(_ utf8: String.UTF8View) -> Bool {
+    private static func isFloat<C: Collection<UInt8>>(_ utf8: C) -> Bool {
         var sawDigit = false, sawDot = false, sawExponent = false, exponentDigits = 0
         var previous: UInt8 = 0
         for (i, c) in utf8.enumerated() {

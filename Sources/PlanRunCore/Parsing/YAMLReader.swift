@@ -34,7 +34,7 @@ package enum YAMLReader {
     package static func read(
         _ bytes: UnsafeBufferPointer<UInt8>, file: String, diagnostics: inout DiagnosticCollector
     ) -> Outcome {
-        var builder = Builder(file: file, source: bytes, aliasBudget: max(minimumAliasBudget, bytes.count))
+        var builder = YAMLTreeBuilder(file: file, source: bytes, aliasBudget: max(minimumAliasBudget, bytes.count))
         let outcome = builder.run()
         for d in builder.diagnostics.diagnostics { diagnostics.append(d) }
         return outcome
@@ -48,14 +48,18 @@ package enum YAMLReader {
 }
 
 /// A collection being built: the open sequences and mappings form a stack.
-/// Their finished children wait in `Builder.pending` from `start` on
+/// Their finished children wait in `YAMLTreeBuilder.pending` from `start` on
 /// (mappings: key, value, key, value...).
-private struct Frame {
+fileprivate struct Frame {
     var isMapping: Bool
     var line: Int32
     var column: Int32
     var anchor: [UInt8]?
     var start: Int
+    /// A sequence's items so far are the nodes `first..<first + count`
+    /// (none waits in `pending`); `first` is -1 once they are not.
+    var first: Int32 = 0
+    var count = 0
     /// Nodes in this subtree, aliases counted at their expanded size.
     var size = 1
     /// Levels of collections in this subtree, this one included, aliases
@@ -80,15 +84,15 @@ private struct Frame {
 }
 
 /// A thrown stop: the diagnostic is already recorded.
-private struct StopReading: Error {}
+struct YAMLStopReading: Error {}
 
-private struct Builder {
+struct YAMLTreeBuilder {
     let file: String
     let source: UnsafeBufferPointer<UInt8>
     let aliasBudget: Int
     var diagnostics = DiagnosticCollector()
     var document: YAMLDocument
-    var stack: [Frame] = []
+    fileprivate var stack: [Frame] = []
     var pending: [Int32] = []
     /// Anchor name (bytes) -> node, expanded size and height.
     var anchors: [[UInt8]: (node: Int32, size: Int, height: Int)] = [:]
@@ -103,11 +107,16 @@ private struct Builder {
         self.source = source
         self.aliasBudget = aliasBudget
         document = YAMLDocument(file: file)
-        // Typical plans have a node per ~11 bytes, and scalars are about
-        // 70% of the text.
-        document.records.reserveCapacity(source.count / 10 + 16)
+        // Room for a node per 2 bytes (the densest text: a flow list of
+        // one-digit numbers, `1,2,3`) and for all of the text, so that the
+        // arrays never grow (a growth copies and, for a moment, holds both
+        // copies resident). Pages never written are never resident: typical
+        // plans (a node per ~11 bytes) touch a fifth of it. Capped so that
+        // a huge file asks for no more address space than about 1.5 GB up
+        // front.
+        document.records.reserveCapacity(min(source.count / 2, 1 << 26) + 16)
         document.children.reserveCapacity(source.count / 10 + 16)
-        document.text.reserveCapacity(source.count / 4 * 3 + 16)
+        document.text.reserveCapacity(min(source.count, 1 << 28) + 16)
     }
 
     mutating func run() -> YAMLReader.Outcome {
@@ -145,9 +154,9 @@ private struct Builder {
         SourceLocation(file: file, line: m.line + 1, column: m.column + 1)
     }
 
-    mutating func stop(_ error: PlanError, at m: yaml_mark_t) -> StopReading {
+    mutating func stop(_ error: PlanError, at m: yaml_mark_t) -> YAMLStopReading {
         diagnostics.error(error, at: location(m))
-        return StopReading()
+        return YAMLStopReading()
     }
 
     mutating func newRecord(_ record: YAMLDocument.Record) -> Int32 {
@@ -155,7 +164,7 @@ private struct Builder {
         return Int32(truncatingIfNeeded: document.records.count - 1)
     }
 
-    mutating func handle(_ event: inout yaml_event_t) throws(StopReading) {
+    mutating func handle(_ event: inout yaml_event_t) throws(YAMLStopReading) {
         let line = Int32(truncatingIfNeeded: event.start_mark.line + 1)
         let column = Int32(truncatingIfNeeded: event.start_mark.column + 1)
         switch event.type {
@@ -194,6 +203,13 @@ private struct Builder {
                 start: pending.count))
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
             guard let frame = stack.popLast() else { return }
+            if !frame.isMapping, frame.first >= 0 {
+                let node = newRecord(YAMLDocument.Record(
+                    kind: .sequence, isPlain: false, consecutiveItems: true, line: frame.line, column: frame.column,
+                    start: frame.first, count: Int32(truncatingIfNeeded: frame.count)))
+                try add(node, size: frame.size, height: frame.height, anchor: frame.anchor)
+                return
+            }
             let childStart = document.children.count
             if frame.isMapping, let position = frame.mergePosition {
                 appendMerged(frame, at: position)
@@ -238,7 +254,7 @@ private struct Builder {
     }
 
     /// Puts a finished node into the open collection (or makes it the root).
-    mutating func add(_ node: Int32, size: Int, height: Int, anchor: [UInt8]?) throws(StopReading) {
+    mutating func add(_ node: Int32, size: Int, height: Int, anchor: [UInt8]?) throws(YAMLStopReading) {
         if let anchor { anchors[anchor] = (node, size, height) }
         let top = stack.count - 1
         guard top >= 0 else {
@@ -248,6 +264,20 @@ private struct Builder {
         stack[top].size += size
         if height >= stack[top].height { stack[top].height = height + 1 }
         let frameStart = stack[top].start
+        if !stack[top].isMapping {
+            // Consecutive nodes are kept as a range until one is not.
+            if stack[top].first >= 0 {
+                if stack[top].count == 0 { stack[top].first = node }
+                if node == stack[top].first + Int32(truncatingIfNeeded: stack[top].count) {
+                    stack[top].count += 1
+                    return
+                }
+                pending.append(contentsOf: stack[top].first..<stack[top].first + Int32(truncatingIfNeeded: stack[top].count))
+                stack[top].first = -1
+            }
+            pending.append(node)
+            return
+        }
         // In a mapping, an odd number of waiting children means a key waits.
         guard stack[top].isMapping, (pending.count - frameStart) % 2 == 1 else {
             pending.append(node)
@@ -276,7 +306,7 @@ private struct Builder {
 
     /// The line of an earlier key with the same bytes in the open mapping.
     mutating func firstLine(ofKey key: Int32, frameStart: Int, pairs: Int, frame top: Int) -> Int? {
-        if pairs >= Builder.smallMapping {
+        if pairs >= YAMLTreeBuilder.smallMapping {
             let text = document.scalarBytes(key) ?? []
             if stack[top].keyLines == nil {
                 var lines: [[UInt8]: Int] = [:]
@@ -300,7 +330,7 @@ private struct Builder {
 
     /// Records the mappings a `<<` value brings in; the `<<` pair itself
     /// waits with the others until the mapping ends.
-    mutating func merge(_ value: Int32, into top: Int, pairIndex: Int) throws(StopReading) {
+    mutating func merge(_ value: Int32, into top: Int, pairIndex: Int) throws(YAMLStopReading) {
         let node = YAMLNode(index: value)
         if document.pairs(node) != nil {
             stack[top].mergeSources.append(value)
@@ -308,13 +338,13 @@ private struct Builder {
             for item in items {
                 guard document.pairs(item) != nil else {
                     diagnostics.error(.invalidMergeKey, at: document.location(item))
-                    throw StopReading()
+                    throw YAMLStopReading()
                 }
                 stack[top].mergeSources.append(item.index)
             }
         } else {
             diagnostics.error(.invalidMergeKey, at: document.location(node))
-            throw StopReading()
+            throw YAMLStopReading()
         }
         if stack[top].mergePosition == nil { stack[top].mergePosition = pairIndex }
     }
@@ -322,7 +352,7 @@ private struct Builder {
     /// Writes the mapping's children with the `<<` pairs replaced by the
     /// merged pairs that no explicit key overrides (the first of equal
     /// merged keys wins).
-    mutating func appendMerged(_ frame: Frame, at position: Int) {
+    fileprivate mutating func appendMerged(_ frame: Frame, at position: Int) {
         let explicit = Array(pending[frame.start...])
         var taken = Set<[UInt8]>()
         var isMergeKey = [Bool](repeating: false, count: explicit.count / 2)
@@ -368,7 +398,7 @@ private struct Builder {
     /// scalar tag, or a text that does not fit its tag.
     mutating func scalarTag(
         _ cTag: UnsafePointer<UInt8>, at mark: yaml_mark_t, start: Int, count: Int
-    ) throws(StopReading) -> YAMLScalar.Tag? {
+    ) throws(YAMLStopReading) -> YAMLScalar.Tag? {
         let tag = String(cString: cTag)
         let result: YAMLScalar.Tag
         let expected: String
@@ -397,7 +427,7 @@ private struct Builder {
 
     /// Stops unless a sequence's tag is `!!seq` or `!` and a mapping's is
     /// `!!map` or `!`.
-    mutating func checkCollectionTag(_ cTag: UnsafePointer<UInt8>, isMapping: Bool, at mark: yaml_mark_t) throws(StopReading) {
+    mutating func checkCollectionTag(_ cTag: UnsafePointer<UInt8>, isMapping: Bool, at mark: yaml_mark_t) throws(YAMLStopReading) {
         let tag = String(cString: cTag)
         let found = isMapping ? "a mapping" : "a list"
         switch tag {
@@ -419,117 +449,5 @@ private struct Builder {
         default:
             throw stop(.unsupportedTag(tag: Self.tagText(tag)), at: mark)
         }
-    }
-
-    // MARK: Errors from libyaml
-
-    mutating func reportParserError(_ parser: yaml_parser_t) {
-        let problem = parser.problem.map { String(cString: $0) } ?? "unknown problem"
-        let context = parser.context.map { String(cString: $0) }
-        switch parser.error {
-        case YAML_MEMORY_ERROR:
-            diagnostics.error(.yamlSyntax("out of memory"), at: nil)
-        case YAML_READER_ERROR:
-            let (line, column) = position(ofOffset: parser.problem_offset)
-            diagnostics.error(.yamlSyntax(problem), at: SourceLocation(file: file, line: line, column: column))
-        default:
-            if context == "while scanning an alias" {
-                // An unquoted glob such as `*.c` or `**/*.swift`.
-                let text = tokenText(at: parser.context_mark.index)
-                diagnostics.error(.aliasNotQuoted(text: text), at: location(parser.context_mark))
-                return
-            }
-            let index = parser.problem_mark.index
-            if let (text, start) = unquotedExpression(at: index) {
-                // `[${{ item }}]`: the plain scalar `$` ends where `{` starts a mapping.
-                let (line, column) = position(ofOffset: start)
-                diagnostics.error(.expressionNotQuoted(text: text), at: SourceLocation(file: file, line: line, column: column))
-                return
-            }
-            if index < source.count, source[index] == UInt8(ascii: "\t") {
-                diagnostics.error(
-                    .yamlSyntax("found a tab character where a token was expected; indent with spaces, not tabs"),
-                    at: location(parser.problem_mark))
-                return
-            }
-            let message = context.map { "\(problem) \($0)" } ?? problem
-            var notes: [String] = []
-            if let context, parser.context_mark.line != parser.problem_mark.line {
-                // e.g. an unclosed quote: the problem is found far from its cause.
-                let where_ = "line \(parser.context_mark.line + 1), column \(parser.context_mark.column + 1)"
-                let what = context.hasPrefix("while ") ? String(context.dropFirst(6)) : context
-                notes.append("\(what) started at \(where_)")
-            }
-            diagnostics.append(Diagnostic(.error, at: location(parser.problem_mark), PlanError.yamlSyntax(message).description, notes: notes))
-        }
-    }
-
-    /// When `index` is the `{{` of a `${{` (libyaml stops there inside a
-    /// flow collection): the text the user meant as one string, from the
-    /// start of its plain scalar to the next `,`, `]` or `}` after the
-    /// expressions, and the offset where it starts.
-    func unquotedExpression(at index: Int) -> (String, Int)? {
-        guard index > 0, index + 1 < source.count, source[index - 1] == UInt8(ascii: "$"),
-              source[index] == UInt8(ascii: "{"), source[index + 1] == UInt8(ascii: "{")
-        else { return nil }
-        var start = index - 1
-        while start > 0 {
-            switch source[start - 1] {
-            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "["), UInt8(ascii: "{"),
-                UInt8(ascii: ","):
-                break
-            default:
-                start -= 1
-                continue
-            }
-            break
-        }
-        var end = index
-        var depth = 0
-        scan: while end < source.count {
-            switch source[end] {
-            case UInt8(ascii: "{"): depth += 1
-            case UInt8(ascii: "}"):
-                if depth == 0 { break scan }
-                depth -= 1
-            case UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: "\n"):
-                if depth == 0 { break scan }
-            default: break
-            }
-            end += 1
-        }
-        var text = String(decoding: UnsafeBufferPointer(rebasing: source[start..<end]), as: UTF8.self)
-        while text.hasSuffix(" ") { text.removeLast() }
-        return (text, start)
-    }
-
-    /// The plain token starting at `index` (an alias or glob), for messages.
-    func tokenText(at index: Int) -> String {
-        var end = index
-        while end < source.count {
-            switch source[end] {
-            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"),
-                UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: "}"):
-                return String(decoding: UnsafeBufferPointer(rebasing: source[index..<end]), as: UTF8.self)
-            default:
-                end += 1
-            }
-        }
-        return String(decoding: UnsafeBufferPointer(rebasing: source[min(index, end)..<end]), as: UTF8.self)
-    }
-
-    /// 1-based line and column (in characters) of a byte offset.
-    func position(ofOffset offset: Int) -> (Int, Int) {
-        var line = 1, column = 1
-        for i in 0..<min(offset, source.count) {
-            let byte = source[i]
-            if byte == UInt8(ascii: "\n") {
-                line += 1
-                column = 1
-            } else if byte & 0xC0 != 0x80 {
-                column += 1
-            }
-        }
-        return (line, column)
     }
 }
