@@ -171,7 +171,8 @@ package enum PlanLoader {
     }
 
     /// 1-based line and column (in characters) of a byte offset.
-    static func position(ofOffset offset: Int, in bytes: [UInt8]) -> (Int, Int) {
+    static func position<Bytes: Collection<UInt8>>(ofOffset offset: Int, in bytes: Bytes) -> (Int, Int)
+        where Bytes.Index == Int {
         var line = 1, column = 1
         for byte in bytes[..<min(offset, bytes.count)] {
             if byte == UInt8(ascii: "\n") {

@@ -100,16 +100,6 @@ extension YAMLTreeBuilder {
 
     /// 1-based line and column (in characters) of a byte offset.
     func position(ofOffset offset: Int) -> (Int, Int) {
-        var line = 1, column = 1
-        for i in 0..<min(offset, source.count) {
-            let byte = source[i]
-            if byte == UInt8(ascii: "\n") {
-                line += 1
-                column = 1
-            } else if byte & 0xC0 != 0x80 {
-                column += 1
-            }
-        }
-        return (line, column)
+        PlanLoader.position(ofOffset: offset, in: source)
     }
 }
