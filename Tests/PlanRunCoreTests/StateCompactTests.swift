@@ -98,8 +98,10 @@ import Testing
             try store.beginRun(id: id, plan: "p", planFile: "plan.yaml", pid: getpid(), startedAt: Date(),
                                subtasks: (0..<50).map { ("s\($0)", $0, "shell") })
             for n in 0..<50 {
-                try store.subtaskFinished(runID: id, subtask: "s\(n)", status: "cached", attempts: 0, startedAt: Date(),
-                                          completedAt: Date(), error: nil, result: Array("result \(n)".utf8),
+                // A cached row starts and ends at one instant.
+                let now = Date()
+                try store.subtaskFinished(runID: id, subtask: "s\(n)", status: "cached", attempts: 0, startedAt: now,
+                                          completedAt: now, error: nil, result: Array("result \(n)".utf8),
                                           resultDigest: Self.digest, cacheKey: "\(n)" + Self.key.dropFirst("\(n)".count),
                                           reason: "cached")
             }
