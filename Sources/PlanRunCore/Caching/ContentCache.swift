@@ -8,8 +8,8 @@ import Foundation
 /// outputs are missing or changed, outputs and result are restored from
 /// the first store with a usable entry (`restored`); otherwise it runs, with
 /// the first differing key component as the reason (`Verdict`). `record`
-/// (success only) stores outputs and result in the CAS, writes `ac/KEY` and
-/// the history, and with a `readwrite` remote uploads the entry
+/// (success only) stores outputs and result in the CAS, queues `ac/KEY`
+/// for the store's background writer, returns the history entry, and with a `readwrite` remote uploads the entry
 /// (`WriteThrough`). `prepare` fetches from the remote ahead
 /// (`ContentCache+Prefetch.swift`) and checks `--only`
 /// (`ContentCache+Only.swift`).
@@ -84,6 +84,7 @@ package final class ContentCache: BuildCache {
     }
 
     deinit {
+        store.waitForBackgroundWrites()
         try? history.waitForWrites()
         try? digester.flush()
     }
@@ -100,6 +101,8 @@ package final class ContentCache: BuildCache {
     /// history's rows are the recorder's: `RunRecorder.commitNow`). Throws
     /// when that fails (the build fails with it).
     package func finish() throws(CacheError) {
+        // Every `ac` entry of this build is written before it ends.
+        store.waitForBackgroundWrites()
         // Every restore this build made renamed or removed its temporary files.
         store.forgetTemporaries()
         try digester.flush()
@@ -257,9 +260,14 @@ package final class ContentCache: BuildCache {
             for entry in outputs { storedOutputs.append(try storeOutput(entry)) }
             outputs = storedOutputs
             let resultBlob = try store.putBlob(result)
-            try store.putAction(stored.key, ActionResult(
-                resultDigest: resultDigest, resultBlob: resultBlob, outputs: outputs, components: stored.components))
-            // The manifest after the entry it leads to.
+            // Written by the store's background writer, after the blobs it
+            // names (written above); a build killed before it is written
+            // only loses the restore (`LocalCacheStore+Background.swift`).
+            let warnings = warnings, id = subtask.id
+            store.putActionInBackground(stored.key, ActionResult(
+                resultDigest: resultDigest, resultBlob: resultBlob, outputs: outputs, components: stored.components)
+            ) { error in warnings.add("cannot store `\(id)` in the cache: \(error)") }
+            // The manifest after the entry it leads to (`manifest` waits for it).
             if let discovered {
                 let manifest = store.manifest(declared.key) ?? DiscoveredManifest()
                 try store.putManifest(declared.key, manifest.adding(.init(key: stored.key, files: discovered)))

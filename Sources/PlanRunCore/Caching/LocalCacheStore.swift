@@ -20,6 +20,9 @@ package struct LocalCacheStore: Sendable {
     /// A read-only store never writes or removes anything.
     package let readOnly: Bool
     private let seen = Seen()
+    /// New `ac` entries waiting for the background writer; shared by the
+    /// copies of this store (`LocalCacheStore+Background.swift`).
+    let background = BackgroundEntries()
 
     /// What this store made or found during the build, so that each
     /// subtask's writes do not stat the same folders (`tmp/`, `cas/`,
@@ -103,6 +106,7 @@ package struct LocalCacheStore: Sendable {
     /// format (it records no file modes and no links; see `ActionResult`).
     package func lookupAction(_ key: String) -> ActionLookup {
         guard LocalCacheStore.isDigest(key) else { return .absent }
+        waitForBackgroundWrites()
         let bytes: [UInt8]
         switch FileBytes.readRegular(actionPath(key), limit: LocalCacheStore.actionSizeLimit) {
         case .absent: return .absent
@@ -125,6 +129,7 @@ package struct LocalCacheStore: Sendable {
     /// The manifest of discovered inputs at `ac/DECLARED_KEY`; nil when
     /// absent, refused (as `lookupAction` refuses) or not a manifest.
     package func manifest(_ declaredKey: String) -> DiscoveredManifest? {
+        waitForBackgroundWrites()
         guard LocalCacheStore.isDigest(declaredKey),
               case .bytes(let bytes) = FileBytes.readRegular(actionPath(declaredKey), limit: LocalCacheStore.actionSizeLimit)
         else { return nil }

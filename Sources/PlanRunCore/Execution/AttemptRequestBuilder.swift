@@ -170,6 +170,13 @@ package enum SubtaskFiles {
 
     /// The id as a path below the run's folder, without making anything.
     package static func relative(_ id: String) -> String {
+        // A plain id (no `:`, `/` or byte `fileName` escapes, not `.` or
+        // `..`) is its own path: no splitting for every attempt.
+        if id != ".", id != "..", !id.isEmpty, !id.utf8.contains(where: { byte in
+            byte == UInt8(ascii: ":") || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "%") || byte < 0x20 || byte == 0x7F
+        }) {
+            return id
+        }
         // Namespaces and group ids never hold `:`, so the first one starts
         // the instance key.
         let colon = id.firstIndex(of: ":") ?? id.endIndex

@@ -1,0 +1,100 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import PlanRunCore
+
+/// `ac` entries written by the store's background writer
+/// (`LocalCacheStore+Background.swift`): a reader in the same build never
+/// sees a queued entry as missing, a failed write is reported, and a
+/// history row whose entry was never written (a build killed with entries
+/// still queued) makes the next build skip or run, never restore wrongly.
+@Suite struct CachingBackgroundEntriesTests {
+    static func entry(_ n: Int) -> (key: String, result: ActionResult) {
+        let hex = String(n, radix: 16)
+        let key = String(repeating: "0", count: 64 - hex.count) + hex
+        let result = ActionResult(
+            resultDigest: String(repeating: "1", count: 64), resultBlob: String(repeating: "2", count: 64),
+            outputs: [OutputEntry(path: "out\(n).txt", kind: .file, digest: String(repeating: "3", count: 64), executable: false)],
+            components: ["command": key])
+        return (key, result)
+    }
+
+    @Test func aQueuedEntryReadsAsWrittenRightAway() throws {
+        let dir = CachingTempDir()
+        let store = LocalCacheStore(root: dir.url("cache"))
+        let failures = Mutex<[String]>([])
+        let count = 300
+        for n in 0..<count {
+            let (key, result) = Self.entry(n)
+            store.putActionInBackground(key, result) { error in failures.withLock { $0.append("\(error)") } }
+        }
+        // The last one queued is read first: the lookup waits for the queue.
+        for n in (0..<count).reversed() {
+            let (key, result) = Self.entry(n)
+            #expect(store.action(key) == result, "entry \(n)")
+        }
+        store.waitForBackgroundWrites()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url("cache/ac")).count == count)
+        #expect(failures.withLock { $0 }.isEmpty)
+    }
+
+    @Test func aFailedBackgroundWriteIsReportedOnce() throws {
+        let dir = CachingTempDir()
+        dir.write("cache/ac", "a file where the folder should be")
+        let store = LocalCacheStore(root: dir.url("cache"))
+        let failures = Mutex<[String]>([])
+        let (key, result) = Self.entry(7)
+        store.putActionInBackground(key, result) { error in failures.withLock { $0.append("\(error)") } }
+        store.waitForBackgroundWrites()
+        let reported = failures.withLock { $0 }
+        #expect(reported.count == 1)
+        #expect(reported.first?.contains("cache/ac") == true)
+        #expect(store.action(key) == nil)
+    }
+
+    /// `ContentCache.finish` returns only once the build's entries are on
+    /// disk, and the warning of one that failed is among the build's.
+    @Test func finishWaitsForTheEntriesAndKeepsTheirWarnings() async throws {
+        let f = CachingContentCacheTests.Fixture([CachingContentCacheTests.copyTask()])
+        f.dir.write("in.txt", "v1")
+        let c = f.cache()
+        try await f.build("copy", cache: c, outputs: ["out.txt": "v1"])
+        try c.finish()
+        let entries = try FileManager.default.contentsOfDirectory(atPath: f.cacheRoot + "/ac")
+        #expect(entries.count == 1)
+        #expect(c.takeWarnings().isEmpty)
+
+        let g = CachingContentCacheTests.Fixture([CachingContentCacheTests.copyTask()])
+        g.dir.write("in.txt", "v1")
+        g.dir.write(".planrun/cache/ac", "not a folder")
+        let d = g.cache()
+        #expect(try await g.build("copy", cache: d, outputs: ["out.txt": "v1"]).0 == .neverRan)
+        try d.finish()
+        let warnings = d.takeWarnings()
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.hasPrefix("cannot store `copy` in the cache:") == true)
+    }
+
+    /// A kill after the history row was saved but before the writer wrote
+    /// `ac/KEY`: outputs as recorded are skipped (the row says so), edited
+    /// outputs make the subtask run (nothing to restore from), and the run
+    /// records the entry again.
+    @Test func aHistoryRowWithoutItsEntrySkipsOrRunsNeverRestores() async throws {
+        let f = CachingContentCacheTests.Fixture([CachingContentCacheTests.copyTask()])
+        f.dir.write("in.txt", "v1")
+        let first = f.cache()
+        try await f.build("copy", cache: first, outputs: ["out.txt": "v1"])
+        try first.finish()
+        f.dir.remove(".planrun/cache/ac")
+
+        #expect(try await f.build("copy").0 == .cached)
+        f.dir.write("out.txt", "edited by hand")
+        let again = f.cache()
+        #expect(try await f.build("copy", cache: again, outputs: ["out.txt": "v1"]).0 == .outputsMissing)
+        try again.finish()
+        #expect(f.dir.read("out.txt") == "v1")
+        f.dir.remove("out.txt")
+        #expect(try await f.build("copy").0 == .restored)
+        #expect(f.dir.read("out.txt") == "v1")
+    }
+}
