@@ -13,6 +13,8 @@
 # Usage: bench/cache-incremental.sh
 #   PLANRUN=path  binary (default: .build/release/planrun, built if missing)
 #   RUNS=5
+#   PLANRUN_BEFORE=path  another build, on its own copy of the graph in the
+#     same rounds (a before/after comparison); adds its own lines
 # Needs: python3, ninja (apt-get install -y ninja-build).
 # Files go to bench/out/cache-incremental/.
 set -eu
@@ -20,10 +22,10 @@ set -eu
 need ninja "apt-get install -y ninja-build"
 fresh_out cache-incremental
 
-PYTHONPATH="$root/bench" python3 - "$planrun" "$out" "${RUNS:-5}" <<'PY'
-import os, subprocess, sys, time
+PYTHONPATH="$root/bench" python3 - "$planrun" "$out" "${RUNS:-5}" "${PLANRUN_BEFORE:-}" <<'PY'
+import os, shutil, subprocess, sys, time
 from benchlib import make_inputs, timed
-planrun, out, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+planrun, out, runs, before = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 layers, width = 20, 100
 jobs = str(os.cpu_count() or 2)
 
@@ -46,6 +48,10 @@ with open(os.path.join(d, "plan.yaml"), "w") as f:
             else:
                 f.write(f"    depends_on: [s{L-1}-{j}, s{L-1}-{(j+1) % width}]\n")
 tools["planrun"] = (d, [planrun, "build", "-j", jobs])
+if before:
+    b = os.path.join(out, "before"); setup(b)
+    shutil.copy(os.path.join(d, "plan.yaml"), b)
+    tools["before"] = (b, [before, "build", "-j", jobs])
 d = os.path.join(out, "ninja"); setup(d)
 with open(os.path.join(d, "build.ninja"), "w") as f:
     f.write("rule hash\n  command = cat $in | sha256sum > $out\n")
@@ -80,4 +86,6 @@ for name in tools:
 ratio = best['planrun'] / best['ninja']
 target = 1.3
 print(f"ratio planrun/ninja {ratio:.2f}x (target <= {target:.2f}x: {'met' if ratio <= target else 'NOT met'})")
+if before:
+    print(f"ratio before/ninja {best['before'] / best['ninja']:.2f}x; planrun/before {best['planrun'] / best['before']:.2f}x")
 PY

@@ -11,6 +11,8 @@
 #
 # Usage: bench/run-throughput.sh
 #   PLANRUN=path/to/planrun  binary (default .build/release/planrun, built if missing)
+#   PLANRUN_BEFORE=path/to/planrun  another build, run with default settings
+#     in the same rounds (a before/after comparison); adds its own lines
 #   RUNS=5  COUNT=2000  JOBS=2
 # Needs: python3, ninja (apt-get install -y ninja-build), make.
 set -eu
@@ -19,10 +21,11 @@ set -eu
 need ninja "apt-get install -y ninja-build"
 fresh_out throughput
 
-PYTHONPATH="$root/bench" python3 - "$out" "$planrun" "${RUNS:-5}" "${COUNT:-2000}" "${JOBS:-2}" <<'PY'
+PYTHONPATH="$root/bench" python3 - "$out" "$planrun" "${RUNS:-5}" "${COUNT:-2000}" "${JOBS:-2}" "${PLANRUN_BEFORE:-}" <<'PY'
 import os, shutil, subprocess, sys, time
 from benchlib import timed
 out, planrun, runs, count, jobs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+before = sys.argv[6]
 ids = [f"t{i}" for i in range(count)]
 
 # One list of ids, four build files. plan.yaml has planrun's defaults;
@@ -74,6 +77,8 @@ tools = {
     "ninja": ["ninja", "-j", jobs],
     "make": ["make", "-s", "-j", jobs],
 }
+if before:
+    tools["planrun (before)"] = [before, "build", "plan.yaml", "-j", jobs]
 results = {name: None for name in tools}
 for _ in range(runs):
     for name, argv in tools.items():
@@ -87,5 +92,8 @@ target = 1.0
 print(f"  planrun / ninja = {ratio:.2f}x (defaults; target <= {target:.2f}x: {'met' if ratio <= target else 'NOT met'})")
 print(f"  planrun (cache: false) / ninja = {results['planrun (cache: false)'] / results['ninja']:.2f}x")
 print(f"  planrun / make  = {results['planrun'] / results['make']:.2f}x")
+if before:
+    print(f"  planrun (before) / ninja = {results['planrun (before)'] / results['ninja']:.2f}x"
+          f"; planrun / planrun (before) = {results['planrun'] / results['planrun (before)']:.2f}x")
 shutil.rmtree(trash, ignore_errors=True)
 PY
