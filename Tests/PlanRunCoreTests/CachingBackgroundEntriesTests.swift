@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Synchronization
 import Testing
@@ -26,7 +27,9 @@ import Testing
         let count = 300
         for n in 0..<count {
             let (key, result) = Self.entry(n)
-            store.putActionInBackground(key, result) { error in failures.withLock { $0.append("\(error)") } }
+            store.writeInBackground {
+                do { try store.putAction(key, result) } catch { failures.withLock { $0.append("\(error)") } }
+            }
         }
         // The last one queued is read first: the lookup waits for the queue.
         for n in (0..<count).reversed() {
@@ -38,13 +41,41 @@ import Testing
         #expect(failures.withLock { $0 }.isEmpty)
     }
 
+    /// An output edited after `record` took its snapshot but before the
+    /// writer copied it: no entry is written (it would name content the
+    /// history does not), and the history keeps the snapshot's digest.
+    @Test func anOutputChangedBeforeTheWriterCopiesItIsNotStored() async throws {
+        let f = CachingContentCacheTests.Fixture([CachingContentCacheTests.copyTask()])
+        f.dir.write("in.txt", "v1")
+        let c = f.cache()
+        guard case .run(_, let key) = try await c.decide(f["copy"], dependencyDigests: [:]) else {
+            Issue.record("expected a run"); return
+        }
+        f.dir.write("out.txt", "v1")
+        // Hold the writer until the output has been edited.
+        let held = DispatchSemaphore(value: 0)
+        c.store.writeInBackground { held.wait() }
+        let recorded = try c.recordNow(f["copy"], key: key, result: [])
+        f.dir.write("out.txt", "edited while queued")
+        held.signal()
+        try c.finish()
+        #expect(recorded.history?.outputs.first?.digest == Digest.sha256Hex(Array("v1".utf8)))
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: f.cacheRoot + "/ac")) ?? []
+        #expect(entries.isEmpty)
+        if let entry = recorded.history { try f.history.save(entry, for: "copy") }
+        // The edited output is not the recorded one, and there is nothing to restore.
+        #expect(try await f.build("copy", outputs: ["out.txt": "v1"]).0 == .outputsMissing)
+    }
+
     @Test func aFailedBackgroundWriteIsReportedOnce() throws {
         let dir = CachingTempDir()
         dir.write("cache/ac", "a file where the folder should be")
         let store = LocalCacheStore(root: dir.url("cache"))
         let failures = Mutex<[String]>([])
         let (key, result) = Self.entry(7)
-        store.putActionInBackground(key, result) { error in failures.withLock { $0.append("\(error)") } }
+        store.writeInBackground {
+            do { try store.putAction(key, result) } catch { failures.withLock { $0.append("\(error)") } }
+        }
         store.waitForBackgroundWrites()
         let reported = failures.withLock { $0 }
         #expect(reported.count == 1)

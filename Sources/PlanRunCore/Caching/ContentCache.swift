@@ -92,6 +92,7 @@ package final class ContentCache: BuildCache {
     /// Warnings met along the way that did not stop the build, then one
     /// line when the remote became unavailable; each is reported once.
     package func takeWarnings() -> [String] {
+        store.waitForBackgroundWrites()  // their failures are warnings too
         var out = warnings.take()
         if let line = remote?.unavailability() { out.append(line) }
         return out
@@ -253,20 +254,34 @@ package final class ContentCache: BuildCache {
         // With a depfile, the result is stored under the full key of what it lists.
         let stored = discovered.map { CacheKey.full(declared: declared, discovered: $0) } ?? key.cacheKey
 
-        // Store outputs and result; a failing store (disk full) costs only
-        // the ability to restore, so it is a warning, not a failure.
+        // Outputs, result and then `ac/KEY` are stored by the store's
+        // background writer (`LocalCacheStore+Background.swift`), off the
+        // loop's thread; only a folder's files are listed here (through
+        // the stat cache, which only this thread uses). An output that
+        // changed since its snapshot above stores under another digest:
+        // then no entry is written (the history names the snapshot, so the
+        // next build runs the subtask). A failing store (disk full) costs
+        // only the ability to restore, so it is a warning, not a failure.
+        let warnings = warnings, id = subtask.id, store = store
         do {
-            var storedOutputs: [OutputEntry] = []
-            for entry in outputs { storedOutputs.append(try storeOutput(entry)) }
-            outputs = storedOutputs
-            let resultBlob = try store.putBlob(result)
-            // Written by the store's background writer, after the blobs it
-            // names (written above); a build killed before it is written
-            // only loses the restore (`LocalCacheStore+Background.swift`).
-            let warnings = warnings, id = subtask.id
-            store.putActionInBackground(stored.key, ActionResult(
-                resultDigest: resultDigest, resultBlob: resultBlob, outputs: outputs, components: stored.components)
-            ) { error in warnings.add("cannot store `\(id)` in the cache: \(error)") }
+            var storedFolders: [OutputEntry?] = []
+            for entry in outputs { storedFolders.append(entry.kind == .folder ? try storeFolder(entry) : nil) }
+            let folders = storedFolders, snapshot = outputs, paths = outputs.map { self.outputs.absolute($0.path) }
+            let key = stored.key, components = stored.components
+            store.writeInBackground {
+                do throws(CacheError) {
+                    var storedOutputs: [OutputEntry] = []
+                    for (i, entry) in snapshot.enumerated() {
+                        let kept = if let folder = folders[i] { folder } else { try ContentCache.store(entry, at: paths[i], in: store) }
+                        guard kept.digest == entry.digest else { return }
+                        storedOutputs.append(kept)
+                    }
+                    try store.putAction(key, ActionResult(resultDigest: resultDigest, resultBlob: store.putBlob(result),
+                                                          outputs: storedOutputs, components: components))
+                } catch {
+                    warnings.add("cannot store `\(id)` in the cache: \(error)")
+                }
+            }
             // The manifest after the entry it leads to (`manifest` waits for it).
             if let discovered {
                 let manifest = store.manifest(declared.key) ?? DiscoveredManifest()
@@ -299,27 +314,30 @@ package final class ContentCache: BuildCache {
 
     // MARK: Outputs
 
-    /// Copies an output into the CAS (a folder: its files and manifest; a
-    /// link: its target text).
-    private func storeOutput(_ entry: OutputEntry) throws(CacheError) -> OutputEntry {
-        let full = outputs.absolute(entry.path)
+    /// Copies a file output into the CAS (a link: its target text);
+    /// returns the entry with the digest of what was stored.
+    private static func store(_ entry: OutputEntry, at full: String, in store: LocalCacheStore) throws(CacheError) -> OutputEntry {
+        var stored = entry
         switch entry.kind {
         case .file:
-            var stored = entry
             if !store.isStored(entry.digest) { stored.digest = try store.putFile(full) }
-            return stored
         case .symlink:
-            var stored = entry
             stored.digest = try store.putBlob(Array(try OutputReader.linkTarget(full).utf8))
-            return stored
         case .folder:
-            var manifest = try outputs.folderManifest(full)
-            for (i, file) in manifest.files.enumerated() where file.link == nil && !store.isStored(file.digest) {
-                manifest.files[i].digest = try store.putFile(full + "/" + file.path)
-            }
-            var stored = entry
-            stored.digest = try store.putBlob(manifest.bytes)
-            return stored
+            preconditionFailure("a folder is stored by storeFolder")
         }
+        return stored
+    }
+
+    /// Copies a folder output into the CAS: its files and manifest.
+    private func storeFolder(_ entry: OutputEntry) throws(CacheError) -> OutputEntry {
+        let full = outputs.absolute(entry.path)
+        var manifest = try outputs.folderManifest(full)
+        for (i, file) in manifest.files.enumerated() where file.link == nil && !store.isStored(file.digest) {
+            manifest.files[i].digest = try store.putFile(full + "/" + file.path)
+        }
+        var stored = entry
+        stored.digest = try store.putBlob(manifest.bytes)
+        return stored
     }
 }

@@ -1,11 +1,12 @@
 import Dispatch
 import Synchronization
 
-/// New `ac` entries written beside the build's loop: `putActionInBackground`
-/// queues an entry and returns; one serial writer writes the queue in
-/// order, a batch at a time. Creating a file is the costliest step of
-/// recording a subtask on ext4, and the loop's thread also notices exits
-/// and spawns the next subtasks, so the entry is written off that thread.
+/// New `cas` blobs and `ac` entries written beside the build's loop:
+/// `writeInBackground` queues a job and returns; one serial writer runs
+/// the queue in order, a batch at a time. Creating files is the costliest
+/// step of recording a subtask on ext4, and the loop's thread also
+/// notices exits and spawns the next subtasks, so the store's writes for
+/// a record happen off that thread (blobs first, then the entry).
 ///
 /// Invariants:
 /// - Every reader of `ac/` in this store (`lookupAction`, `manifest`)
@@ -23,17 +24,10 @@ import Synchronization
 /// synchronous (`lookupAction` runs inside synchronous decisions), and a
 /// `DispatchGroup` can be waited on there.
 final class BackgroundEntries: Sendable {
-    struct Entry: Sendable {
-        var key: String
-        var result: ActionResult
-        /// Called on the writer's thread when the write fails.
-        var failed: @Sendable (CacheError) -> Void
-    }
-
     private struct Queue {
-        var entries: [Entry] = []
-        /// A writer block is scheduled or running; it takes entries until
-        /// the queue is empty, then clears this under the same lock.
+        var jobs: [@Sendable () -> Void] = []
+        /// A writer block is scheduled or running; it takes jobs until the
+        /// queue is empty, then clears this under the same lock.
         var writing = false
     }
 
@@ -41,10 +35,10 @@ final class BackgroundEntries: Sendable {
     private let writer = DispatchQueue(label: "planrun.cache-entries")
     private let group = DispatchGroup()
 
-    /// Queues `entry`; `write` is what the writer does with each.
-    func add(_ entry: Entry, write: @escaping @Sendable (Entry) -> Void) {
+    /// Queues `job`; jobs run one at a time, in the order queued.
+    func add(_ job: @escaping @Sendable () -> Void) {
         let start = queue.withLock { q -> Bool in
-            q.entries.append(entry)
+            q.jobs.append(job)
             if q.writing { return false }
             q.writing = true
             return true
@@ -52,18 +46,18 @@ final class BackgroundEntries: Sendable {
         guard start else { return }
         writer.async(group: group) { [self] in
             while true {
-                let batch = queue.withLock { q -> [Entry] in
-                    if q.entries.isEmpty { q.writing = false }
-                    defer { q.entries = [] }
-                    return q.entries
+                let batch = queue.withLock { q -> [@Sendable () -> Void] in
+                    if q.jobs.isEmpty { q.writing = false }
+                    defer { q.jobs = [] }
+                    return q.jobs
                 }
                 if batch.isEmpty { return }
-                for entry in batch { write(entry) }
+                for job in batch { job() }
             }
         }
     }
 
-    /// Returns once every entry queued before the call is written (or failed).
+    /// Returns once every job queued before the call has run.
     func wait() {
         guard queue.withLock({ $0.writing }) else { return }
         group.wait()
@@ -71,18 +65,13 @@ final class BackgroundEntries: Sendable {
 }
 
 extension LocalCacheStore {
-    /// `putAction` on the background writer (see `BackgroundEntries`);
-    /// `failed` gets the error of a write that fails (a warning: the
-    /// subtask is recorded, it only cannot be restored).
-    package func putActionInBackground(_ key: String, _ result: ActionResult,
-                                       failed: @escaping @Sendable (CacheError) -> Void) {
-        guard !readOnly, LocalCacheStore.isDigest(key) else { return }
-        background.add(.init(key: key, result: result, failed: failed)) { [self] entry in
-            do throws(CacheError) { try putAction(entry.key, entry.result) } catch { entry.failed(error) }
-        }
+    /// Runs `job` (writes of blobs, then the `ac` entry naming them) on
+    /// the background writer (see `BackgroundEntries`).
+    package func writeInBackground(_ job: @escaping @Sendable () -> Void) {
+        background.add(job)
     }
 
-    /// Waits until the entries queued by `putActionInBackground` are written.
+    /// Waits until the jobs queued by `writeInBackground` have run.
     package func waitForBackgroundWrites() {
         background.wait()
     }
