@@ -8,11 +8,11 @@ import Foundation
 /// outputs are missing or changed, outputs and result are restored from
 /// the first store with a usable entry (`restored`); otherwise it runs, with
 /// the first differing key component as the reason (`Verdict`). `record`
-/// (success only) stores outputs and result in the CAS, queues `ac/KEY`
-/// for the store's background writer, returns the history entry, and with a `readwrite` remote uploads the entry
-/// (`WriteThrough`). `prepare` fetches from the remote ahead
-/// (`ContentCache+Prefetch.swift`) and checks `--only`
-/// (`ContentCache+Only.swift`).
+/// (success only) returns the history entry and has the store's background
+/// writer put outputs and result in the CAS, then `ac/KEY`; with a
+/// `readwrite` remote it also uploads the entry (`WriteThrough`).
+/// `prepare` fetches from the remote ahead (`ContentCache+Prefetch.swift`)
+/// and checks `--only` (`ContentCache+Only.swift`).
 ///
 /// A read-only cache (`explain`, `plan`, `status`) computes the same
 /// decisions but writes nothing: no history, no store, no stat cache; a

@@ -13,6 +13,7 @@ import Synchronization
 ///   waits for the queue first (`waitForBackgroundWrites`), so a build
 ///   never reads an entry it queued as absent or half written; a manifest
 ///   is read and rewritten only after the entry it will lead to is written.
+///   Blobs are read only through an entry that names them, so after it.
 /// - Nothing depends on an entry being written by a given time: a history
 ///   row names its outputs and digests itself, so a build killed with
 ///   entries still queued only loses their restores (the entry reads as a
