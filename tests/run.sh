@@ -51,7 +51,13 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] \
 # One test at a time: many end-to-end tests wait for a planrun child
 # synchronously, and in parallel they hold Swift Testing's pool (two threads
 # on a 2-core machine) long enough to starve the timing checks of others.
-swift test --no-parallel "$@"
+# The tests' temporary folders go in a folder of their own, removed at the
+# end; whatever a test leaves there is named in a note.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/planrun-tests.XXXXXX")
+TMPDIR=$scratch swift test --no-parallel "$@"
 status=$?
+left=$(find "$scratch" -mindepth 1 -maxdepth 1 -name 'planrun*' -printf '%f\n' | sed 's/-[0-9A-F-]\{36\}$//' | sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')
+[ -z "$left" ] || notes+=("the tests left temporary folders (now removed): $left")
+rm -rf "$scratch"
 for note in "${notes[@]}"; do echo "tests/run.sh: note: $note" >&2; done
 exit $status

@@ -14,11 +14,12 @@ struct ApproveCommand: AsyncParsableCommand {
     @OptionGroup var planArguments: PlanArguments
     @OptionGroup var stateFolder: StateDirOption
     @OptionGroup var output: OutputOptions
+    @OptionGroup var variables: VariableOptions
 
     func run() async throws {
         let (path, rest) = planArguments.resolved
         guard rest.isEmpty else { throw ValidationError("approve takes no subtask ids") }
-        let plan = try PlanLoading.load(path, color: output.color)
+        let plan = try PlanLoading.load(path, color: output.color, variables: variables.overrides)
         let directory = stateFolder.directory(for: plan)
         do {
             let digest = try PlanApproval.approve(plan, stateDirectory: directory)

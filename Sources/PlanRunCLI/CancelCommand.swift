@@ -23,11 +23,12 @@ struct CancelCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the build to stop.")
     var wait: Int = 60
     @OptionGroup var output: OutputOptions
+    @OptionGroup var variables: VariableOptions
 
     func run() async throws {
         let (path, rest) = planArguments.resolved
         guard rest.isEmpty else { throw ValidationError("cancel takes no subtask ids") }
-        let plan = try PlanLoading.load(path, color: output.color)
+        let plan = try PlanLoading.load(path, color: output.color, variables: variables.overrides)
         let directory = stateFolder.directory(for: plan)
         guard let pid = BuildLock.holder(directory: directory) else {
             printError("error: no build of `\(path)` is running\n")

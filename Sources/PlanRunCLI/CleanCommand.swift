@@ -27,11 +27,12 @@ struct CleanCommand: AsyncParsableCommand {
     var cache = false
     @OptionGroup var stateFolder: StateDirOption
     @OptionGroup var output: OutputOptions
+    @OptionGroup var variables: VariableOptions
 
     func run() async throws {
         let (path, rest) = planArguments.resolved
         guard rest.isEmpty else { throw ValidationError("clean takes no subtask ids") }
-        let plan = try PlanLoading.load(path, color: output.color)
+        let plan = try PlanLoading.load(path, color: output.color, variables: variables.overrides)
         let directory = stateFolder.directory(for: plan)
         try CacheCommands.refuseWhileBuilding(directory, plan: plan)
         let all = !outputs && !state && !cache

@@ -15,11 +15,12 @@ struct StatusCommand: AsyncParsableCommand {
     var json = false
     @OptionGroup var stateFolder: StateDirOption
     @OptionGroup var output: OutputOptions
+    @OptionGroup var variables: VariableOptions
 
     func run() async throws {
         let (path, rest) = planArguments.resolved
         guard rest.count <= 1 else { throw ValidationError("status takes at most one subtask id") }
-        let plan = try PlanLoading.load(path, color: output.color)
+        let plan = try PlanLoading.load(path, color: output.color, variables: variables.overrides)
         _ = try PlanLoading.select(rest, in: TaskGraph(plan: plan), color: output.color)
         if let id = rest.first { try PlanLoading.refuseGroup(id, in: plan, command: "status") }
         let directory = stateFolder.directory(for: plan)

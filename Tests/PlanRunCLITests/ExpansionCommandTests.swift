@@ -117,7 +117,20 @@ import Testing
         #expect(build.status == 0, "\(build.stderr)")
         #expect(try String(contentsOf: dir.appendingPathComponent("all.txt"), encoding: .utf8) == "bye a\nhello b\nbye c\n")
 
-        for command in [["build"], ["plan"], ["validate", "plan.yaml"], ["list"], ["explain", "all"], ["retry"], ["export", "--to", "argo"]] {
+        // The commands that read the plan after a build take the same --var:
+        // `gen:c` exists only with it.
+        let unknown = try PlanRunBinary.run(["status", "gen:c"], in: dir)
+        #expect(unknown.status == 2, "\(unknown.stderr)")
+        let status = try PlanRunBinary.run(["status", "gen:c", "--json", "--var", "names=a c"], in: dir)
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(try parseJSON(status.stdout)["status"] as? String == "done")
+        let clean = try PlanRunBinary.run(["clean", "--outputs", "--var", "names=a c"], in: dir)
+        #expect(clean.status == 0, "\(clean.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/c.txt").path))
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/a.txt").path))
+
+        for command in [["build"], ["plan"], ["validate", "plan.yaml"], ["list"], ["explain", "all"], ["retry"], ["export", "--to", "argo"],
+                        ["status"], ["clean", "--outputs"], ["approve"], ["cancel"]] {
             let r = try PlanRunBinary.run(command + ["--var", "greting=x"], in: dir)
             #expect(r.status == 64, "\(command)")
             #expect(r.stderr == "error: --var greting: the plan declares no variable `greting`; did you mean `greeting`?\n", "\(command)")

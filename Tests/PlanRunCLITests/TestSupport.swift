@@ -74,11 +74,37 @@ enum PlanRunBinary {
         try await offThePool { try run(arguments, in: directory, environment: environment) }
     }
 
-    /// A fresh temporary folder, removed by the caller when done.
+    /// A fresh temporary folder. A caller may remove it when done; every
+    /// one left is removed when the test process exits (`TemporaryFolders`),
+    /// since most end-to-end tests keep their project folder to the end.
     static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url.resolvingSymlinksInPath()
+        let resolved = url.resolvingSymlinksInPath()
+        TemporaryFolders.shared.add(resolved)
+        return resolved
+    }
+}
+
+/// The folders `PlanRunBinary.temporaryDirectory` made, removed by an
+/// `atexit` handler so that a test run leaves nothing in the temporary
+/// folder (a test killed mid-run still can).
+/// `@unchecked Sendable`: `folders` is only touched under `lock`.
+final class TemporaryFolders: @unchecked Sendable {
+    static let shared: TemporaryFolders = {
+        atexit { TemporaryFolders.shared.removeAll() }
+        return TemporaryFolders()
+    }()
+    private let lock = NSLock()
+    private var folders: [URL] = []
+
+    func add(_ folder: URL) {
+        lock.lock(); folders.append(folder); lock.unlock()
+    }
+
+    func removeAll() {
+        lock.lock(); let all = folders; folders = []; lock.unlock()
+        for folder in all { try? FileManager.default.removeItem(at: folder) }
     }
 }
 

@@ -2,7 +2,7 @@ import Foundation
 @testable import PlanRunCore
 
 /// A fresh temporary folder for one test; removed when the value is dropped.
-final class CachingTempDir {
+final class CachingTempDir: Sendable {
     let path: String
 
     init() {

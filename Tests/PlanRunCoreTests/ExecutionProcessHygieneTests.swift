@@ -8,12 +8,9 @@ import Testing
 /// Bounded waits and fast stopping, and the leftovers of a build that died
 /// (see docs/DESIGN.md, Trust rules), on real processes.
 @Suite struct ExecutionProcessHygieneTests {
-    let dir: String
-
-    init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-hygiene-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
+    /// Removed with the suite's value, when the test ends.
+    let temp = CachingTempDir()
+    var dir: String { temp.path }
 
     func request(_ run: String, timeout: Duration? = nil, env: [String: String] = [:]) -> AttemptRequest {
         var environment = ProcessInfo.processInfo.environment
@@ -146,12 +143,9 @@ import Testing
 
 /// The next build kills what a dead build left running (no orphans).
 @Suite struct OrphanGuardLeftoverTests {
-    let dir: String
-
-    init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-leftover-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
+    /// Removed with the suite's value, when the test ends.
+    let temp = CachingTempDir()
+    var dir: String { temp.path }
 
     /// Starts `sleep 1000` as the leader of a new process group with
     /// `environment`; returns its pid (reaped by `reap`).

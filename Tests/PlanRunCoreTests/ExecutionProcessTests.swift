@@ -7,12 +7,9 @@ import Testing
 
 /// `ProcessCommandRunner` on real processes.
 @Suite struct ExecutionProcessTests {
-    let dir: String
-
-    init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-proc-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
+    /// Removed with the suite's value, when the test ends.
+    let temp = CachingTempDir()
+    var dir: String { temp.path }
 
     func request(_ run: String, id: String = "t", agent: AgentDefinition = .builtinShell, timeout: Duration? = nil,
                  env: [String: String] = [:]) -> AttemptRequest {

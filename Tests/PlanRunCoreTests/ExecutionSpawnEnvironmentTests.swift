@@ -8,12 +8,9 @@ import Testing
 /// The child's environment and argv as `ProcessSpawner` builds them (one C
 /// buffer per spawn), and the result file read with plain `open`/`read`.
 @Suite struct ExecutionSpawnEnvironmentTests {
-    let dir: String
-
-    init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-spawn-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
+    /// Removed with the suite's value, when the test ends.
+    let temp = CachingTempDir()
+    var dir: String { temp.path }
 
     func request(_ run: String, environment: [String: String]) -> AttemptRequest {
         AttemptRequest(

@@ -7,7 +7,9 @@ import Testing
 /// ignored. The failing writes are real SQLite errors, raised by triggers
 /// the test adds to a real database.
 @Suite struct ExecutionStateErrorTests {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-state-error-\(UUID().uuidString)").path
+    /// Removed with the suite's value; the store creates `dir` inside it.
+    let temp = CachingTempDir()
+    var dir: String { temp.path + "/state" }
 
     func run(failing trigger: String, jobs: Int = 1) async throws -> (RunSummary, StateStore) {
         let store = try StateStore(directory: dir)

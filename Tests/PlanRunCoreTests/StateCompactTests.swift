@@ -8,10 +8,9 @@ import Testing
 /// takes the names and outcomes no run uses, and a failed transaction
 /// leaves no id behind that names nothing.
 @Suite struct StateCompactTests {
-    let dir: String
-    init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-compact-\(UUID().uuidString)").path
-    }
+    /// Removed with the suite's value; the store creates `dir` inside it.
+    let temp = CachingTempDir()
+    var dir: String { temp.path + "/state" }
 
     static let key = String(repeating: "0123456789abcdef", count: 4)
     static let digest = String(repeating: "fedcba9876543210", count: 4)

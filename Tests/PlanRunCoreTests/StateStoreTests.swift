@@ -4,10 +4,9 @@ import Testing
 @testable import PlanRunCore
 
 @Suite struct StateStoreTests {
-    let dir: String
-    init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("planrun-state-\(UUID().uuidString)").path
-    }
+    /// Removed with the suite's value; the store creates `dir` inside it.
+    let temp = CachingTempDir()
+    var dir: String { temp.path + "/state" }
 
     @Test func schemaHasTheTablesCachingUses() throws {
         let store = try StateStore(directory: dir)
