@@ -19,6 +19,9 @@
 #   PLANRUN=path  binary to measure (default: .build/release/planrun, built
 #                 with the README's command; see common.sh)
 #   COUNT=2000    number of subtasks;  RUNS=5  rounds (best counts)
+#   PLANRUN_BEFORE=path  another binary (e.g. the main branch's) measured
+#                 in the same rounds, right after PLANRUN: its --json no-op
+#                 and fresh copy, and its ratio, printed last
 # Needs: python3, nginx (apt-get install -y nginx). Files go to
 # bench/out/remote-cache/.
 set -eu
@@ -27,9 +30,16 @@ nginx=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
 [ -n "$nginx" ] || { echo "bench/remote-cache.sh: nginx is missing (apt-get install -y nginx)" >&2; exit 1; }
 fresh_out remote-cache
 
-python3 - "$planrun" "$nginx" "$out" "${COUNT:-2000}" "${RUNS:-5}" <<'PY'
+before=${PLANRUN_BEFORE:-}
+if [ -n "$before" ]; then
+    case "$before" in /*) ;; *) before="$(pwd)/$before" ;; esac
+    [ -x "$before" ] || { echo "bench/remote-cache.sh: PLANRUN_BEFORE=$before is not an executable" >&2; exit 1; }
+fi
+
+python3 - "$planrun" "$nginx" "$out" "${COUNT:-2000}" "${RUNS:-5}" "$before" <<'PY'
 import json, os, shutil, signal, socket, subprocess, sys, time
 planrun, nginx, out, count, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+before = sys.argv[6] or None
 jobs = str(os.cpu_count() or 2)
 
 # nginx on a free loopback port, one process, everything under out/nginx.
@@ -65,14 +75,14 @@ try:
             f.write(f"input {i}\n")
 
     cpu = {}
-    def build(folder, *extra):
-        before = os.times()
+    def build(folder, *extra, binary=planrun):
+        was = os.times()
         start = time.perf_counter()
-        p = subprocess.run([planrun, "build", "plan.yaml", "--json", "-j", jobs, *extra], cwd=folder,
+        p = subprocess.run([binary, "build", "plan.yaml", "--json", "-j", jobs, *extra], cwd=folder,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PLANRUN_REMOTE_CACHE": ""})
         elapsed = time.perf_counter() - start
-        after = os.times()
-        cpu[elapsed] = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+        now = os.times()
+        cpu[elapsed] = (now.children_user - was.children_user) + (now.children_system - was.children_system)
         if p.returncode != 0:
             sys.exit(f"planrun failed ({p.returncode}): {p.stderr.decode()[-2000:]}")
         if b"warning" in p.stderr:
@@ -83,13 +93,13 @@ try:
     stored = sum(len(files) for _, _, files in os.walk(os.path.join(ng, "root")))
     time.sleep(2.5)   # outputs older than planrun's racy-timestamp window
     build(source)     # warm-up no-op (fills the stat cache)
-    def fresh_build(r):
-        clone = os.path.join(out, f"clone-{r}")
+    def fresh_build(r, binary=planrun):
+        clone = os.path.join(out, f"clone-{r}" if binary == planrun else f"clone-before-{r}")
         os.makedirs(clone)
         shutil.copy(os.path.join(source, "plan.yaml"), clone)
         shutil.copytree(os.path.join(source, "in"), os.path.join(clone, "in"))
         open(os.path.join(ng, "access.log"), "w").close()
-        t, summary = build(clone, "--remote-cache", url)
+        t, summary = build(clone, "--remote-cache", url, binary=binary)
         with open(os.path.join(ng, "access.log")) as log:
             requests.add(sum(1 for _ in log))
         assert summary["completed"] == 0 and summary["cached"] == count, {k: summary[k] for k in ("completed", "cached", "total")}
@@ -102,6 +112,7 @@ try:
     # clone; the stamp no-op is answered from the stamp the --json no-ops
     # write.
     noop, stamp, fresh, requests = [], [], [], set()
+    noop_before, fresh_before = [], []
     for r in range(runs):
         t, summary = build(source)
         assert summary["completed"] == 0 and summary["cached"] == count, summary
@@ -112,6 +123,11 @@ try:
         stamp.append(time.perf_counter() - start)
         assert p.returncode == 0 and b"no work to do" in p.stdout, p.stdout[-500:]
         fresh.append(fresh_build(r))
+        if before:
+            t, summary = build(source, binary=before)
+            assert summary["completed"] == 0 and summary["cached"] == count, summary
+            noop_before.append(t)
+            fresh_before.append(fresh_build(r, binary=before))
     rounds = sorted(f / n for f, n in zip(fresh, noop))
 
     print(f"remote cache: {count} file subtasks, -j {jobs}, nginx WebDAV on loopback, best of {runs}")
@@ -121,8 +137,16 @@ try:
     print(f"  fresh copy against the warm remote       {min(fresh):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in fresh)}; cpu of the best {cpu[min(fresh)]:.3f} s; {'/'.join(map(str, sorted(requests)))} requests each)")
     print(f"ratio fresh-from-remote / local no-op      {min(fresh) / min(noop):.1f}x   (every subtask checked; per round: median {rounds[len(rounds) // 2]:.1f}x, {' '.join(f'{x:.1f}' for x in rounds)})   target <= 3x")
     print(f"ratio fresh-from-remote / stamp no-op      {min(fresh) / min(stamp):.1f}x")
+    if before:
+        rounds_before = sorted(f / n for f, n in zip(fresh_before, noop_before))
+        print(f"PLANRUN_BEFORE {before}, same rounds:")
+        print(f"  local no-op rebuild (--json: every subtask checked) {min(noop_before):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in noop_before)}; cpu of the best {cpu[min(noop_before)]:.3f} s)")
+        print(f"  fresh copy against the warm remote       {min(fresh_before):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in fresh_before)}; cpu of the best {cpu[min(fresh_before)]:.3f} s)")
+        print(f"  ratio fresh-from-remote / local no-op    {min(fresh_before) / min(noop_before):.1f}x   (per round: median {rounds_before[len(rounds_before) // 2]:.1f}x, {' '.join(f'{x:.1f}' for x in rounds_before)})")
     for r in range(runs):  # removed at the end: mass deletion makes ext4 slow to create files for a while
         shutil.rmtree(os.path.join(out, f"clone-{r}"))
+        if before:
+            shutil.rmtree(os.path.join(out, f"clone-before-{r}"))
 finally:
     server.kill()
     server.wait()

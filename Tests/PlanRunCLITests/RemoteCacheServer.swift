@@ -21,8 +21,9 @@ final class NginxServer: @unchecked Sendable {
         .first { FileManager.default.isExecutableFile(atPath: $0) }
     static var isInstalled: Bool { binary != nil }
 
-    /// `locations`: extra nginx `location` blocks (to make a failing server).
-    init(locations: String = "") throws {
+    /// `locations`: extra nginx `location` blocks (to make a failing
+    /// server); `http`: extra directives of the `http` block they may need.
+    init(locations: String = "", http: String = "") throws {
         folder = try PlanRunBinary.temporaryDirectory()
         root = folder.appendingPathComponent("root")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -43,6 +44,7 @@ final class NginxServer: @unchecked Sendable {
               fastcgi_temp_path \(f)/tmp;
               uwsgi_temp_path \(f)/tmp;
               scgi_temp_path \(f)/tmp;
+              \(http)
               server {
                 listen 127.0.0.1:\(port);
                 root \(root.path);

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
 import Crypto
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -111,25 +112,32 @@ extension RemoteCacheStore {
     static let redirectLimit = 5
 
     /// One exchange (redirects on the same origin followed), ended by
-    /// `deadline` at the latest: a timer races it and cancels it. The
-    /// client has the same deadline, as a backup only.
+    /// `deadline` at the latest: `deadlines` cancels it then (however
+    /// slowly the server sends). The client has the same deadline, as a
+    /// backup only (it covers the answer's head, not its body).
     func exchange(_ method: HTTPMethod, url: String, body: [UInt8]?, sink: any ResponseSink,
                   description: String, deadline: ContinuousClock.Instant) async -> Answer {
         let timedOut = Answer.fatal("\(description) timed out after \(Self.seconds(requestTimeout))")
         guard deadline > ContinuousClock.now else { return timedOut }
-        return await withTaskGroup(of: Answer?.self) { group in
-            group.addTask {
-                await self.transfer(method, url: url, body: body, sink: sink, description: description, deadline: deadline)
-            }
-            group.addTask {
-                try? await Task.sleep(until: deadline, clock: .continuous)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            if let first { return first }
-            return Task.isCancelled ? .fatal("\(description) was cancelled") : timedOut
+        // An unstructured task, so that the watch can cancel it alone; the
+        // caller's cancellation is passed on to it.
+        let transfer = Task {
+            await self.transfer(method, url: url, body: body, sink: sink, description: description, deadline: deadline)
         }
+        let expiry = Expiry()
+        let watched = deadlines.add(deadline) {
+            expiry.fired.store(true, ordering: .releasing)
+            transfer.cancel()
+        }
+        let answer = await withTaskCancellationHandler { await transfer.value } onCancel: { transfer.cancel() }
+        deadlines.remove(watched)
+        if case .status = answer { return answer }
+        return expiry.fired.load(ordering: .acquiring) ? timedOut : answer
+    }
+
+    /// Whether `DeadlineWatch` ended an exchange.
+    private final class Expiry: Sendable {
+        let fired = Atomic<Bool>(false)
     }
 
     static func seconds(_ t: TimeInterval) -> String {
@@ -200,6 +208,78 @@ extension RemoteCacheStore {
         for try await chunk in body {
             received += chunk.readableBytes
             if received > answerLimit { return }
+        }
+    }
+}
+
+/// Calls each registered action once its deadline passes, unless it was
+/// removed first: one sleeping task for all the exchanges of a store in
+/// flight, so that a request costs no timer (task, dispatch source,
+/// cancellation wake-up) of its own. The task sleeps until the earliest
+/// deadline; an entry due before that starts a new task, and the old one
+/// ends when it wakes.
+final class DeadlineWatch: Sendable {
+    private struct Entry {
+        let deadline: ContinuousClock.Instant
+        let expire: @Sendable () -> Void
+    }
+
+    private struct State {
+        var entries: [Int: Entry] = [:]
+        var nextID = 0
+        /// The watching task's generation; an older one ends when it wakes.
+        var generation = 0
+        /// When the watching task wakes next; nil when none runs.
+        var wakesAt: ContinuousClock.Instant?
+        var sleeper: Task<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    /// Calls `expire` once `deadline` passes, unless `remove` came first.
+    func add(_ deadline: ContinuousClock.Instant, expire: @escaping @Sendable () -> Void) -> Int {
+        state.withLock { s in
+            let id = s.nextID
+            s.nextID += 1
+            s.entries[id] = Entry(deadline: deadline, expire: expire)
+            if let wakesAt = s.wakesAt, wakesAt <= deadline { return id }
+            s.sleeper?.cancel()
+            s.generation += 1
+            s.wakesAt = deadline
+            let generation = s.generation
+            s.sleeper = Task.detached { [self] in await watch(generation, until: deadline) }
+            return id
+        }
+    }
+
+    func remove(_ id: Int) {
+        state.withLock { _ = $0.entries.removeValue(forKey: id) }
+    }
+
+    private func watch(_ generation: Int, until first: ContinuousClock.Instant) async {
+        var wake = first
+        while true {
+            try? await Task.sleep(until: wake, clock: .continuous)
+            let (due, next): ([Entry], ContinuousClock.Instant?) = state.withLock { s in
+                guard s.generation == generation else { return ([], nil) }
+                let now = ContinuousClock.now
+                var due: [Entry] = []
+                var next: ContinuousClock.Instant?
+                for (id, entry) in s.entries {
+                    if entry.deadline <= now {
+                        due.append(entry)
+                        s.entries[id] = nil
+                    } else if next.map({ entry.deadline < $0 }) ?? true {
+                        next = entry.deadline
+                    }
+                }
+                s.wakesAt = next
+                if next == nil { s.sleeper = nil }
+                return (due, next)
+            }
+            for entry in due { entry.expire() }
+            guard let next else { return }
+            wake = next
         }
     }
 }

@@ -54,6 +54,8 @@ package final class RemoteCacheStore: Sendable {
     package static let actionLimit = 1 << 20
     let origin: Origin
     private let breaker = Mutex(Breaker())
+    /// Ends the exchanges that pass their deadline (`exchange`).
+    let deadlines = DeadlineWatch()
 
     private struct Breaker {
         var failures = 0
