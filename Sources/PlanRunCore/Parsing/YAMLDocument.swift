@@ -34,7 +34,10 @@ package struct YAMLDocument: Sendable {
     /// `c - 1` ends; every run of them starts with a sentinel entry, which
     /// is no node, for its first item's start.
     var compactEnd: [UInt32] = []
-    var compactColumn: [UInt32] = []
+    /// A column past `UInt16.max - 1` is `UInt16.max` here and the column
+    /// itself is in `compactWideColumns` (rare: a line of 64 K characters).
+    var compactColumn: [UInt16] = []
+    var compactWideColumns: [Int32: Int32] = [:]
     /// (first compact entry on a line, that line), in file order: compact
     /// entries are made in file order, so lines never decrease with `c`.
     var compactLines: [(entry: Int32, line: Int32)] = []
@@ -54,8 +57,9 @@ package struct YAMLDocument: Sendable {
         if index >= 0 { return records[Int(index)] }
         let c = Int(-(index + 1))
         let end = compactEnd[c], start = compactEnd[c - 1]
+        let column = compactColumn[c] == .max ? compactWideColumns[Int32(c)] ?? 0 : Int32(compactColumn[c])
         return Record(
-            kind: .scalar, isPlain: true, line: withLine ? compactLine(c) : 0, column: Int32(compactColumn[c]),
+            kind: .scalar, isPlain: true, line: withLine ? compactLine(c) : 0, column: column,
             start: Int32(truncatingIfNeeded: start), count: Int32(truncatingIfNeeded: end - start))
     }
 

@@ -326,7 +326,12 @@ struct YAMLTreeBuilder {
         }
         let entry = Int32(truncatingIfNeeded: document.compactEnd.count)
         document.compactEnd.append(UInt32(truncatingIfNeeded: document.text.count))
-        document.compactColumn.append(UInt32(truncatingIfNeeded: column))
+        if column < Int32(UInt16.max) {
+            document.compactColumn.append(UInt16(truncatingIfNeeded: column))
+        } else {
+            document.compactColumn.append(.max)
+            document.compactWideColumns[entry] = column
+        }
         if document.compactLines.last?.line != line { document.compactLines.append((entry, line)) }
         stack[top].count += 1
         stack[top].size += 1
