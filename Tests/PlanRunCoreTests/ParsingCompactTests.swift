@@ -103,4 +103,61 @@ import Testing
         #expect(found.map(\.column) == [column, column + 22])
         #expect(found.first?.message.contains("99999999999999999999") == true)
     }
+
+    @Test func problemsPastColumn65535KeepTheirColumns() {
+        let numbers = (0..<20000).map(String.init).joined(separator: ", ")
+        let found = ParsingSupport.triples(ParsingSupport.problems("""
+            version: 1
+            subtasks:
+              - id: a
+                run: make
+                with: {data: [\(numbers), 99999999999999999999], more: [1, .nan]}
+            """))
+        let column = 19 + numbers.utf8.count + 2
+        #expect(column > 65535)
+        #expect(found.map(\.line) == [5, 5])
+        #expect(found.map(\.column) == [column, column + 33])
+    }
+
+    /// Plain items of a list are kept compactly (no record of their own);
+    /// their problems keep the exact line and column: across lines, after
+    /// multi-byte characters, in block lists, around items that break the
+    /// run, through an alias.
+    @Test func compactListItemsKeepTheirLinesAndColumns() {
+        let found = ParsingSupport.triples(ParsingSupport.problems("""
+            version: 1
+            subtasks:
+              - id: build
+                run: make
+              - id: test
+                run: make test
+                depends_on: [build,
+                  biuld, "build", é, x]
+                with:
+                  a: &list [1, 2,
+                     3, 99999999999999999999]
+                  b:
+                    - 1
+                    - .inf
+                  c: [-.inf, {k: v}, .nan]
+                  d: *list
+                  e: [ 日本, 1, 1e999 ]
+            """))
+        let big = "integer `99999999999999999999` does not fit in 64 bits (-9223372036854775808 to 9223372036854775807)"
+        func notFinite(_ text: String) -> String {
+            "number `\(text)` in `with` is infinite or not a number, which JSON cannot hold"
+        }
+        #expect(found == [
+            Expected(8, 7, "subtask `test` depends on unknown subtask `biuld`; did you mean `build`?"),
+            Expected(8, 14, "subtask `test` lists dependency `build` more than once"),
+            Expected(8, 23, "subtask `test` depends on unknown subtask `é`"),
+            Expected(8, 26, "subtask `test` depends on unknown subtask `x`"),
+            Expected(11, 13, big),
+            Expected(11, 13, big),
+            Expected(14, 11, notFinite(".inf")),
+            Expected(15, 11, notFinite("-.inf")),
+            Expected(15, 26, notFinite(".nan")),
+            Expected(17, 19, notFinite("1e999")),
+        ])
+    }
 }

@@ -27,6 +27,20 @@ package struct YAMLDocument: Sendable {
     }
 
     var records: [Record] = []
+    /// Compact scalars: plain, untagged, unanchored sequence items (the
+    /// bulk of a big flow list) cost 8 bytes each instead of a `Record`.
+    /// Their node index is negative: compact entry `c` is node `-(c + 1)`.
+    /// Entry `c`'s text ends at `compactEnd[c]` and starts where entry
+    /// `c - 1` ends; every run of them starts with a sentinel entry, which
+    /// is no node, for its first item's start.
+    var compactEnd: [UInt32] = []
+    /// A column past `UInt16.max - 1` is `UInt16.max` here and the column
+    /// itself is in `compactWideColumns` (rare: a line of 64 K characters).
+    var compactColumn: [UInt16] = []
+    var compactWideColumns: [Int32: Int32] = [:]
+    /// (first compact entry on a line, that line), in file order: compact
+    /// entries are made in file order, so lines never decrease with `c`.
+    var compactLines: [(entry: Int32, line: Int32)] = []
     /// Sequence items, and mapping keys and values alternating.
     var children: [Int32] = []
     /// The bytes of every scalar, one after the other.
@@ -37,18 +51,40 @@ package struct YAMLDocument: Sendable {
 
     init(file: String) { self.file = file }
 
+    /// The record of node `index`; a compact scalar's is made up, its line
+    /// looked up only when `withLine` (for messages).
+    func record(_ index: Int32, withLine: Bool = false) -> Record {
+        if index >= 0 { return records[Int(index)] }
+        let c = Int(-(index + 1))
+        let end = compactEnd[c], start = compactEnd[c - 1]
+        let column = compactColumn[c] == .max ? compactWideColumns[Int32(c)] ?? 0 : Int32(compactColumn[c])
+        return Record(
+            kind: .scalar, isPlain: true, line: withLine ? compactLine(c) : 0, column: column,
+            start: Int32(truncatingIfNeeded: start), count: Int32(truncatingIfNeeded: end - start))
+    }
+
+    private func compactLine(_ c: Int) -> Int32 {
+        // The last line change at or before `c`.
+        var low = 0, high = compactLines.count
+        while high - low > 1 {
+            let mid = (low + high) / 2
+            if Int(compactLines[mid].entry) <= c { low = mid } else { high = mid }
+        }
+        return compactLines[low].line
+    }
+
     // MARK: Reading nodes
 
     package func location(_ node: YAMLNode) -> SourceLocation {
-        let r = records[Int(node.index)]
+        let r = record(node.index, withLine: true)
         return SourceLocation(file: file, line: Int(r.line), column: Int(r.column))
     }
 
-    package func line(_ node: YAMLNode) -> Int { Int(records[Int(node.index)].line) }
+    package func line(_ node: YAMLNode) -> Int { Int(record(node.index, withLine: true).line) }
 
     /// The scalar at `node`, nil for collections. Makes a String.
     package func scalar(_ node: YAMLNode) -> YAMLScalar? {
-        let r = records[Int(node.index)]
+        let r = record(node.index)
         guard r.kind == .scalar else { return nil }
         return YAMLScalar(text: string(start: Int(r.start), count: Int(r.count)), isPlain: r.isPlain, tag: r.tag)
     }
@@ -57,7 +93,7 @@ package struct YAMLDocument: Sendable {
     /// untagged scalars are resolved from their bytes: a String is made
     /// only for strings and floats.
     package func value(_ node: YAMLNode) -> YAMLScalar.Value? {
-        let r = records[Int(node.index)]
+        let r = record(node.index)
         guard r.kind == .scalar else { return nil }
         guard r.isPlain, r.tag == .none else { return scalar(node)?.value }
         return text.withUnsafeBufferPointer { buffer in
@@ -68,15 +104,16 @@ package struct YAMLDocument: Sendable {
 
     /// The items at `node`, nil unless it is a sequence.
     package func items(_ node: YAMLNode) -> YAMLItems? {
-        let r = records[Int(node.index)]
+        let r = record(node.index)
         guard r.kind == .sequence else { return nil }
-        if r.consecutiveItems { return YAMLItems(first: r.start, count: Int(r.count)) }
+        // A run of compact scalars starts at a negative node and counts down.
+        if r.consecutiveItems { return YAMLItems(first: r.start, step: r.start < 0 ? -1 : 1, count: Int(r.count)) }
         return YAMLItems(children: children[Int(r.start)..<Int(r.start + r.count)])
     }
 
     /// The pairs at `node`, nil unless it is a mapping.
     package func pairs(_ node: YAMLNode) -> YAMLPairs? {
-        let r = records[Int(node.index)]
+        let r = record(node.index)
         guard r.kind == .mapping else { return nil }
         return YAMLPairs(children: children[Int(r.start)..<Int(r.start + 2 * r.count)])
     }
@@ -86,7 +123,7 @@ package struct YAMLDocument: Sendable {
 
     /// How the node reads in a message: "a string", "a list", "null", ...
     package func kindDescription(_ node: YAMLNode) -> String {
-        switch records[Int(node.index)].kind {
+        switch record(node.index).kind {
         case .sequence: "a list"
         case .mapping: "a mapping"
         case .scalar:
@@ -109,7 +146,7 @@ package struct YAMLDocument: Sendable {
     /// The bytes of the scalar at `node`, nil for collections: keys are
     /// compared by these (Strings compare by canonical equivalence).
     func scalarBytes(_ node: Int32) -> [UInt8]? {
-        let r = records[Int(node)]
+        let r = record(node)
         guard r.kind == .scalar else { return nil }
         return Array(text[Int(r.start)..<Int(r.start + r.count)])
     }
@@ -119,7 +156,7 @@ package struct YAMLDocument: Sendable {
     /// String equality says too: no other text is canonically equivalent
     /// to them.
     func scalarBytesEqual(_ node: YAMLNode, _ ascii: StaticString) -> Bool {
-        let r = records[Int(node.index)]
+        let r = record(node.index)
         guard r.kind == .scalar, Int(r.count) == ascii.utf8CodeUnitCount else { return false }
         return text.withUnsafeBufferPointer { buffer in
             buffer[Int(r.start)..<Int(r.start + r.count)].elementsEqual(
@@ -129,7 +166,7 @@ package struct YAMLDocument: Sendable {
 
     /// True when the scalars at `a` and `b` have the same bytes.
     func sameText(_ a: Int32, _ b: Int32) -> Bool {
-        let ra = records[Int(a)], rb = records[Int(b)]
+        let ra = record(a), rb = record(b)
         guard ra.kind == .scalar, rb.kind == .scalar, ra.count == rb.count else { return false }
         return text.withUnsafeBufferPointer { buffer in
             buffer[Int(ra.start)..<Int(ra.start + ra.count)].elementsEqual(buffer[Int(rb.start)..<Int(rb.start + rb.count)])
@@ -148,28 +185,31 @@ package struct YAMLPair: Sendable, Hashable {
     package var value: YAMLNode
 }
 
-/// The items of a sequence, in order: listed in `children`, or the
-/// consecutive nodes from `first`.
+/// The items of a sequence, in order: listed in `children` (`step` 0), or
+/// the nodes `first`, `first + step`, ...
 package struct YAMLItems: RandomAccessCollection, Sendable {
     let children: ArraySlice<Int32>
     let first: Int32
+    let step: Int32
     package let endIndex: Int
     package var startIndex: Int { 0 }
 
     init(children: ArraySlice<Int32>) {
         self.children = children
-        first = -1
+        first = 0
+        step = 0
         endIndex = children.count
     }
 
-    init(first: Int32, count: Int) {
+    init(first: Int32, step: Int32, count: Int) {
         children = []
         self.first = first
+        self.step = step
         endIndex = count
     }
 
     package subscript(i: Int) -> YAMLNode {
-        YAMLNode(index: first >= 0 ? first + Int32(truncatingIfNeeded: i) : children[children.startIndex + i])
+        YAMLNode(index: step != 0 ? first + step * Int32(truncatingIfNeeded: i) : children[children.startIndex + i])
     }
 }
 

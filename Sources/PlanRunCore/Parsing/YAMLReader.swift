@@ -56,9 +56,12 @@ fileprivate struct Frame {
     var column: Int32
     var anchor: [UInt8]?
     var start: Int
-    /// A sequence's items so far are the nodes `first..<first + count`
-    /// (none waits in `pending`); `first` is -1 once they are not.
+    /// While `ranged`, a sequence's items so far are the nodes `first`,
+    /// `first + step`, ... (`count` of them; none waits in `pending`):
+    /// consecutive records (`step` 1) or compact scalars (`step` -1).
+    var ranged = true
     var first: Int32 = 0
+    var step: Int32 = 1
     var count = 0
     /// Nodes in this subtree, aliases counted at their expanded size.
     var size = 1
@@ -115,6 +118,8 @@ struct YAMLTreeBuilder {
         // a huge file asks for no more address space than about 1.5 GB up
         // front.
         document.records.reserveCapacity(min(source.count / 2, 1 << 26) + 16)
+        document.compactEnd.reserveCapacity(min(source.count / 2, 1 << 26) + 16)
+        document.compactColumn.reserveCapacity(min(source.count / 2, 1 << 26) + 16)
         document.children.reserveCapacity(source.count / 10 + 16)
         document.text.reserveCapacity(min(source.count, 1 << 28) + 16)
     }
@@ -185,6 +190,11 @@ struct YAMLTreeBuilder {
                 case let t?: resolvedTag = t
                 }
             }
+            if plain, data.tag == nil, data.anchor == nil, let top = stack.indices.last, !stack[top].isMapping,
+               stack[top].ranged, stack[top].count == 0 || stack[top].step == -1 {
+                addCompact(line: line, column: column, start: start, into: top)
+                return
+            }
             let node = newRecord(YAMLDocument.Record(
                 kind: .scalar, isPlain: plain, tag: resolvedTag, line: line, column: column,
                 start: Int32(truncatingIfNeeded: start), count: Int32(truncatingIfNeeded: data.length)))
@@ -203,7 +213,7 @@ struct YAMLTreeBuilder {
                 start: pending.count))
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
             guard let frame = stack.popLast() else { return }
-            if !frame.isMapping, frame.first >= 0 {
+            if !frame.isMapping, frame.ranged {
                 let node = newRecord(YAMLDocument.Record(
                     kind: .sequence, isPlain: false, consecutiveItems: true, line: frame.line, column: frame.column,
                     start: frame.first, count: Int32(truncatingIfNeeded: frame.count)))
@@ -244,7 +254,7 @@ struct YAMLTreeBuilder {
                 throw stop(.aliasExpansionLimit(limit: aliasBudget), at: event.start_mark)
             }
             // The same content, placed where the alias is used.
-            var record = document.records[Int(anchored)]
+            var record = document.record(anchored)
             record.line = line
             record.column = column
             try add(newRecord(record), size: size, height: height, anchor: nil)
@@ -266,14 +276,15 @@ struct YAMLTreeBuilder {
         let frameStart = stack[top].start
         if !stack[top].isMapping {
             // Consecutive nodes are kept as a range until one is not.
-            if stack[top].first >= 0 {
+            if stack[top].ranged {
                 if stack[top].count == 0 { stack[top].first = node }
-                if node == stack[top].first + Int32(truncatingIfNeeded: stack[top].count) {
+                if stack[top].step == 1, node == stack[top].first + Int32(truncatingIfNeeded: stack[top].count) {
                     stack[top].count += 1
                     return
                 }
-                pending.append(contentsOf: stack[top].first..<stack[top].first + Int32(truncatingIfNeeded: stack[top].count))
-                stack[top].first = -1
+                let (first, step) = (stack[top].first, stack[top].step)
+                for i in 0..<Int32(truncatingIfNeeded: stack[top].count) { pending.append(first + step * i) }
+                stack[top].ranged = false
             }
             pending.append(node)
             return
@@ -284,7 +295,7 @@ struct YAMLTreeBuilder {
             return
         }
         let key = pending[pending.count - 1]
-        guard document.records[Int(key)].kind == .scalar else {
+        guard document.record(key).kind == .scalar else {
             // Complex keys are kept; the plan loader rejects them.
             pending.append(node)
             return
@@ -297,11 +308,33 @@ struct YAMLTreeBuilder {
             pending.removeLast() // drop the repeated key, keep the first pair
             return
         }
-        let keyRecord = document.records[Int(key)]
+        let keyRecord = document.record(key)
         if keyRecord.isPlain, keyRecord.count == 2, document.scalar(YAMLNode(index: key))?.text == "<<" {
             try merge(node, into: top, pairIndex: pairIndex)
         }
         pending.append(node)
+    }
+
+    /// Adds the scalar whose text was just appended from `start` on as a
+    /// compact item of the sequence `stack[top]` (see `YAMLDocument.compactEnd`).
+    mutating func addCompact(line: Int32, column: Int32, start: Int, into top: Int) {
+        if stack[top].count == 0 {
+            document.compactEnd.append(UInt32(truncatingIfNeeded: start))
+            document.compactColumn.append(0)
+            stack[top].first = -Int32(truncatingIfNeeded: document.compactEnd.count) - 1
+            stack[top].step = -1
+        }
+        let entry = Int32(truncatingIfNeeded: document.compactEnd.count)
+        document.compactEnd.append(UInt32(truncatingIfNeeded: document.text.count))
+        if column < Int32(UInt16.max) {
+            document.compactColumn.append(UInt16(truncatingIfNeeded: column))
+        } else {
+            document.compactColumn.append(.max)
+            document.compactWideColumns[entry] = column
+        }
+        if document.compactLines.last?.line != line { document.compactLines.append((entry, line)) }
+        stack[top].count += 1
+        stack[top].size += 1
     }
 
     /// The line of an earlier key with the same bytes in the open mapping.
@@ -318,12 +351,12 @@ struct YAMLTreeBuilder {
                 stack[top].keyLines = lines
             }
             if let line = stack[top].keyLines![text] { return line }
-            stack[top].keyLines![text] = Int(document.records[Int(key)].line)
+            stack[top].keyLines![text] = document.line(YAMLNode(index: key))
             return nil
         }
         for p in 0..<pairs {
             let k = pending[frameStart + 2 * p]
-            if document.sameText(k, key) { return Int(document.records[Int(k)].line) }
+            if document.sameText(k, key) { return document.line(YAMLNode(index: k)) }
         }
         return nil
     }
