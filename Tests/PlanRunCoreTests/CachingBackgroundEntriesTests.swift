@@ -41,6 +41,30 @@ import Testing
         #expect(failures.withLock { $0 }.isEmpty)
     }
 
+    /// A lookup waits only for a queued job that writes its own key: a
+    /// subtask deciding while other entries are written is not held up.
+    @Test func aLookupWaitsOnlyForItsOwnKey() throws {
+        let dir = CachingTempDir()
+        let store = LocalCacheStore(root: dir.url("cache"))
+        let (held, heldResult) = Self.entry(1)
+        let (other, otherResult) = Self.entry(2)
+        try store.putAction(other, otherResult)
+        let release = DispatchSemaphore(value: 0)
+        store.writeInBackground(entry: held) {
+            release.wait()
+            try? store.putAction(held, heldResult)
+        }
+        // The writer is held: this lookup would never return if it waited.
+        #expect(store.action(other) == otherResult)
+        let done = DispatchSemaphore(value: 0)
+        let found = Mutex<ActionResult?>(nil)
+        Thread { found.withLock { $0 = store.action(held) }; done.signal() }.start()
+        #expect(done.wait(timeout: .now() + 0.3) == .timedOut)  // waits for its own key
+        release.signal()
+        done.wait()
+        #expect(found.withLock { $0 } == heldResult)
+    }
+
     /// An output edited after `record` took its snapshot but before the
     /// writer copied it: no entry is written (it would name content the
     /// history does not), and the history keeps the snapshot's digest.

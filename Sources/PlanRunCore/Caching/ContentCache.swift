@@ -268,7 +268,7 @@ package final class ContentCache: BuildCache {
             for entry in outputs { storedFolders.append(entry.kind == .folder ? try storeFolder(entry) : nil) }
             let folders = storedFolders, snapshot = outputs, paths = outputs.map { self.outputs.absolute($0.path) }
             let key = stored.key, components = stored.components
-            store.writeInBackground {
+            store.writeInBackground(entry: key) {
                 do throws(CacheError) {
                     var storedOutputs: [OutputEntry] = []
                     for (i, entry) in snapshot.enumerated() {

@@ -9,10 +9,13 @@ import Synchronization
 /// a record happen off that thread (blobs first, then the entry).
 ///
 /// Invariants:
-/// - Every reader of `ac/` in this store (`lookupAction`, `manifest`)
-///   waits for the queue first (`waitForBackgroundWrites`), so a build
-///   never reads an entry it queued as absent or half written; a manifest
-///   is read and rewritten only after the entry it will lead to is written.
+/// - A reader of `ac/KEY` in this store (`lookupAction`) waits for the
+///   queue first when a queued job writes that key, or a job that named
+///   no key is queued (`waitForBackgroundWrites(entry:)`), so a build never
+///   reads an entry it queued as absent or half written; a lookup of any
+///   other key (a subtask deciding while others' entries are being
+///   written) does not wait. `manifest` always waits: a manifest is read
+///   and rewritten only after the entry it will lead to is written.
 ///   Blobs are read only through an entry that names them, so after it.
 /// - Nothing depends on an entry being written by a given time: a history
 ///   row names its outputs and digests itself, so a build killed with
@@ -27,6 +30,10 @@ import Synchronization
 final class BackgroundEntries: Sendable {
     private struct Queue {
         var jobs: [@Sendable () -> Void] = []
+        /// How many queued or running jobs write each `ac` key.
+        var keys: [String: Int] = [:]
+        /// How many queued or running jobs named no key.
+        var unkeyed = 0
         /// A writer block is scheduled or running; it takes jobs until the
         /// queue is empty, then clears this under the same lock.
         var writing = false
@@ -36,10 +43,18 @@ final class BackgroundEntries: Sendable {
     private let writer = DispatchQueue(label: "planrun.cache-entries")
     private let group = DispatchGroup()
 
-    /// Queues `job`; jobs run one at a time, in the order queued.
-    func add(_ job: @escaping @Sendable () -> Void) {
+    /// Queues `job`, which writes the entry `key` (nil: unknown); jobs run
+    /// one at a time, in the order queued.
+    func add(key: String?, _ job: @escaping @Sendable () -> Void) {
         let start = queue.withLock { q -> Bool in
-            q.jobs.append(job)
+            if let key { q.keys[key, default: 0] += 1 } else { q.unkeyed += 1 }
+            q.jobs.append({ [self] in
+                job()
+                queue.withLock { q in
+                    guard let key else { q.unkeyed -= 1; return }
+                    if let n = q.keys[key], n > 1 { q.keys[key] = n - 1 } else { q.keys[key] = nil }
+                }
+            })
             if q.writing { return false }
             q.writing = true
             return true
@@ -63,17 +78,28 @@ final class BackgroundEntries: Sendable {
         guard queue.withLock({ $0.writing }) else { return }
         group.wait()
     }
+
+    /// `wait()`, when a queued or running job writes `key` or named none.
+    func wait(for key: String) {
+        guard queue.withLock({ $0.unkeyed > 0 || $0.keys[key] != nil }) else { return }
+        group.wait()
+    }
 }
 
 extension LocalCacheStore {
     /// Runs `job` (writes of blobs, then the `ac` entry naming them) on
     /// the background writer (see `BackgroundEntries`).
-    package func writeInBackground(_ job: @escaping @Sendable () -> Void) {
-        background.add(job)
+    package func writeInBackground(entry key: String? = nil, _ job: @escaping @Sendable () -> Void) {
+        background.add(key: key, job)
     }
 
     /// Waits until the jobs queued by `writeInBackground` have run.
     package func waitForBackgroundWrites() {
         background.wait()
+    }
+
+    /// Waits until no queued job writes the entry `key` (see `BackgroundEntries`).
+    package func waitForBackgroundWrites(entry key: String) {
+        background.wait(for: key)
     }
 }

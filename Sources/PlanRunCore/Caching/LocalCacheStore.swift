@@ -106,7 +106,7 @@ package struct LocalCacheStore: Sendable {
     /// format (it records no file modes and no links; see `ActionResult`).
     package func lookupAction(_ key: String) -> ActionLookup {
         guard LocalCacheStore.isDigest(key) else { return .absent }
-        waitForBackgroundWrites()
+        waitForBackgroundWrites(entry: key)
         let bytes: [UInt8]
         switch FileBytes.readRegular(actionPath(key), limit: LocalCacheStore.actionSizeLimit) {
         case .absent: return .absent
