@@ -170,11 +170,10 @@ package enum SubtaskFiles {
 
     /// The id as a path below the run's folder, without making anything.
     package static func relative(_ id: String) -> String {
-        // A plain id (no `:`, `/` or byte `fileName` escapes, not `.` or
-        // `..`) is its own path: no splitting for every attempt.
-        if id != ".", id != "..", !id.isEmpty, !id.utf8.contains(where: { byte in
-            byte == UInt8(ascii: ":") || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "%") || byte < 0x20 || byte == 0x7F
-        }) {
+        // An id with no `:` and no `/` is one namespace component and no
+        // instance key: itself, unless the switch below rewrites it.
+        if id != ".", id != "..", !id.isEmpty,
+           !id.utf8.contains(where: { $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "/") }) {
             return id
         }
         // Namespaces and group ids never hold `:`, so the first one starts
