@@ -61,16 +61,23 @@ package enum MissingInput {
         }
         var found: [Diagnostic] = []
         // Paths already found on disk: inputs that many subtasks share (a
-        // common header) are looked up once.
+        // common header) are looked up once. Only ASCII paths: a Set of
+        // Strings would take a name for another that differs from it only
+        // in Unicode normalization, which a file system does not.
         var existing = Set<String>()
-        for subtask in plan.subtasks {
+        var probe = ExistenceProbe(root: plan.directory)
+        defer { probe.finish() }
+        // Indexes, not `for subtask in`: the loop reads a few fields of each
+        // subtask and must not copy (retain and release) all of them.
+        for s in plan.subtasks.indices {
             // Plain paths are relative and have no `.` or empty segment.
-            for (index, entry) in subtask.inputs.enumerated() where InputGlob.isPlainPath(entry) {
+            for (index, entry) in plan.subtasks[s].inputs.enumerated() where InputGlob.isPlainPath(entry) {
                 if existing.contains(entry) { continue }
-                if FileStat.of(plan.directory + "/" + entry) != nil {
-                    existing.insert(entry)
+                if probe.exists(entry) {
+                    if entry.utf8.allSatisfy({ $0 < 0x80 }) { existing.insert(entry) }
                     continue
                 }
+                let subtask = plan.subtasks[s]
                 if outputSets == nil { outputSets = collectOutputs() }
                 let (outputs, outputFolders) = outputSets!
                 if let normalized = PlanValidator.normalizedRelativePath(entry) {
@@ -88,6 +95,106 @@ package enum MissingInput {
                                    suggestion: suggestion(for: entry, root: plan.directory)),
                     at: index < at.count ? at[index] : subtask.locations.item))
             }
+        }
+        return found
+    }
+}
+
+/// Whether plain plan-relative paths exist (`stat` succeeds, links
+/// followed), for many paths at once. A folder asked about often is read
+/// with `readdir` instead: one `getdents` per few hundred names against a
+/// `stat` (a path walk) per name. A name in the listing whose type is known
+/// and not a link exists; anything else (not listed yet, a link, an
+/// unknown type, a folder that cannot be listed) is decided by `fstatat`
+/// relative to the plan's folder, so the answer is always `stat`'s. Only
+/// ASCII names are compared (Swift compares Strings by canonical
+/// equivalence, a file system by bytes; for ASCII they agree).
+/// Foundation's `FileManager.contentsOfDirectory` reads a whole folder at
+/// once and gives no types, so this calls `readdir` itself.
+private struct ExistenceProbe {
+    /// Lookups in one folder before it is listed, and entries read per
+    /// lookup at most: a folder is read only as far as its lookups pay for
+    /// (a `stat` costs about as much as reading a few dozen entries), so a
+    /// plan naming a few files of a huge folder reads little of it.
+    static let listAfter = 8
+    static let entriesPerLookup = 16
+    /// Folders being listed at once (each holds a descriptor and a buffer).
+    static let maxOpen = 64
+
+    let root: String
+    let rootFD: Int32
+    var listings: [Substring: FolderListing] = [:]
+    var openCount = 0
+
+    init(root: String) {
+        self.root = root
+        rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    }
+
+    mutating func finish() {
+        for listing in listings.values { if let d = listing.directory { closedir(d) } }
+        listings = [:]
+        if rootFD >= 0 { _ = close(rootFD) }
+    }
+
+    /// Whether `path` (plain, relative to the root) exists.
+    mutating func exists(_ path: String) -> Bool {
+        var st = stat()
+        guard rootFD >= 0 else { return stat(root + "/" + path, &st) == 0 }
+        let slash = path.utf8.lastIndex(of: UInt8(ascii: "/"))
+        let folder = slash.map { path[..<$0] } ?? ""
+        let name = slash.map { String(path[path.utf8.index(after: $0)...]) } ?? path
+        if name.utf8.allSatisfy({ $0 < 0x80 }),
+           listings[folder, default: FolderListing()].contains(name, folder: folder, rootFD: rootFD, openCount: &openCount) {
+            return true
+        }
+        return fstatat(rootFD, path, &st, 0) == 0
+    }
+}
+
+/// One folder's part of `ExistenceProbe`: the names read so far whose type
+/// says they exist, and the open listing while there is more to read.
+private struct FolderListing {
+    var directory: OpaquePointer?
+    var names = Set<String>()
+    var lookups = 0
+    var read = 0
+
+    /// Whether `name` is among the names read, reading on as far as the
+    /// lookups allow. false means only "not seen": the caller asks `stat`.
+    mutating func contains(_ name: String, folder: Substring, rootFD: Int32, openCount: inout Int) -> Bool {
+        lookups += 1
+        if names.contains(name) { return true }
+        if lookups == ExistenceProbe.listAfter, openCount < ExistenceProbe.maxOpen {
+            let fd = openat(rootFD, folder.isEmpty ? "." : String(folder), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd >= 0 {
+                if let d = fdopendir(fd) {
+                    directory = d
+                    openCount += 1
+                } else {
+                    _ = close(fd)
+                }
+            }
+        }
+        guard let d = directory else { return false }
+        var found = false
+        while read < lookups * ExistenceProbe.entriesPerLookup {
+            guard let entry = readdir(d) else {
+                closedir(d)
+                directory = nil
+                openCount -= 1
+                break
+            }
+            read += 1
+            let type = Int32(entry.pointee.d_type)
+            if type == Int32(DT_LNK) || type == Int32(DT_UNKNOWN) { continue }
+            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw -> String? in
+                let bytes = raw.prefix { $0 != 0 }
+                return bytes.allSatisfy { $0 < 0x80 } ? String(decoding: bytes, as: UTF8.self) : nil
+            }
+            guard let entryName else { continue }
+            if !found, entryName == name { found = true }
+            names.insert(entryName)
         }
         return found
     }

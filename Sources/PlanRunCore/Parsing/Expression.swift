@@ -1,3 +1,5 @@
+import Foundation
+
 /// A plan variable's value (`vars:`): scalar text, or a list of texts.
 /// Scalars keep their YAML source text (`3.10` stays `3.10`).
 package enum VariableValue: Sendable, Hashable {
@@ -171,7 +173,21 @@ enum ExpressionPart: Hashable {
 enum Expression {
     /// Whether `text` may hold an expression or an escape: it contains `${{`.
     static func mayContain(_ text: String) -> Bool {
-        mayContain(text.utf8)
+        text.utf8.withContiguousStorageIfAvailable { mayContain(bytes: $0) } ?? mayContain(text.utf8)
+    }
+
+    /// `mayContain` on contiguous bytes: `memchr` finds each `$` (every
+    /// plan text goes through here; most have none).
+    static func mayContain(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        var i = 0
+        while i + 2 < bytes.count {
+            guard let found = memchr(base + i, Int32(UInt8(ascii: "$")), bytes.count - 2 - i) else { return false }
+            let j = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+            if bytes[j + 1] == UInt8(ascii: "{"), bytes[j + 2] == UInt8(ascii: "{") { return true }
+            i = j + 1
+        }
+        return false
     }
 
     static func mayContain<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {

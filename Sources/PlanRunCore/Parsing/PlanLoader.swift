@@ -139,24 +139,46 @@ package enum PlanLoader {
         let fd = open(path, O_RDONLY)
         if fd < 0 { return .failure(.unreadable(path: path, reason: String(cString: strerror(errno)))) }
         defer { close(fd) }
+        // Read straight into the array's storage, sized by `stat` (one
+        // spare byte shows whether the file has grown since); a file that
+        // has grown is read on in chunks.
+        var capacity = Int(max(0, info.st_size)) + 1
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(Int(max(0, info.st_size)))
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return .failure(.unreadable(path: path, reason: String(cString: strerror(errno))))
+            var failure: Int32 = 0
+            var ended = false
+            bytes.reserveCapacity(capacity)
+            let start = bytes.count
+            bytes.append(contentsOf: repeatElement(0, count: capacity - start))
+            let filled = bytes.withUnsafeMutableBytes { buffer -> Int in
+                var at = start
+                while at < buffer.count {
+                    let n = read(fd, buffer.baseAddress! + at, buffer.count - at)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        failure = errno
+                        break
+                    }
+                    if n == 0 {
+                        ended = true
+                        break
+                    }
+                    at += n
+                }
+                return at
             }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
+            if failure != 0 { return .failure(.unreadable(path: path, reason: String(cString: strerror(failure)))) }
+            bytes.removeSubrange(filled...)
+            if ended { return .success(bytes) }
+            capacity = bytes.count + (1 << 16)
         }
-        return .success(bytes)
     }
 
     /// nil when `bytes` is valid UTF-8; else the offset of the first bad byte.
     static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
-        if String(validating: bytes, as: UTF8.self) != nil { return nil }
+        // `UTF8Span` validates in place; `String(validating:)` would copy
+        // the whole file into a String only to drop it.
+        if (try? UTF8Span(validating: bytes.span)) != nil { return nil }
         // Slow path, only for invalid files: find where decoding fails.
         var iterator = bytes.makeIterator()
         var decoder = Unicode.UTF8()

@@ -32,39 +32,44 @@ enum PlanValidator {
         var outputOwners: [String: Int] = [:]
         outputOwners.reserveCapacity(plan.subtasks.count)
         let agentKinds = plan.agents.mapValues(\.kind)
-        for i in plan.subtasks.indices {
-            let subtask = plan.subtasks[i]
-            let at = subtask.locations
+        // Fields are read in place (`subtasks[i].id`): binding a whole
+        // `Subtask` would copy (retain and release) every field of every
+        // subtask.
+        let subtasks = plan.subtasks
+        for i in subtasks.indices {
             // Ids: unique. `plan.index` holds the first subtask of each id.
-            if let first = plan.index[subtask.id], first != i {
+            if let first = plan.index[subtasks[i].id], first != i {
                 let firstLine = plan.subtasks[first].locations.id?.line ?? plan.subtasks[first].locations.item.line
-                collector.error(.duplicateID(id: subtask.id, firstLine: firstLine), at: at.id ?? at.item)
+                collector.error(
+                    .duplicateID(id: subtasks[i].id, firstLine: firstLine),
+                    at: subtasks[i].locations.id ?? subtasks[i].locations.item)
             }
             // Agent and `run`.
-            if let kind = agentKinds[subtask.agent] {
-                if kind == .shell, subtask.run == nil {
-                    collector.error(.missingRun(subtask: subtask.id), at: at.item)
+            if let kind = agentKinds[subtasks[i].agent] {
+                if kind == .shell, subtasks[i].run == nil {
+                    collector.error(.missingRun(subtask: subtasks[i].id), at: subtasks[i].locations.item)
                 }
-            } else if let location = at.agent {
+            } else if let location = subtasks[i].locations.agent {
                 collector.error(
-                    .unknownAgent(name: subtask.agent, suggestion: agentSuggestions.closest(to: subtask.agent)),
+                    .unknownAgent(name: subtasks[i].agent, suggestion: agentSuggestions.closest(to: subtasks[i].agent)),
                     at: location)
             }
             // An implicit agent is `shell` (always defined) or `defaults.agent`
             // (reported above, once).
 
             // Dependencies.
-            let deps = subtask.dependsOn
+            let deps = subtasks[i].dependsOn
             // Short lists (the usual case) are checked without allocating.
             var seen: Set<String>? = deps.count > 8 ? Set(minimumCapacity: deps.count) : nil
             for (k, dep) in deps.enumerated() {
-                let location = k < at.dependsOn.count ? at.dependsOn[k] : at.item
+                let location = k < subtasks[i].locations.dependsOn.count
+                    ? subtasks[i].locations.dependsOn[k] : subtasks[i].locations.item
                 let repeated: Bool
                 if seen != nil { repeated = !seen!.insert(dep).inserted } else { repeated = deps[..<k].contains(dep) }
-                if dep == subtask.id {
+                if dep == subtasks[i].id {
                     collector.error(.selfDependency(id: dep), at: location)
                 } else if repeated {
-                    collector.error(.duplicateDependency(subtask: subtask.id, dependency: dep), at: location)
+                    collector.error(.duplicateDependency(subtask: subtasks[i].id, dependency: dep), at: location)
                 } else if let j = plan.index[dep] {
                     if j >= i { mayHaveCycle = true }
                 } else if !external.contains(dep) {
@@ -74,7 +79,7 @@ enum PlanValidator {
                     }
                     var diagnostic = Diagnostic(
                         .unknownDependency(
-                            subtask: subtask.id, dependency: dep, suggestion: idSuggestions!.closest(to: dep)),
+                            subtask: subtasks[i].id, dependency: dep, suggestion: idSuggestions!.closest(to: dep)),
                         at: location)
                     if let namespace {
                         diagnostic.notes.append(
@@ -86,17 +91,18 @@ enum PlanValidator {
 
             // Inputs: none in the state folder. Patterns that leave the
             // plan's folder are the glob's business.
-            for (k, input) in subtask.inputs.enumerated() {
+            for (k, input) in subtasks[i].inputs.enumerated() {
                 let pattern = input.hasPrefix("-") ? String(input.dropFirst()) : input
                 if let normalized = normalizedRelativePath(pattern), isInStateFolder(normalized) {
                     collector.error(
-                        .insideStateFolder(key: "inputs", path: pattern), at: k < at.inputs.count ? at.inputs[k] : at.item)
+                        .insideStateFolder(key: "inputs", path: pattern),
+                        at: k < subtasks[i].locations.inputs.count ? subtasks[i].locations.inputs[k] : subtasks[i].locations.item)
                 }
             }
 
             // The depfile: where an output could be (planrun reads it).
-            if let depfile = subtask.depfile {
-                let location = at.depfile ?? at.item
+            if let depfile = subtasks[i].depfile {
+                let location = subtasks[i].locations.depfile ?? subtasks[i].locations.item
                 if let normalized = normalizedRelativePath(depfile), !normalized.isEmpty {
                     if isInStateFolder(normalized) {
                         collector.error(.insideStateFolder(key: "depfile", path: depfile), at: location)
@@ -108,8 +114,9 @@ enum PlanValidator {
             }
 
             // Outputs.
-            for (k, output) in subtask.outputs.enumerated() {
-                let location = k < at.outputs.count ? at.outputs[k] : at.item
+            for (k, output) in subtasks[i].outputs.enumerated() {
+                let location = k < subtasks[i].locations.outputs.count
+                    ? subtasks[i].locations.outputs[k] : subtasks[i].locations.item
                 guard let normalized = normalizedRelativePath(output) else {
                     collector.error(.outputEscapes(path: output), at: location)
                     continue
@@ -126,7 +133,7 @@ enum PlanValidator {
                 }
                 if let first = outputOwners[normalized] {
                     collector.error(
-                        .duplicateOutput(path: output, first: plan.subtasks[first].id, second: subtask.id), at: location)
+                        .duplicateOutput(path: output, first: plan.subtasks[first].id, second: subtasks[i].id), at: location)
                 } else {
                     outputOwners[normalized] = i
                 }
