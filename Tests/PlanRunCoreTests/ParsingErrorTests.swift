@@ -312,6 +312,34 @@ let planErrorCases: [PlanErrorCase] = [
             run: make
             outputs: [./build//app.db]
         """, [Expected(8, 15, "output `./build//app.db` of subtask `b` is already declared by subtask `a`")]),
+    PlanErrorCase("same output three times: each repeat names the first", """
+        version: 1
+        subtasks:
+          - id: a
+            run: make
+            outputs: [build/app.db]
+          - id: b
+            run: make
+            outputs: [build/app.db]
+          - id: c
+            run: make
+            outputs: [build/./app.db]
+        """, [
+            Expected(8, 15, "output `build/app.db` of subtask `b` is already declared by subtask `a`"),
+            Expected(11, 15, "output `build/./app.db` of subtask `c` is already declared by subtask `a`"),
+        ]),
+    PlanErrorCase("inputs in the state folder, however written", """
+        version: 1
+        subtasks:
+          - id: a
+            run: make
+            inputs: [.planrun, "-.planrun/x", a/../.planrun/y, a/.planrun, .planrunx/y, ./.planrun/, src/x.c]
+        """, [
+            Expected(5, 14, "input `.planrun` is inside the state folder `.planrun`, which belongs to planrun; use a path outside it"),
+            Expected(5, 24, "input `.planrun/x` is inside the state folder `.planrun`, which belongs to planrun; use a path outside it"),
+            Expected(5, 39, "input `a/../.planrun/y` is inside the state folder `.planrun`, which belongs to planrun; use a path outside it"),
+            Expected(5, 81, "input `./.planrun/` is inside the state folder `.planrun`, which belongs to planrun; use a path outside it"),
+        ]),
     PlanErrorCase("three-subtask cycle", """
         version: 1
         subtasks:

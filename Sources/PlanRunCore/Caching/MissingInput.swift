@@ -60,11 +60,6 @@ package enum MissingInput {
             return (outputs, outputFolders)
         }
         var found: [Diagnostic] = []
-        // Paths already found on disk: inputs that many subtasks share (a
-        // common header) are looked up once. Only ASCII paths: a Set of
-        // Strings would take a name for another that differs from it only
-        // in Unicode normalization, which a file system does not.
-        var existing = Set<String>()
         var probe = ExistenceProbe(root: plan.directory)
         defer { probe.finish() }
         // Indexes, not `for subtask in`: the loop reads a few fields of each
@@ -72,11 +67,7 @@ package enum MissingInput {
         for s in plan.subtasks.indices {
             // Plain paths are relative and have no `.` or empty segment.
             for (index, entry) in plan.subtasks[s].inputs.enumerated() where InputGlob.isPlainPath(entry) {
-                if existing.contains(entry) { continue }
-                if probe.exists(entry) {
-                    if entry.utf8.allSatisfy({ $0 < 0x80 }) { existing.insert(entry) }
-                    continue
-                }
+                if probe.exists(entry) { continue }
                 let subtask = plan.subtasks[s]
                 if outputSets == nil { outputSets = collectOutputs() }
                 let (outputs, outputFolders) = outputSets!
@@ -106,9 +97,11 @@ package enum MissingInput {
 /// `stat` (a path walk) per name. A name in the listing whose type is known
 /// and not a link exists; anything else (not listed yet, a link, an
 /// unknown type, a folder that cannot be listed) is decided by `fstatat`
-/// relative to the plan's folder, so the answer is always `stat`'s. Only
-/// ASCII names are compared (Swift compares Strings by canonical
-/// equivalence, a file system by bytes; for ASCII they agree).
+/// relative to the plan's folder, so the answer is always `stat`'s; a name
+/// `stat` finds joins its folder's names, so that inputs many subtasks
+/// share (a common header) are looked up once. Only ASCII names are kept
+/// and compared (Swift compares Strings by canonical equivalence, a file
+/// system by bytes; for ASCII they agree).
 /// Foundation's `FileManager.contentsOfDirectory` reads a whole folder at
 /// once and gives no types, so this calls `readdir` itself.
 private struct ExistenceProbe {
@@ -144,11 +137,13 @@ private struct ExistenceProbe {
         let slash = path.utf8.lastIndex(of: UInt8(ascii: "/"))
         let folder = slash.map { path[..<$0] } ?? ""
         let name = slash.map { String(path[path.utf8.index(after: $0)...]) } ?? path
-        if name.utf8.allSatisfy({ $0 < 0x80 }),
-           listings[folder, default: FolderListing()].contains(name, folder: folder, rootFD: rootFD, openCount: &openCount) {
+        guard name.utf8.allSatisfy({ $0 < 0x80 }) else { return fstatat(rootFD, path, &st, 0) == 0 }
+        if listings[folder, default: FolderListing()].contains(name, folder: folder, rootFD: rootFD, openCount: &openCount) {
             return true
         }
-        return fstatat(rootFD, path, &st, 0) == 0
+        guard fstatat(rootFD, path, &st, 0) == 0 else { return false }
+        listings[folder]?.names.insert(name)
+        return true
     }
 }
 

@@ -285,7 +285,9 @@ package struct Plan: Sendable {
         self.subtasks = subtasks
         var index: [String: Int] = [:]
         index.reserveCapacity(subtasks.count)
-        for (i, s) in subtasks.enumerated() where index[s.id] == nil { index[s.id] = i }
+        // Last to first, so that the first subtask of an id is the one kept:
+        // one hash per subtask, and no copy of a whole `Subtask`.
+        for i in subtasks.indices.reversed() { index[subtasks[i].id] = i }
         self.index = index
     }
 

@@ -36,9 +36,12 @@ enum PlanValidator {
         // `Subtask` would copy (retain and release) every field of every
         // subtask.
         let subtasks = plan.subtasks
+        // `plan.index` holds the first subtask of each id: as many entries
+        // as subtasks means no id is repeated.
+        let idsRepeat = plan.index.count != subtasks.count
         for i in subtasks.indices {
-            // Ids: unique. `plan.index` holds the first subtask of each id.
-            if let first = plan.index[subtasks[i].id], first != i {
+            // Ids: unique.
+            if idsRepeat, let first = plan.index[subtasks[i].id], first != i {
                 let firstLine = plan.subtasks[first].locations.id?.line ?? plan.subtasks[first].locations.item.line
                 collector.error(
                     .duplicateID(id: subtasks[i].id, firstLine: firstLine),
@@ -93,7 +96,7 @@ enum PlanValidator {
             // plan's folder are the glob's business.
             for (k, input) in subtasks[i].inputs.enumerated() {
                 let pattern = input.hasPrefix("-") ? String(input.dropFirst()) : input
-                if let normalized = normalizedRelativePath(pattern), isInStateFolder(normalized) {
+                if mayNameStateFolder(pattern), let normalized = normalizedRelativePath(pattern), isInStateFolder(normalized) {
                     collector.error(
                         .insideStateFolder(key: "inputs", path: pattern),
                         at: k < subtasks[i].locations.inputs.count ? subtasks[i].locations.inputs[k] : subtasks[i].locations.item)
@@ -131,11 +134,12 @@ enum PlanValidator {
                     collector.error(.insideStateFolder(key: "outputs", path: output), at: location)
                     continue
                 }
-                if let first = outputOwners[normalized] {
+                // One hash when the output is new (the usual case); the first
+                // owner is put back when it is not.
+                if let first = outputOwners.updateValue(i, forKey: normalized) {
+                    outputOwners[normalized] = first
                     collector.error(
                         .duplicateOutput(path: output, first: plan.subtasks[first].id, second: subtasks[i].id), at: location)
-                } else {
-                    outputOwners[normalized] = i
                 }
             }
         }
@@ -164,6 +168,21 @@ enum PlanValidator {
     /// would make the key depend on planrun's own writes.
     static func isInStateFolder(_ normalized: String) -> Bool {
         normalized == ".planrun" || normalized.hasPrefix(".planrun/")
+    }
+
+    /// false when `path` cannot name the state folder or a path in it
+    /// once normalized: normalizing drops and joins segments but never
+    /// makes a new one, so such a path has a segment `.planrun`. Most
+    /// inputs are rejected by this scan, with no normalization.
+    static func mayNameStateFolder(_ path: String) -> Bool {
+        let utf8 = path.utf8
+        var start = utf8.startIndex
+        while true {
+            let end = utf8[start...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
+            if utf8[start..<end].elementsEqual(".planrun".utf8) { return true }
+            if end == utf8.endIndex { return false }
+            start = utf8.index(after: end)
+        }
     }
 
     /// `[A-Za-z0-9_.-]+`
