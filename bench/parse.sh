@@ -29,6 +29,11 @@
 #   RUNS=5                   rounds
 #   BIG_MB=50                size of the flow-list plan
 #   FLOW=numbers             its list: `numbers` or `digits` (see 2.)
+#   PLANRUN_BEFORE=path/to/planrun  another build, measured in the same rounds
+#                            (its validate and plan json right after PLANRUN's);
+#                            adds its ratios to the scan and after/before
+#   ONLY_10K=1               only part 1 (while iterating; the default run is
+#                            complete)
 # Needs: cc, libyaml-dev, python3, /usr/bin/time (Debian package `time`).
 # Everything generated goes to bench/out/parse/ (ignored by git).
 set -eu
@@ -42,9 +47,10 @@ mkdir -p "$out"
 
 cc -O2 -Wall "$root/bench/yamlscan.c" -lyaml -o "$out/yamlscan"
 
-PYTHONPATH="$root/bench" python3 - "$out" "$planrun" "${RUNS:-5}" "${BIG_MB:-50}" "${FLOW:-numbers}" <<'PY'
+PYTHONPATH="$root/bench" python3 - "$out" "$planrun" "${RUNS:-5}" "${BIG_MB:-50}" "${FLOW:-numbers}" "${PLANRUN_BEFORE:-}" "${ONLY_10K:-}" <<'PY'
 import os, random, statistics, subprocess, sys, time
 out, planrun, runs, big_mb, shape = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+before, only_small = sys.argv[6], sys.argv[7] == "1"
 scan = os.path.join(out, "yamlscan")
 
 def write_plan(folder, count, sources):
@@ -116,19 +122,25 @@ def measure(argv):
 small = os.path.join(out, "plan-10k")
 write_plan(small, 10000, True)
 small_plan = os.path.join(small, "plan.yaml")
-big_plan = write_flow_list_plan(os.path.join(out, "flow-list"), big_mb, shape)
+big_plan = None if only_small else write_flow_list_plan(os.path.join(out, "flow-list"), big_mb, shape)
 mb = lambda p: os.path.getsize(p) / 1e6
 print(f"planrun: {planrun}")
+if before:
+    print(f"planrun (before): {before}")
 print(f"10,000 subtasks: {small_plan} ({mb(small_plan):.1f} MB)")
-print(f"flow list ({shape}): {big_plan} ({mb(big_plan):.1f} MB)")
+if big_plan:
+    print(f"flow list ({shape}): {big_plan} ({mb(big_plan):.1f} MB)")
 
 cases = [
     ("10k: scan", [scan, small_plan]),
     ("10k: validate", [planrun, "validate", small_plan]),
     ("10k: plan --format json", [planrun, "plan", "--format", "json", small_plan]),
-    ("flow list: scan", [scan, big_plan]),
-    ("flow list: validate", [planrun, "validate", big_plan]),
 ]
+if before:
+    cases[2:2] = [("10k: validate (before)", [before, "validate", small_plan])]
+    cases += [("10k: plan json (before)", [before, "plan", "--format", "json", small_plan])]
+if big_plan:
+    cases += [("flow list: scan", [scan, big_plan]), ("flow list: validate", [planrun, "validate", big_plan])]
 results = {name: [] for name, _ in cases}
 for r in range(runs):
     row = {}
@@ -136,11 +148,16 @@ for r in range(runs):
         row[name] = measure(argv)
         results[name].append(row[name])
     s, v, p = row["10k: scan"], row["10k: validate"], row["10k: plan --format json"]
-    fs, fv = row["flow list: scan"], row["flow list: validate"]
-    print(f"round {r + 1}: 10k: scan {s[0]*1000:.0f} ms, validate {v[0]*1000:.0f} ms = {v[0]/s[0]:.2f}x (target <= 2x), "
-          f"plan json {p[0]*1000:.0f} ms = {p[0]/s[0]:.2f}x; "
-          f"flow list: scan {fs[0]:.2f} s {fs[1]:.0f} MB, validate {fv[0]:.2f} s {fv[1]:.0f} MB = {fv[0]/fs[0]:.2f}x "
-          f"(targets <= 2x, <= 300 MB)", flush=True)
+    line = (f"round {r + 1}: 10k: scan {s[0]*1000:.0f} ms, validate {v[0]*1000:.0f} ms = {v[0]/s[0]:.2f}x (target <= 2x), "
+            f"plan json {p[0]*1000:.0f} ms = {p[0]/s[0]:.2f}x")
+    if before:
+        bv, bp = row["10k: validate (before)"], row["10k: plan json (before)"]
+        line += (f"; before: validate {bv[0]*1000:.0f} ms = {bv[0]/s[0]:.2f}x, plan json {bp[0]*1000:.0f} ms = {bp[0]/s[0]:.2f}x")
+    if big_plan:
+        fs, fv = row["flow list: scan"], row["flow list: validate"]
+        line += (f"; flow list: scan {fs[0]:.2f} s {fs[1]:.0f} MB, validate {fv[0]:.2f} s {fv[1]:.0f} MB = {fv[0]/fs[0]:.2f}x "
+                 f"(targets <= 2x, <= 300 MB)")
+    print(line, flush=True)
 
 def ratios(a, b):
     rs = [x[0] / y[0] for x, y in zip(results[a], results[b])]
@@ -152,6 +169,12 @@ for name, _ in cases:
     print(f"  {name:26} {best[name]*1000:8.0f} ms {peak[name]:7.0f} MB")
 print(f"  10k validate / scan:          best {best['10k: validate']/best['10k: scan']:.2f}x, {ratios('10k: validate', '10k: scan')} (target <= 2x)")
 print(f"  10k plan --format json / scan: best {best['10k: plan --format json']/best['10k: scan']:.2f}x, {ratios('10k: plan --format json', '10k: scan')}")
+if before:
+    print(f"  10k validate (before) / scan: best {best['10k: validate (before)']/best['10k: scan']:.2f}x, {ratios('10k: validate (before)', '10k: scan')}")
+    print(f"  10k plan json (before) / scan: best {best['10k: plan json (before)']/best['10k: scan']:.2f}x, {ratios('10k: plan json (before)', '10k: scan')}")
+    print(f"  10k validate after / before:  {ratios('10k: validate', '10k: validate (before)')}")
+if not big_plan:
+    sys.exit(0)
 fv = peak["flow list: validate"]
 print(f"  flow list validate / scan:    best {best['flow list: validate']/best['flow list: scan']:.2f}x, {ratios('flow list: validate', 'flow list: scan')} (target <= 2x)")
 print(f"  flow list validate peak memory: {fv:.0f} MB, {'within' if fv <= 300 else 'OVER'} the 300 MB target")
