@@ -56,6 +56,27 @@ import Testing
         #expect(expected.contains("src/dangling.c") && !expected.contains("src/link.c"))
     }
 
+    @Test func aFolderLookedUpOftenIsListedNotStatted() throws {
+        // The shape of a generated plan: each file of a big folder, with a
+        // shared header of the same folder between them (so that the header,
+        // found early, is what the lookups that would start the listing ask).
+        let dir = CachingTempDir()
+        try FileManager.default.createDirectory(atPath: dir.url("src"), withIntermediateDirectories: true)
+        let files = (0..<1000).map { String(format: "src/m%04d.c", $0) }
+        for file in files + ["src/common.h"] { Self.create(file, in: dir.path) }
+        var probe = ExistenceProbe(root: dir.path)
+        defer { probe.finish() }
+        var found = 0
+        for file in files {
+            if probe.exists(file) { found += 1 }
+            if probe.exists("src/common.h") { found += 1 }
+        }
+        let none = probe.exists("src/none.c")
+        #expect(found == 2000 && !none)
+        // 2,001 lookups; without the listing each distinct name costs a stat.
+        #expect(probe.stats < 200, "stat calls: \(probe.stats)")
+    }
+
     @Test func anUnreadableFolderIsStatted() throws {
         // A folder that may be searched but not read: `stat` of its files
         // works, `readdir` does not. Root ignores modes, so the check that

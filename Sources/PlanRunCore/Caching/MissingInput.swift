@@ -104,7 +104,7 @@ package enum MissingInput {
 /// system by bytes; for ASCII they agree).
 /// Foundation's `FileManager.contentsOfDirectory` reads a whole folder at
 /// once and gives no types, so this calls `readdir` itself.
-private struct ExistenceProbe {
+struct ExistenceProbe {
     /// Lookups in one folder before it is listed, and entries read per
     /// lookup at most: a folder is read only as far as its lookups pay for
     /// (a `stat` costs about as much as reading a few dozen entries), so a
@@ -118,6 +118,8 @@ private struct ExistenceProbe {
     let rootFD: Int32
     var listings: [Substring: FolderListing] = [:]
     var openCount = 0
+    /// `stat` calls made (tests check that listing saves them).
+    private(set) var stats = 0
 
     init(root: String) {
         self.root = root
@@ -132,35 +134,39 @@ private struct ExistenceProbe {
 
     /// Whether `path` (plain, relative to the root) exists.
     mutating func exists(_ path: String) -> Bool {
-        var st = stat()
-        guard rootFD >= 0 else { return stat(root + "/" + path, &st) == 0 }
         let slash = path.utf8.lastIndex(of: UInt8(ascii: "/"))
         let folder = slash.map { path[..<$0] } ?? ""
         let name = slash.map { String(path[path.utf8.index(after: $0)...]) } ?? path
-        guard name.utf8.allSatisfy({ $0 < 0x80 }) else { return fstatat(rootFD, path, &st, 0) == 0 }
-        if listings[folder, default: FolderListing()].contains(name, folder: folder, rootFD: rootFD, openCount: &openCount) {
+        let listable = rootFD >= 0 && name.utf8.allSatisfy { $0 < 0x80 }
+        if listable,
+           listings[folder, default: FolderListing()].contains(name, folder: folder, rootFD: rootFD, openCount: &openCount) {
             return true
         }
+        stats += 1
+        var st = stat()
+        guard rootFD >= 0 else { return stat(root + "/" + path, &st) == 0 }
         guard fstatat(rootFD, path, &st, 0) == 0 else { return false }
-        listings[folder]?.names.insert(name)
+        if listable { listings[folder]?.names.insert(name) }
         return true
     }
 }
 
 /// One folder's part of `ExistenceProbe`: the names read so far whose type
 /// says they exist, and the open listing while there is more to read.
-private struct FolderListing {
+struct FolderListing {
     var directory: OpaquePointer?
     var names = Set<String>()
     var lookups = 0
     var read = 0
+    /// Whether opening the folder was tried (once).
+    var opened = false
 
     /// Whether `name` is among the names read, reading on as far as the
     /// lookups allow. false means only "not seen": the caller asks `stat`.
     mutating func contains(_ name: String, folder: Substring, rootFD: Int32, openCount: inout Int) -> Bool {
         lookups += 1
-        if names.contains(name) { return true }
-        if lookups == ExistenceProbe.listAfter, openCount < ExistenceProbe.maxOpen {
+        if !opened, lookups >= ExistenceProbe.listAfter, openCount < ExistenceProbe.maxOpen {
+            opened = true
             let fd = openat(rootFD, folder.isEmpty ? "." : String(folder), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if fd >= 0 {
                 if let d = fdopendir(fd) {
@@ -171,6 +177,7 @@ private struct FolderListing {
                 }
             }
         }
+        if names.contains(name) { return true }
         guard let d = directory else { return false }
         var found = false
         while read < lookups * ExistenceProbe.entriesPerLookup {
