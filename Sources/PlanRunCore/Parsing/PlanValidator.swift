@@ -175,14 +175,28 @@ enum PlanValidator {
     /// makes a new one, so such a path has a segment `.planrun`. Most
     /// inputs are rejected by this scan, with no normalization.
     static func mayNameStateFolder(_ path: String) -> Bool {
-        let utf8 = path.utf8
-        var start = utf8.startIndex
-        while true {
-            let end = utf8[start...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
-            if utf8[start..<end].elementsEqual(".planrun".utf8) { return true }
-            if end == utf8.endIndex { return false }
-            start = utf8.index(after: end)
+        path.utf8.withContiguousStorageIfAvailable(hasStateFolderSegment) ?? hasStateFolderSegment(Array(path.utf8))
+    }
+
+    private static let stateFolderName: [UInt8] = Array(".planrun".utf8)
+
+    private static func hasStateFolderSegment(_ bytes: some RandomAccessCollection<UInt8>) -> Bool {
+        let name = stateFolderName
+        var length = 0, matching = true
+        for byte in bytes {
+            if byte == UInt8(ascii: "/") {
+                if matching, length == name.count { return true }
+                length = 0
+                matching = true
+                continue
+            }
+            if matching, length < name.count, byte == name[length] {
+                length += 1
+            } else {
+                matching = false
+            }
         }
+        return matching && length == name.count
     }
 
     /// `[A-Za-z0-9_.-]+`
