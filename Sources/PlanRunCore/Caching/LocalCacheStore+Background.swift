@@ -42,8 +42,9 @@ final class BackgroundEntries: Sendable {
 
     private let queue = Mutex(Queue())
     /// `.background`: on Linux, Dispatch runs a queue's jobs on threads
-    /// whose nice value follows its QoS (background +10, utility +2,
-    /// default 0, userInitiated -2). The loop's thread (nice 0) notices
+    /// whose nice value follows its QoS (background 10, utility 2,
+    /// default 0, userInitiated -2; a process that may not lower its nice
+    /// value keeps its own where that is higher). The loop's thread (nice 0) notices
     /// exits and spawns the next subtasks while the children use the
     /// cores, so the writer takes the time a core would sit idle instead
     /// of delaying a spawn; `finish` waits for it all the same.

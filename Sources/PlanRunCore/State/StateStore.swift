@@ -70,7 +70,7 @@ package final class StateStore: Sendable {
     /// (`flushInBackground`, `DatabaseSubtaskHistory.commitQueued`).
     /// GRDB's default, `.userInitiated`, runs them on Linux at nice -2,
     /// above the executor loop's thread (nice 0), so a commit could delay
-    /// the next spawn; `.utility` is nice +2. Not `.background` (+10):
+    /// the next spawn; `.utility` is nice 2. Not `.background` (10):
     /// `status` reads these commits while the build runs, and on a busy
     /// machine they would wait for every other process.
     static let writerQoS = DispatchQoS.utility
