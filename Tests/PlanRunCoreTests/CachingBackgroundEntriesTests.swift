@@ -91,6 +91,25 @@ import Testing
         #expect(try await f.build("copy", outputs: ["out.txt": "v1"]).0 == .outputsMissing)
     }
 
+    #if os(Linux)
+    /// The writer runs below the priority of the thread that queued the
+    /// job (the loop's, which spawns the next subtasks): Dispatch gives a
+    /// `.background` queue's threads nice 10 (or leaves a higher one it
+    /// cannot lower), and the caller's own is left as it was.
+    @Test func theWriterRunsBelowTheCallersPriority() throws {
+        let dir = CachingTempDir()
+        let store = LocalCacheStore(root: dir.url("cache"))
+        let which = __priority_which_t(PRIO_PROCESS.rawValue)
+        let caller = getpriority(which, 0)
+        let seen = Mutex<Int32?>(nil)
+        store.writeInBackground { seen.withLock { $0 = getpriority(which, 0) } }
+        store.waitForBackgroundWrites()
+        let writer = try #require(seen.withLock { $0 })
+        #expect(writer >= 10)
+        #expect(getpriority(which, 0) == caller)
+    }
+    #endif
+
     @Test func aFailedBackgroundWriteIsReportedOnce() throws {
         let dir = CachingTempDir()
         dir.write("cache/ac", "a file where the folder should be")

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 @testable import PlanRunCore
 
@@ -142,6 +143,34 @@ import Testing
         #expect(throws: (any Error).self) { try behind.flush() }
         try behind.flush()  // reported once
     }
+
+    #if os(Linux)
+    /// Background commits (`flushInBackground`) run below the priority of
+    /// the executor loop's thread (nice 0): a trigger on the rows they
+    /// insert reads the committing thread's nice value, 2 for `.utility`
+    /// (or a higher one Dispatch cannot lower); GRDB's default would be -2.
+    @Test func backgroundCommitsRunBelowTheCallersPriority() throws {
+        let store = try StateStore(directory: dir)
+        let which = __priority_which_t(PRIO_PROCESS.rawValue)
+        let seen = Mutex<[Int32]>([])
+        let probe = DatabaseFunction("nice_probe", argumentCount: 0, pure: false) { _ in
+            seen.withLock { $0.append(getpriority(which, 0)) }
+            return nil
+        }
+        try store.database.writeWithoutTransaction { db in
+            db.add(function: probe)
+            try db.execute(sql: "CREATE TEMP TRIGGER probe AFTER INSERT ON run_attempts BEGIN SELECT nice_probe(); END")
+        }
+        try store.beginRun(id: "r", plan: "p", planFile: "plan.yaml", pid: getpid(), startedAt: Date(), subtasks: [("a", 0, "shell")])
+        store.deferWrites()
+        try store.attemptStarted(runID: "r", subtask: "a", attempt: 1, at: Date(), reason: nil)
+        store.flushInBackground()
+        try store.flush()
+        let committed = seen.withLock { $0 }
+        #expect(committed.count == 1)
+        #expect(committed.allSatisfy { $0 >= 2 })
+    }
+    #endif
 
     /// Finishes attempt `attempt` of `subtask` in run `run`.
     private func finish(_ store: StateStore, run: String, _ subtask: String, attempt: Int = 1, status: String,

@@ -6,7 +6,8 @@ import Synchronization
 /// the queue in order, a batch at a time. Creating files is the costliest
 /// step of recording a subtask on ext4, and the loop's thread also
 /// notices exits and spawns the next subtasks, so the store's writes for
-/// a record happen off that thread (blobs first, then the entry).
+/// a record happen off that thread (blobs first, then the entry), at a
+/// lower priority than it (`writerQoS`).
 ///
 /// Invariants:
 /// - A reader of `ac/KEY` in this store (`lookupAction`) waits for the
@@ -40,7 +41,15 @@ final class BackgroundEntries: Sendable {
     }
 
     private let queue = Mutex(Queue())
-    private let writer = DispatchQueue(label: "planrun.cache-entries")
+    /// `.background`: on Linux, Dispatch runs a queue's jobs on threads
+    /// whose nice value follows its QoS (background 10, utility 2,
+    /// default 0, userInitiated -2; a process that may not lower its nice
+    /// value keeps its own where that is higher). The loop's thread (nice 0) notices
+    /// exits and spawns the next subtasks while the children use the
+    /// cores, so the writer takes the time a core would sit idle instead
+    /// of delaying a spawn; `finish` waits for it all the same.
+    static let writerQoS = DispatchQoS.background
+    private let writer = DispatchQueue(label: "planrun.cache-entries", qos: BackgroundEntries.writerQoS)
     private let group = DispatchGroup()
 
     /// Queues `job`, which writes the entry `key` (nil: unknown); jobs run

@@ -53,6 +53,7 @@ package final class StateStore: Sendable {
         var config = Configuration()
         config.journalMode = .wal
         config.busyMode = .timeout(10)
+        config.qos = Self.writerQoS
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             // Takes effect only on a new, empty database (before the
@@ -64,6 +65,15 @@ package final class StateStore: Sendable {
         try Self.verify(database, path: path)
         try Self.migrator.migrate(database)
     }
+
+    /// The QoS of the database's queue, which runs the background commits
+    /// (`flushInBackground`, `DatabaseSubtaskHistory.commitQueued`).
+    /// GRDB's default, `.userInitiated`, runs them on Linux at nice -2,
+    /// above the executor loop's thread (nice 0), so a commit could delay
+    /// the next spawn; `.utility` is nice 2. Not `.background` (10):
+    /// `status` reads these commits while the build runs, and on a busy
+    /// machine they would wait for every other process.
+    static let writerQoS = DispatchQoS.utility
 
     /// Opens an existing database read-only; nil when there is none.
     /// Creates and changes no file (see `openReadOnly`).
