@@ -12,8 +12,9 @@
 #     identical outputs (checked).
 # Prints the best-of-RUNS wall time of each, the ratio of the bests and the
 # median of the per-round ratios (target: fresh <= 3x the --json no-op),
-# the CPU time (user + system) of the best runs and the HTTP requests a
-# fresh build makes.
+# the CPU time (user + system) of the best runs, the median CPU per
+# subtask (user and system apart) and the HTTP requests a fresh build
+# makes.
 #
 # Usage: bench/remote-cache.sh
 #   PLANRUN=path  binary to measure (default: .build/release/planrun, built
@@ -74,7 +75,13 @@ try:
         with open(os.path.join(source, "in", f"{i}.txt"), "w") as f:
             f.write(f"input {i}\n")
 
-    cpu = {}
+    cpu, split = {}, {}
+    def per_subtask(times):
+        # Median user and system CPU of these runs, in microseconds per
+        # subtask: steadier than wall time on a shared machine, where
+        # other processes' file creation and deletion stall ext4.
+        users = sorted(split[t][0] for t in times); systems = sorted(split[t][1] for t in times)
+        return f"median cpu per subtask {users[len(users) // 2] / count * 1e6:.0f} us user + {systems[len(systems) // 2] / count * 1e6:.0f} us system"
     def build(folder, *extra, binary=planrun):
         was = os.times()
         start = time.perf_counter()
@@ -83,6 +90,7 @@ try:
         elapsed = time.perf_counter() - start
         now = os.times()
         cpu[elapsed] = (now.children_user - was.children_user) + (now.children_system - was.children_system)
+        split[elapsed] = (now.children_user - was.children_user, now.children_system - was.children_system)
         if p.returncode != 0:
             sys.exit(f"planrun failed ({p.returncode}): {p.stderr.decode()[-2000:]}")
         if b"warning" in p.stderr:
@@ -137,12 +145,14 @@ try:
     print(f"  fresh copy against the warm remote       {min(fresh):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in fresh)}; cpu of the best {cpu[min(fresh)]:.3f} s; {'/'.join(map(str, sorted(requests)))} requests each)")
     print(f"ratio fresh-from-remote / local no-op      {min(fresh) / min(noop):.1f}x   (every subtask checked; per round: median {rounds[len(rounds) // 2]:.1f}x, {' '.join(f'{x:.1f}' for x in rounds)})   target <= 3x")
     print(f"ratio fresh-from-remote / stamp no-op      {min(fresh) / min(stamp):.1f}x")
+    print(f"  --json no-op: {per_subtask(noop)};  fresh copy: {per_subtask(fresh)}")
     if before:
         rounds_before = sorted(f / n for f, n in zip(fresh_before, noop_before))
         print(f"PLANRUN_BEFORE {before}, same rounds:")
         print(f"  local no-op rebuild (--json: every subtask checked) {min(noop_before):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in noop_before)}; cpu of the best {cpu[min(noop_before)]:.3f} s)")
         print(f"  fresh copy against the warm remote       {min(fresh_before):8.3f} s   (runs: {' '.join(f'{t:.3f}' for t in fresh_before)}; cpu of the best {cpu[min(fresh_before)]:.3f} s)")
         print(f"  ratio fresh-from-remote / local no-op    {min(fresh_before) / min(noop_before):.1f}x   (per round: median {rounds_before[len(rounds_before) // 2]:.1f}x, {' '.join(f'{x:.1f}' for x in rounds_before)})")
+        print(f"  --json no-op: {per_subtask(noop_before)};  fresh copy: {per_subtask(fresh_before)}")
     for r in range(runs):  # removed at the end: mass deletion makes ext4 slow to create files for a while
         shutil.rmtree(os.path.join(out, f"clone-{r}"))
         if before:

@@ -303,9 +303,18 @@ package struct LocalCacheStore: Sendable {
 
     /// `DESTINATION.planrun-tmp-PID-N`: where a restore writes before
     /// renaming into place.
+    /// N counts up from a random start, once per process: unique within
+    /// the process without a `getpid` and a `getrandom` per file, and as
+    /// unlikely as a random N to meet what an earlier process of the same
+    /// PID left (such a file is never overwritten: it is created
+    /// `O_EXCL`).
     static func temporaryName(besides destination: String) -> String {
-        destination + temporaryMarker + "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let n = temporaryCounter.add(1, ordering: .relaxed).newValue
+        return destination + temporaryMarker + temporaryPrefix + String(n)
     }
+
+    private static let temporaryPrefix = "\(getpid())-"
+    private static let temporaryCounter = Atomic<UInt64>(UInt64(UInt32.random(in: 0...UInt32.max)))
 
     static let temporaryMarker = ".planrun-tmp-"
 

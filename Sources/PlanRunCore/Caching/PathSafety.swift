@@ -21,10 +21,13 @@ package enum PathSafety {
 
     /// The absolute destination of plan-relative `path`, after creating its
     /// parent folders. Throws `pathEscapes` when the path is unsafe or a
-    /// parent is (or links to) something outside `root`.
-    package static func prepareDestination(_ path: String, root: String) throws(CacheError) -> String {
+    /// parent is (or links to) something outside `root`. `realRoot` is
+    /// `realPath(root)` when the caller already has it (resolved once per
+    /// build: the plan's folder itself is the user's, what is below it is
+    /// checked here every time).
+    package static func prepareDestination(_ path: String, root: String, realRoot known: String? = nil) throws(CacheError) -> String {
         guard isSafeRelative(path) else { throw .pathEscapes(path: path) }
-        guard let realRoot = realPath(root) else { throw .missingFile(path: root) }
+        guard let realRoot = known ?? realPath(root) else { throw .missingFile(path: root) }
         let parts = normalized(path).split(separator: "/").map(String.init)
         var current = realRoot
         for part in parts.dropLast() {

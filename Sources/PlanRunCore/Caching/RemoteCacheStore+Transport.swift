@@ -119,6 +119,10 @@ extension RemoteCacheStore {
                   description: String, deadline: ContinuousClock.Instant) async -> Answer {
         let timedOut = Answer.fatal("\(description) timed out after \(Self.seconds(requestTimeout))")
         guard deadline > ContinuousClock.now else { return timedOut }
+        if let memory = sink as? MemorySink {
+            return await exchangeOnTheLoop(method, url: url, body: body, sink: memory, description: description,
+                                           deadline: deadline)
+        }
         // An unstructured task, so that the watch can cancel it alone; the
         // caller's cancellation is passed on to it.
         let transfer = Task {
@@ -133,11 +137,6 @@ extension RemoteCacheStore {
         deadlines.remove(watched)
         if case .status = answer { return answer }
         return expiry.fired.load(ordering: .acquiring) ? timedOut : answer
-    }
-
-    /// Whether `DeadlineWatch` ended an exchange.
-    private final class Expiry: Sendable {
-        let fired = Atomic<Bool>(false)
     }
 
     static func seconds(_ t: TimeInterval) -> String {
@@ -158,26 +157,17 @@ extension RemoteCacheStore {
             do {
                 let response = try await HTTPClients.remoteCache.execute(request, deadline: HTTPClients.deadline(deadline))
                 let status = Int(response.status.code)
-                if [301, 302, 303, 307, 308].contains(status), let location = response.headers.first(name: "location") {
+                switch after(status: status, location: response.headers.first(name: "location"), of: target,
+                             redirects: &redirects, description: description, sink: sink) {
+                case .follow(let next):
                     try await Self.drain(response.body)
-                    let next = URL(string: location, relativeTo: URL(string: target))?.absoluteURL
-                    guard let next, Origin(next) == origin else {
-                        return .refused("\(description) was redirected to `\(next?.absoluteString ?? location)`, another host, port or scheme")
-                    }
-                    redirects += 1
-                    guard redirects <= Self.redirectLimit else {
-                        return .refused("\(description) was redirected more than \(Self.redirectLimit) times")
-                    }
-                    target = next.absoluteString
+                    target = next
                     continue
-                }
-                if (500..<600).contains(status) {
+                case .answer(let answer):
                     try await Self.drain(response.body)
-                    return .transient("\(description) answered HTTP \(status)")
-                }
-                guard status == 200 else {
-                    try await Self.drain(response.body)
-                    return .status(status, sink)
+                    return answer
+                case .body:
+                    break
                 }
                 let tooLarge = Answer.refused("the answer to \(description) is larger than \(sink.limit) bytes")
                 if let length = response.headers.first(name: "content-length").flatMap(Int.init), length > sink.limit {
@@ -198,6 +188,36 @@ extension RemoteCacheStore {
                 return .transient("\(description): \(Self.describe(error))")
             }
         }
+    }
+
+    /// What an answer's status means, before its body.
+    enum AfterHead {
+        /// A redirect kept on the origin: ask this URL.
+        case follow(String)
+        /// Not a 200: this answer (the body is dropped).
+        case answer(Answer)
+        /// A 200: the body goes to the sink.
+        case body
+    }
+
+    /// A redirect is followed only to the same origin and at most
+    /// `redirectLimit` times (counted in `redirects`); a 5xx is worth
+    /// another try; any other status but 200 is the answer as it is.
+    func after(status: Int, location: String?, of target: String, redirects: inout Int, description: String,
+               sink: any ResponseSink) -> AfterHead {
+        if [301, 302, 303, 307, 308].contains(status), let location {
+            let next = URL(string: location, relativeTo: URL(string: target))?.absoluteURL
+            guard let next, Origin(next) == origin else {
+                return .answer(.refused("\(description) was redirected to `\(next?.absoluteString ?? location)`, another host, port or scheme"))
+            }
+            redirects += 1
+            guard redirects <= Self.redirectLimit else {
+                return .answer(.refused("\(description) was redirected more than \(Self.redirectLimit) times"))
+            }
+            return .follow(next.absoluteString)
+        }
+        if (500..<600).contains(status) { return .answer(.transient("\(description) answered HTTP \(status)")) }
+        return status == 200 ? .body : .answer(.status(status, sink))
     }
 
     /// Reads and drops the body of an answer planrun does not keep (an

@@ -268,7 +268,7 @@ extension RemoteCacheStore {
     /// output paths relative without `..`, and exactly the subtask's
     /// declared outputs.
     package static func validateAction(_ bytes: [UInt8], for subtask: Subtask) -> Result<ActionResult, Refusal> {
-        guard let action = try? JSONDecoder().decode(ActionResult.self, from: Data(bytes)),
+        guard let action = ActionResult.decode(bytes),
               action.format == ActionResult.currentFormat, action.exitStatus == 0
         else { return .failure(.malformed) }
         guard action.isWellFormed, LocalCacheStore.isDigest(action.resultDigest),

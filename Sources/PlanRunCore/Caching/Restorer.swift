@@ -15,12 +15,16 @@ package struct Restorer: RestoreSource {
     package let outputs: OutputReader
     package let readOnly: Bool
     package let warnings: CacheWarnings
+    /// `outputs.root` with its links resolved, once (nil if it cannot be:
+    /// each restore then tries and fails with the reason).
+    private let realRoot: String?
 
     package init(store: LocalCacheStore, outputs: OutputReader, readOnly: Bool, warnings: CacheWarnings) {
         self.store = store
         self.outputs = outputs
         self.readOnly = readOnly
         self.warnings = warnings
+        realRoot = PathSafety.realPath(outputs.root)
     }
 
     /// The local store's checked entry for `key`.
@@ -94,7 +98,7 @@ package struct Restorer: RestoreSource {
         _ entry: OutputEntry, manifest: FolderManifest?, linkTarget: [UInt8]? = nil,
         put: (_ digest: String, _ destination: String, _ mode: mode_t) throws(CacheError) -> Bool
     ) throws(CacheError) -> Bool {
-        let destination = try PathSafety.prepareDestination(entry.path, root: outputs.root)
+        let destination = try PathSafety.prepareDestination(entry.path, root: outputs.root, realRoot: realRoot)
         let existing = FileStat.of(destination, followSymlinks: false)
         switch entry.kind {
         case .file:
@@ -118,7 +122,8 @@ package struct Restorer: RestoreSource {
                 return false
             }
             for file in manifest.files {
-                let target = try PathSafety.prepareDestination(entry.path + "/" + file.path, root: outputs.root)
+                let target = try PathSafety.prepareDestination(entry.path + "/" + file.path, root: outputs.root,
+                                                               realRoot: realRoot)
                 try store.noteTemporaries(besides: target)
                 if let link = file.link {
                     try LocalCacheStore.replaceWithLink(target, target: link)
