@@ -115,7 +115,7 @@ package struct LocalCacheStore: Sendable {
         }
         // A manifest of discovered inputs is another kind of entry, not a corrupt one.
         if DiscoveredManifest.isManifest(bytes) { return .absent }
-        guard let result = try? JSONDecoder().decode(ActionResult.self, from: Data(bytes)) else {
+        guard let result = ActionResult.decode(bytes) else {
             remove(actionPath(key))
             return .absent
         }
