@@ -29,6 +29,9 @@
 #   PLANRUN=path  binary to measure (default: .build/release/planrun, built
 #                 if missing; see common.sh)
 #   RUNS=30       rounds
+#   PLANRUN_BEFORE=path  another build (e.g. the main branch's), on its own
+#                 copy of the project in the same rounds: adds "before" and
+#                 "before-full" lines and their ratios to make
 # Needs: python3, make, cc. Files go to bench/out/noop-startup/.
 set -eu
 . "$(dirname "$0")/common.sh"
@@ -36,10 +39,10 @@ need make "apt-get install -y make"
 need cc "apt-get install -y gcc"
 fresh_out noop-startup
 
-PYTHONPATH="$root/bench" python3 - "$planrun" "$out" "${RUNS:-30}" <<'PY'
+PYTHONPATH="$root/bench" python3 - "$planrun" "$out" "${RUNS:-30}" "${PLANRUN_BEFORE:-}" <<'PY'
 import json, os, statistics, subprocess, sys, time
 from benchlib import timed, timed_cpu
-planrun, out, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+planrun, out, runs, before = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 jobs = str(os.cpu_count() or 2)
 modules = 34
 
@@ -112,6 +115,12 @@ with open(os.path.join(d, "Makefile"), "w") as f:
 tools["make"] = (d, ["make", "-j", jobs])
 tools["planrun-version"] = (out, [planrun, "--version"])
 tools["planrun-full"] = (tools["planrun"][0], tools["planrun"][1] + ["--json"])
+if before:
+    d = os.path.join(out, "before"); setup(d)
+    with open(os.path.join(d, "plan.yaml"), "w") as f:
+        f.write(PLAN)
+    tools["before"] = (d, [before, "build", "plan.yaml"])
+    tools["before-full"] = (d, [before, "build", "plan.yaml", "--json"])
 
 def run(name):
     folder, argv = tools[name]
@@ -121,7 +130,7 @@ def measure(name):
     folder, argv = tools[name]
     return timed_cpu(argv, folder, name)
 
-full = {name: run(name) for name in ("planrun", "make")}
+full = {name: run(name) for name in ("planrun", "make") + (("before",) if before else ())}
 for name in ("planrun", "make"):
     app = os.path.join(tools[name][0], "build", "app")
     got = subprocess.run([app, "abc"], capture_output=True, text=True).stdout.strip()
@@ -169,5 +178,8 @@ def ratios(name, note):
 ratios("planrun", "(target <= 3x)")
 ratios("planrun-version", "(the floor: start-up alone)")
 ratios("planrun-full", "(no stamp: every subtask checked)")
+if before:
+    ratios("before", "(PLANRUN_BEFORE, same rounds)")
+    ratios("before-full", "(PLANRUN_BEFORE, no stamp)")
 print(f"after changing {probe}: planrun and make each reran main.c, mod7.c and the link")
 PY

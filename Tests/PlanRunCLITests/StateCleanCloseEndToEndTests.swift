@@ -24,6 +24,9 @@ import Testing
         #expect(try PlanRunBinary.run(["build", "a"], in: project).status == 0)
         #expect(FileManager.default.fileExists(atPath: database + StateStore.cleanCloseSuffix))
         #expect(StateStore.isUnchangedSinceCleanClose(database))
+        // The log is kept, empty (every frame is in the main file).
+        let log = try FileManager.default.attributesOfItem(atPath: database + "-wal")
+        #expect(log[.size] as? Int == 0)
         #expect(try PlanRunBinary.run(["status"], in: project).status == 0)
         #expect(StateStore.isUnchangedSinceCleanClose(database))
 
@@ -37,6 +40,11 @@ import Testing
         kill(build.pid, SIGKILL)
         _ = try? await build.wait()
         #expect(!StateStore.isUnchangedSinceCleanClose(database))
+        // The killed run's rows are read from the log it left.
+        let killed = try PlanRunBinary.run(["status"], in: project)
+        #expect(killed.status == 0)
+        #expect(killed.stdout.contains("interrupted"))
+        #expect(killed.stdout.contains("0/1 succeeded"))
         #expect(try PlanRunBinary.run(["build", "a"], in: project).status == 0)
         #expect(StateStore.isUnchangedSinceCleanClose(database))
     }

@@ -36,7 +36,7 @@ import Testing
     @Test func aDatabaseClosedInOrderIsTrustedUntilItChanges() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try makeClosedDatabase()
-        #expect(!FileManager.default.fileExists(atPath: path + "-wal"))
+        #expect(Self.size(path + "-wal") == 0)
         #expect(!StateStore.isUnchangedSinceCleanClose(path))
         StateStore.recordCleanClose(path)
         #expect(StateStore.isUnchangedSinceCleanClose(path))
@@ -46,6 +46,45 @@ import Testing
         #expect(!StateStore.isUnchangedSinceCleanClose(path))
         #expect(throws: StateDamage.self) { _ = try StateStore(directory: dir) }
         #expect(throws: StateDamage.self) { _ = try StateStore(readingDirectory: dir) }
+    }
+
+    static func size(_ path: String) -> Int? {
+        (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int
+    }
+
+    /// The writer's clean close keeps `-wal` (truncated to zero bytes, every
+    /// frame checkpointed into the main file) and `-shm` rather than
+    /// deleting them; the record is then written and the next writer and
+    /// readers (immutable, ignoring both files) read every row.
+    @Test func aCleanCloseKeepsAnEmptyLogAndEveryRowIsInTheMainFile() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try makeClosedDatabase()
+        #expect(Self.size(path + "-wal") == 0)
+        #expect(FileManager.default.fileExists(atPath: path + "-shm"))
+        StateStore.recordCleanClose(path)
+        #expect(StateStore.isUnchangedSinceCleanClose(path))
+
+        // Only the main file, as a copy would hold it: every row is there.
+        let alone = dir + "/alone"
+        try FileManager.default.createDirectory(atPath: alone, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: path, toPath: alone + "/state.db")
+        let count = "SELECT count(*) FROM run_rows"
+        let copied = try #require(try StateStore(readingDirectory: alone))
+        #expect(try copied.database.read { try Int.fetchOne($0, sql: count) } == 400)
+        let reader = try #require(try StateStore(readingDirectory: dir))
+        #expect(try reader.database.read { try Int.fetchOne($0, sql: count) } == 400)
+        #expect(StateStore.isUnchangedSinceCleanClose(path))
+
+        // A second writer reuses the files and closes them the same way.
+        do {
+            let store = try StateStore(directory: dir)
+            try store.finishRun(id: "r1", status: "failed", reason: "again", at: Date())
+            #expect(Self.size(path + "-wal")! > 0)
+        }
+        #expect(Self.size(path + "-wal") == 0)
+        let again = try #require(try StateStore(readingDirectory: dir))
+        #expect(try again.database.read { try Int.fetchOne($0, sql: count) } == 400)
+        #expect(try again.database.read { try String.fetchOne($0, sql: "SELECT status FROM runs") } == "failed")
     }
 
     /// A log with frames (a killed writer) or a record that does not name

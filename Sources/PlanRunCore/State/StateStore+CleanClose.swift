@@ -3,6 +3,12 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import GRDB
+#if canImport(GRDBSQLite)
+import GRDBSQLite
+#elseif canImport(SQLite3)
+import SQLite3
+#endif
 import Synchronization
 
 /// When `verify` may skip SQLite's `quick_check`, which reads every page of
@@ -147,5 +153,31 @@ extension StateStore {
         }
         close(fd)
         if !later { unlink(recordPath) }
+    }
+}
+
+extension StateStore {
+    /// The largest size, in bytes, a write-ahead log is cut back to when it
+    /// restarts (SQLite's `journal_size_limit`).
+    static let logSizeLimit = 4 << 20
+
+    /// Makes the writer's clean close keep `-wal` and `-shm` instead of
+    /// deleting them (SQLite's persistent-WAL mode): the close still
+    /// checkpoints every frame into the main file and syncs it, then, since
+    /// `journal_size_limit` is set, truncates the log to zero bytes. So the
+    /// closed database reads as before (no log with frames: `hasNoLog`,
+    /// `isUnchangedSinceCleanClose`, `openReadOnly` opening it immutable),
+    /// and the next build reuses both files instead of creating them again.
+    /// A kill or a power cut before the truncation leaves frames already
+    /// in the synced main file, which the next open replays harmlessly.
+    static func keepLogAtClose(_ db: Database) throws {
+        try db.execute(sql: "PRAGMA journal_size_limit = \(logSizeLimit)")
+        var persist: CInt = 1
+        let code = withUnsafeMutablePointer(to: &persist) {
+            sqlite3_file_control(db.sqliteConnection, nil, SQLITE_FCNTL_PERSIST_WAL, $0)
+        }
+        guard code == SQLITE_OK else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: "cannot keep the write-ahead log")
+        }
     }
 }

@@ -60,6 +60,7 @@ package final class StateStore: Sendable {
             // migrator creates the tables); an older one is converted once
             // by `giveBackSpace`.
             try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+            try Self.keepLogAtClose(db)
         }
         database = try DatabaseQueue(path: path, configuration: config)
         try Self.verify(database, path: path)
@@ -88,8 +89,11 @@ package final class StateStore: Sendable {
     ///
     /// SQLite creates `-wal` and `-shm` files even for a read-only
     /// connection to a WAL database. When no build holds the lock and there
-    /// is no `-wal` file (the database was closed cleanly), nothing can
-    /// change it, so it is opened `immutable` and no file is created. While
+    /// is no `-wal` file with frames (the database was closed cleanly: the
+    /// writer leaves an empty one, `keepLogAtClose`), nothing can change
+    /// it and every commit is in the main file, so it is opened
+    /// `immutable` (SQLite then reads neither `-wal` nor `-shm`) and no
+    /// file is created or changed. While
     /// a build runs those files exist already, and a normal read-only
     /// connection sees its latest commits.
     package static func openReadOnly(directory: String, requiredTable: String) throws -> DatabaseQueue? {
@@ -104,7 +108,7 @@ package final class StateStore: Sendable {
         var config = Configuration()
         config.readonly = true
         config.busyMode = .timeout(10)
-        let quiet = !FileManager.default.fileExists(atPath: path + "-wal") && BuildLock.holder(directory: directory) == nil
+        let quiet = hasNoLog(path) && BuildLock.holder(directory: directory) == nil
         let database: DatabaseQueue
         if quiet, let escaped = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) {
             database = try DatabaseQueue(path: "file:" + escaped + "?immutable=1", configuration: config)
