@@ -38,7 +38,7 @@ private struct FixedShapeReader {
     init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
     mutating func actionResult() -> ActionResult? {
-        guard take("{\"components\":"), let components = stringMap(),
+        guard take("{\"components\":"), let components = map({ $0.string() }),
               take(",\"exit_status\":"), let exitStatus = integer(),
               take(",\"format\":"), let format = integer(),
               take(",\"outputs\":["), let outputs = outputList(),
@@ -52,8 +52,8 @@ private struct FixedShapeReader {
         guard take(",\"result_digest\":"), let resultDigest = string() else { return nil }
         var sizes: [String: Int]?
         if take(",\"sizes\":") {
-            guard let map = integerMap() else { return nil }
-            sizes = map
+            guard let named = map({ $0.integer() }) else { return nil }
+            sizes = named
         }
         guard take("}"), at == bytes.count else { return nil }
         var action = ActionResult(resultDigest: resultDigest, resultBlob: resultBlob, outputs: outputs, components: components)
@@ -97,27 +97,15 @@ private struct FixedShapeReader {
         return output
     }
 
-    /// `{}` or `{"k":"v",…}`; nil on a repeated key (left to `JSONDecoder`).
-    private mutating func stringMap() -> [String: String]? {
+    /// `{}` or `{"k":VALUE,…}` with each VALUE read by `value`; nil on a
+    /// repeated key (left to `JSONDecoder`).
+    private mutating func map<Value>(_ value: (inout FixedShapeReader) -> Value?) -> [String: Value]? {
         guard take("{") else { return nil }
-        var map: [String: String] = [:]
+        var map: [String: Value] = [:]
         if take("}") { return map }
         repeat {
-            guard let key = string(), take(":"), let value = string(),
-                  map.updateValue(value, forKey: key) == nil
-            else { return nil }
-        } while take(",")
-        return take("}") ? map : nil
-    }
-
-    /// `{}` or `{"k":1,…}`; nil on a repeated key.
-    private mutating func integerMap() -> [String: Int]? {
-        guard take("{") else { return nil }
-        var map: [String: Int] = [:]
-        if take("}") { return map }
-        repeat {
-            guard let key = string(), take(":"), let value = integer(),
-                  map.updateValue(value, forKey: key) == nil
+            guard let key = string(), take(":"), let item = value(&self),
+                  map.updateValue(item, forKey: key) == nil
             else { return nil }
         } while take(",")
         return take("}") ? map : nil
