@@ -34,23 +34,18 @@ extension RemoteCacheStore {
             let collector = Collector(sink: sink)
             // No client deadline: the watch below ends the whole exchange, body included.
             let task = HTTPClients.remoteCache.execute(request: request, delegate: collector, deadline: nil)
-            let expiry = Expiry()
-            let watched = deadlines.add(deadline) {
-                expiry.fired.store(true, ordering: .releasing)
-                task.cancel()
+            let (outcome, expired) = await watching(deadline, cancel: { task.cancel() }) { () async -> Result<Collector.Head, any Error> in
+                do {
+                    return .success(try await withTaskCancellationHandler { try await task.futureResult.get() } onCancel: { task.cancel() })
+                } catch {
+                    return .failure(error)
+                }
             }
-            let outcome: Result<Collector.Head, any Error>
-            do {
-                outcome = .success(try await withTaskCancellationHandler { try await task.futureResult.get() } onCancel: { task.cancel() })
-            } catch {
-                outcome = .failure(error)
-            }
-            deadlines.remove(watched)
             let head: Collector.Head
             switch outcome {
             case .success(let complete):
                 head = complete
-            case .failure where expiry.fired.load(ordering: .acquiring):
+            case .failure where expired:
                 return timedOut
             case .failure where Task.isCancelled:
                 return .fatal("\(description) was cancelled")
@@ -70,11 +65,6 @@ extension RemoteCacheStore {
             case .body: return .status(200, sink)
             }
         }
-    }
-
-    /// Whether `DeadlineWatch` ended an exchange.
-    final class Expiry: Sendable {
-        let fired = Atomic<Bool>(false)
     }
 
     /// Takes an answer on its event loop: a 200's body into the sink (up to

@@ -128,15 +128,25 @@ extension RemoteCacheStore {
         let transfer = Task {
             await self.transfer(method, url: url, body: body, sink: sink, description: description, deadline: deadline)
         }
-        let expiry = Expiry()
-        let watched = deadlines.add(deadline) {
-            expiry.fired.store(true, ordering: .releasing)
-            transfer.cancel()
+        let (answer, expired) = await watching(deadline, cancel: { transfer.cancel() }) {
+            await withTaskCancellationHandler { await transfer.value } onCancel: { transfer.cancel() }
         }
-        let answer = await withTaskCancellationHandler { await transfer.value } onCancel: { transfer.cancel() }
-        deadlines.remove(watched)
         if case .status = answer { return answer }
-        return expiry.fired.load(ordering: .acquiring) ? timedOut : answer
+        return expired ? timedOut : answer
+    }
+
+    /// `body`'s value, and whether `deadline` passed while it ran:
+    /// `deadlines` calls `cancel` then, which must make `body` return.
+    func watching<Value>(_ deadline: ContinuousClock.Instant, cancel: @escaping @Sendable () -> Void,
+                         _ body: () async -> Value) async -> (Value, expired: Bool) {
+        let expired = Atomic<Bool>(false)
+        let watched = deadlines.add(deadline) {
+            expired.store(true, ordering: .releasing)
+            cancel()
+        }
+        let value = await body()
+        deadlines.remove(watched)
+        return (value, expired.load(ordering: .acquiring))
     }
 
     static func seconds(_ t: TimeInterval) -> String {
