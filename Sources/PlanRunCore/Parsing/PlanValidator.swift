@@ -162,12 +162,15 @@ enum PlanValidator {
         }
     }
 
+    /// The state folder's name in the plan's folder.
+    static let stateFolder = ".planrun"
+
     /// Whether a normalized plan-relative path is the state folder
     /// `.planrun` or inside it. State is never an output or an input:
     /// outputs are removed and replaced by restores and `clean`, and inputs
     /// would make the key depend on planrun's own writes.
     static func isInStateFolder(_ normalized: String) -> Bool {
-        normalized == ".planrun" || normalized.hasPrefix(".planrun/")
+        normalized == stateFolder || normalized.hasPrefix(stateFolder + "/")
     }
 
     /// false when `path` cannot name the state folder or a path in it
@@ -178,7 +181,7 @@ enum PlanValidator {
         path.utf8.withContiguousStorageIfAvailable(hasStateFolderSegment) ?? hasStateFolderSegment(Array(path.utf8))
     }
 
-    private static let stateFolderName: [UInt8] = Array(".planrun".utf8)
+    private static let stateFolderName: [UInt8] = Array(stateFolder.utf8)
 
     private static func hasStateFolderSegment(_ bytes: some RandomAccessCollection<UInt8>) -> Bool {
         let name = stateFolderName
